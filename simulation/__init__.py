@@ -1,0 +1,38 @@
+"""distsim: an agent-based simulator of distribution strategies.
+
+The whole public API::
+
+    scenario = simulation.load_scenario("scenarios/default.toml")
+    ds = simulation.run(scenario, agents=100_000, days=365, seed=1)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from simulation.scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
+
+
+def run(scenario: Scenario, *, agents: int | None = None, days: int | None = None,
+        seed: int | None = None, backend: str = "numba", threads: int | None = None,
+        progress=None):
+    """Simulate ``scenario`` and return the result dataset (see shared/MODEL.md).
+
+    ``agents``, ``days`` and ``seed`` override the scenario's ``[simulation]`` table;
+    ``threads`` caps the numba threads for this run (the result does not depend on it);
+    ``progress(day, days)`` is called after each day.
+    """
+    from simulation.model import MarketModel, set_threads
+
+    if backend != "numba":
+        raise ValueError(f"unknown backend {backend!r} (available: numba)")
+    previous = set_threads(threads)
+    try:
+        model = MarketModel(scenario, agents=agents, days=days, seed=seed)
+        model.run_model(progress)
+        return model.results(backend)
+    finally:
+        set_threads(previous)
+
+
+__all__ = ["Scenario", "ScenarioError", "load_scenario", "run", "__version__"]

@@ -1,0 +1,48 @@
+"""Writing results: NetCDF (and later Parquet) files written atomically.
+
+A result file is written under a temporary name in the destination directory,
+flushed, then renamed onto its final name: a crash leaves the old file or none,
+never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import xarray as xr
+
+ENGINE = "h5netcdf"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = ""):
+    """Yield a temporary path beside ``path``; on success it replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` to ``path`` atomically (h5netcdf engine)."""
+    with atomic_path(path, ".nc") as tmp:
+        ds.to_netcdf(tmp, engine=ENGINE)
+    return Path(path)
+
+
+def read_netcdf(path: str | Path) -> xr.Dataset:
+    """Load a result fully into memory (so the file can be overwritten afterwards)."""
+    with xr.open_dataset(path, engine=ENGINE) as ds:
+        return ds.load()

@@ -1,0 +1,189 @@
+"""MarketModel: the Mesa shell that owns the seed and the day loop.
+
+The channels, word of mouth and the firm are Mesa agents (few, readable); the
+millions of customers are one struct-of-arrays population stepped by the numba
+kernels. Each day:
+
+1. every channel plans its reach from yesterday's audience (``ChannelAgent.plan``);
+2. ``step_day`` moves every customer (events, exposures, forgetting);
+3. leads queued at capacity-limited channels are served up to capacity;
+4. the day's counters are reduced, channels book their spend, the firm its P&L.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numba
+import numpy as np
+
+from simulation import rng
+from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
+from simulation.kernels import day as K
+from simulation.metrics import Recorder
+from simulation.scenario import STAGES, Scenario
+from simulation.state import UNAWARE, Population
+
+SALT_STEP, SALT_SERVE, SALT_SEGMENT = 0, 1, 2
+
+
+def kernel_parameters(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """Scalar and per-segment parameters of the kernels, from the scenario."""
+    p = scenario.product
+    h = scenario.health
+    par = np.zeros(K.N_PAR)
+    par[K.P_PRICE] = p.price
+    par[K.P_UNIT_COST] = p.unit_cost
+    par[K.P_FULFIL] = p.fulfilment_cost
+    par[K.P_RET_RATE] = p.return_rate
+    par[K.P_RET_COST] = p.return_cost
+    par[K.P_BM] = {"one_time": K.BM_ONE_TIME, "repeat": K.BM_REPEAT,
+                   "subscription": K.BM_SUBSCRIPTION}[p.business_model]
+    par[K.P_PERIOD] = p.subscription.period_days
+    par[K.P_SUB_CHURN] = p.subscription.churn
+    par[K.P_LAPSE] = p.one_time.lapse_rate
+    par[K.P_H_INIT] = h.initial
+    par[K.P_H_DECAY] = h.decay
+    par[K.P_H_BOOST] = h.order_boost
+    par[K.P_H_SENS] = h.churn_sensitivity
+    par[K.P_WOM_TARGET] = {"aware": 1, "considering": 2, "active": 3}[
+        scenario.word_of_mouth.adoption
+    ]
+    par[K.P_HALF_LIFE] = 7.0
+    segp = np.zeros((len(scenario.segments), 5))
+    for g, s in enumerate(scenario.segments):
+        segp[g, K.S_GAMMA_SHAPE] = s.purchase_rate.shape
+        # mean rate 1/mean_days = shape * scale
+        segp[g, K.S_GAMMA_SCALE] = 1.0 / (s.purchase_rate.mean_days * s.purchase_rate.shape)
+        segp[g, K.S_BETA_A] = s.dropout.a
+        segp[g, K.S_BETA_B] = s.dropout.b
+        segp[g, K.S_CHURN_MULT] = s.churn_multiplier
+    return par, segp
+
+
+class MarketModel(mesa.Model):
+    """A market of ``agents`` customers stepped for ``days`` days under one scenario."""
+
+    def __init__(self, scenario: Scenario, *, agents: int | None = None, days: int | None = None,
+                 seed: int | None = None):
+        sim = scenario.simulation
+        self.n = int(agents if agents is not None else sim.agents)
+        self.days = int(days if days is not None else sim.days)
+        self.seed_value = int(seed if seed is not None else sim.seed)
+        if self.n < 1:
+            raise ValueError("agents must be at least 1")
+        if not 1 <= self.days <= 65_000:
+            raise ValueError("days must be between 1 and 65000")
+        super().__init__(seed=self.seed_value)
+        self.scenario = scenario
+        self.key = rng.seed_key(self.seed_value)
+        self.population = Population(self.n)
+        self.firm = Firm(self)
+        self.channel_agents = [ChannelAgent(self, c, i) for i, c in enumerate(scenario.channels)]
+        self.word_of_mouth = WordOfMouthAgent(self)
+        self.marketers = [*self.channel_agents, self.word_of_mouth]
+        self.channel_names = scenario.channel_names
+        nch = len(self.marketers)
+        nseg = len(scenario.segments)
+        self.par, self.segp = kernel_parameters(scenario)
+        self.chp = np.zeros((nch, K.N_CHP))
+        for a in self.channel_agents:
+            c = a.config
+            self.chp[a.index] = (c.commission, c.fee_per_order, c.capacity is not None, c.lead_decay)
+        self.capacity = np.array(
+            [a.config.capacity if a.config.capacity is not None else -1 for a in self.channel_agents]
+            + [-1], dtype=np.int64)
+        self.eff = np.stack([a.effects for a in self.marketers], axis=2)
+        self.forget = np.zeros(len(STAGES))
+        self.forget[1] = scenario.forgetting.aware
+        self.forget[2] = scenario.forgetting.considering
+        self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
+        self.counters = np.zeros((self.n_chunks, K.counter_width(nch, nseg)))
+        self.attr = np.zeros((self.n_chunks, len(K.ATTR_MODELS), nch))
+        self.waiting = np.zeros((self.n_chunks, nch), np.int64)
+        self.reach = np.zeros((nseg, len(STAGES), nch))
+        self.recorder = Recorder(self.days, nch, nseg, self.counters.shape[1])
+        self.day = 0
+        cum = np.cumsum([s.share for s in scenario.segments])
+        cum[-1] = 1.0
+        K.assign_segments(self.population.segment, cum, rng.day_key(self.key, 0, SALT_SEGMENT))
+        seg_counts = np.bincount(self.population.segment, minlength=nseg).astype(float)
+        self.occupancy = np.zeros((nseg, len(STAGES)))
+        self.occupancy[:, UNAWARE] = seg_counts
+
+    def step(self) -> None:
+        day = self.day
+        for c, a in enumerate(self.marketers):
+            self.reach[:, :, c] = a.plan(day, self.occupancy)
+        p_any = -np.expm1(np.log1p(-np.minimum(self.reach, 1.0 - 1e-16)).sum(axis=2))
+        p_any[self.reach.max(axis=2) >= 1.0] = 1.0
+        self.counters.fill(0.0)
+        self.waiting.fill(0)
+        pop = self.population.arrays()
+        K.step_day(day, rng.day_key(self.key, day, SALT_STEP), *pop, self.reach, p_any,
+                   self.eff, self.forget, self.par, self.segp, self.chp,
+                   self.counters, self.attr, self.waiting)
+        if (self.capacity >= 0).any():
+            self._serve_leads(day, pop)
+        row = self.recorder.record(day, self.counters)
+        self.occupancy = self.recorder.occupancy(day).copy()
+        nch = len(self.marketers)
+        reached = row[K.REACHED * nch : (K.REACHED + 1) * nch]
+        marketing = 0.0
+        for c, a in enumerate(self.marketers):
+            media, fixed = a.book(reached[c])
+            self.recorder.media[day, c] = media
+            self.recorder.fixed[day, c] = fixed
+            marketing += media + fixed
+        rev = row[K.REVENUE * nch : (K.REVENUE + 1) * nch].sum()
+        costs = sum(row[b * nch : (b + 1) * nch].sum()
+                    for b in (K.COGS, K.FULFILMENT, K.RETURN_COST, K.COMMISSION, K.ORDER_FEES))
+        self.firm.book(rev, rev - costs, marketing)
+        self.day += 1
+
+    def _serve_leads(self, day: int, pop: tuple) -> None:
+        """Split each channel's daily capacity over chunks, starting at a rotating chunk."""
+        waiting = self.waiting
+        quota = np.zeros_like(waiting)
+        order = np.roll(np.arange(self.n_chunks), -(day % self.n_chunks))
+        for c in np.flatnonzero(self.capacity >= 0):
+            left = int(self.capacity[c])
+            for ch in order:
+                take = min(left, int(waiting[ch, c]))
+                quota[ch, c] = take
+                left -= take
+                if left == 0:
+                    break
+        K.serve_leads(day, rng.day_key(self.key, day, SALT_SERVE), quota, *pop, self.eff,
+                      self.par, self.segp, self.chp, self.counters, self.attr)
+
+    def run_model(self, progress=None) -> None:
+        for _ in range(self.days - self.day):
+            self.step()
+            if progress is not None:
+                progress(self.day, self.days)
+
+    def results(self, backend: str = "numba"):
+        from simulation import __version__
+
+        nch = len(self.marketers)
+        unique = K.unique_reach(self.population.reached_mask, nch, self.n_chunks)
+        attrs = {
+            "scenario": self.scenario.to_toml(),
+            "scenario_name": self.scenario.name,
+            "seed": self.seed_value,
+            "agents": self.n,
+            "days": self.days,
+            "backend": backend,
+            "simulation_version": __version__,
+            "bytes_per_customer": int(self.population.nbytes // self.n),
+            "segments": [s.name for s in self.scenario.segments],
+        }
+        return self.recorder.dataset(self.channel_names, self.attr.sum(axis=0), unique, attrs)
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` numba threads (at most NUMBA_NUM_THREADS); returns the previous count."""
+    previous = numba.get_num_threads()
+    if threads is not None:
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    return previous
