@@ -1,0 +1,199 @@
+"""The ``distsim`` command line. Thin: parse, call the Python API, print.
+
+Bad input (unknown key, wrong type, impossible value, missing file, malformed
+TOML) gets one clear line naming the file and the field, exit status 2, no
+traceback, and no output file written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    """A problem with what the user gave us (as opposed to a bug)."""
+
+
+def _console() -> Console:
+    # piped output (CI logs, files) gets a width that fits the summary table
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+
+
+def _err(message: str) -> int:
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True,
+                                                soft_wrap=True)
+    return EXIT_BAD_INPUT
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+class _Progress:
+    """A rich progress bar that appears only once a run has taken more than a second."""
+
+    def __init__(self, console: Console, label: str, enabled: bool = True):
+        self.console = console
+        self.label = label
+        self.enabled = enabled
+        self.start = time.perf_counter()
+        self.bar = None
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.perf_counter() - self.start < 1.0:
+                return
+            from rich.progress import (
+                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("days"), TimeRemainingColumn(),
+                                console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_validate(args) -> int:
+    from simulation.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, args.set)
+    _console().print(f"{args.scenario}: ok ({scenario.name}: {len(scenario.segments)} segment(s), "
+                     f"{len(scenario.channels)} channel(s), {scenario.simulation.agents:,} customers "
+                     f"x {scenario.simulation.days} days)")
+    return 0
+
+
+def cmd_run(args) -> int:
+    import simulation
+    from simulation.io import write_netcdf
+    from simulation.scenario import load_scenario
+    from simulation.summary import summary_table
+
+    scenario = load_scenario(args.scenario, args.set)
+    if args.days is not None and args.days > 65_000:
+        raise BadInput(f"--days: at most 65000 (got {args.days})")
+    out = Path(args.out) if args.out else Path("results") / f"{Path(args.scenario).stem}.nc"
+    for path, flag in ((out, "--out"), (args.plot, "--plot")):
+        if path is not None and Path(path).is_dir():
+            raise BadInput(f"{flag}: {path} is a directory")
+    console = _console()
+    progress = _Progress(console, f"simulating {scenario.name}", enabled=not args.quiet)
+    try:
+        ds = simulation.run(scenario, agents=args.agents, days=args.days, seed=args.seed,
+                            backend=args.backend, threads=args.threads, progress=progress)
+    finally:
+        progress.close()
+    write_netcdf(ds, out)
+    if args.plot:
+        from simulation.plots import plot
+
+        plot(ds, "funnel", args.plot)
+    if not args.quiet:
+        console.print(summary_table(ds))
+        console.print(f"result written to {out}" + (f", funnel plot to {args.plot}" if args.plot else ""))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from simulation.io import read_netcdf
+    from simulation.plots import plot
+
+    path = Path(args.result)
+    if not path.is_file():
+        raise BadInput(f"{path}: file not found")
+    try:
+        ds = read_netcdf(path)
+    except Exception as exc:  # h5py/xarray raise many kinds on a file that is not a result
+        raise BadInput(f"{path}: not a readable result file ({type(exc).__name__})") from None
+    if "stage_count" not in ds:
+        raise BadInput(f"{path}: not a distsim result (no stage_count variable)")
+    out = Path(args.out) if args.out else path.with_name(f"{path.stem}_{args.kind}.png")
+    plot(ds, args.kind, out)
+    _console().print(f"{args.kind} plot written to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from simulation import __version__
+    from simulation.plots import KINDS
+
+    ap = argparse.ArgumentParser(prog="distsim", description="Agent-based simulator of distribution strategies.")
+    ap.add_argument("--version", action="version", version=f"distsim {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a scenario, print the channel summary, write the result")
+    run.add_argument("scenario", help="scenario TOML file")
+    run.add_argument("--agents", type=_positive, help="override simulation.agents")
+    run.add_argument("--days", type=_positive, help="override simulation.days")
+    run.add_argument("--seed", type=_non_negative, help="override simulation.seed")
+    run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a scenario field (TOML literal), e.g. channels.search.daily_budget=500")
+    run.add_argument("--out", help="result NetCDF file (default results/<scenario>.nc)")
+    run.add_argument("--plot", help="also write a funnel plot PNG here")
+    run.add_argument("--backend", choices=("numba",), default="numba")
+    run.add_argument("--threads", type=_positive, help="numba threads (results do not depend on it)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser("validate", help="check a scenario file without running it")
+    val.add_argument("scenario")
+    val.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    val.set_defaults(func=cmd_validate)
+
+    plot = sub.add_parser("plot", help="plot a saved result")
+    plot.add_argument("result", help="result NetCDF file")
+    plot.add_argument("--kind", choices=KINDS, default="funnel")
+    plot.add_argument("--out", help="PNG file (default beside the result)")
+    plot.set_defaults(func=cmd_plot)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from simulation.scenario import ScenarioError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ScenarioError as exc:
+        return _err(str(exc))
+    except BadInput as exc:
+        return _err(str(exc))
+    except KeyboardInterrupt:
+        _err("interrupted; no output written")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

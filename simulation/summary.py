@@ -1,0 +1,93 @@
+"""The per-channel summary of a run: the table ``distsim run`` prints.
+
+Computed from the result dataset alone, so it can be printed again for any saved
+result and means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+from rich.table import Table
+
+COLUMNS = (
+    ("channel", "channel"),
+    ("spend", "spend"),
+    ("reached", "reached"),
+    ("customers", "customers"),
+    ("conv. rate", "conversion_rate"),
+    ("CAC", "cac"),
+    ("revenue", "revenue"),
+    ("LTV", "ltv"),
+    ("LTV/CAC", "ltv_cac"),
+    ("churn", "churn_rate"),
+)
+
+
+def channel_summary(ds: xr.Dataset) -> list[dict]:
+    """One dict per channel with the summary figures (plain Python numbers)."""
+    rows = []
+    for ch in ds.channel.values:
+        sel = ds.sel(channel=ch)
+        rows.append({
+            "channel": str(ch),
+            "spend": float(sel.spend.sum()),
+            "reached": int(sel.unique_reached),
+            "customers": int(sel.customers),
+            "conversion_rate": float(sel.conversion_rate),
+            "cac": float(sel.cac),
+            "revenue": float(sel.revenue.sum()),
+            "ltv": float(sel.ltv),
+            "ltv_cac": float(sel.ltv_cac),
+            "churn_rate": float(sel.churn_rate),
+        })
+    return rows
+
+
+def totals(ds: xr.Dataset) -> dict:
+    spend = float(ds.spend.sum())
+    gm = float(ds.gross_margin.sum())
+    return {
+        "revenue": float(ds.revenue.sum()),
+        "gross_margin": gm,
+        "spend": spend,
+        "profit": gm - spend,
+        "customers": int(ds.customers.sum()),
+        "active_at_end": int(ds.stage_count.isel(day=-1).sel(stage="active")),
+    }
+
+
+def _fmt(key: str, value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    if key in ("conversion_rate", "churn_rate"):
+        return f"{100 * value:.1f}%"
+    if key == "ltv_cac":
+        return f"{value:.2f}"
+    if key in ("cac", "ltv"):
+        return f"{value:,.2f}"
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    return f"{value:,.0f}"
+
+
+def summary_table(ds: xr.Dataset) -> Table:
+    """A rich table of :func:`channel_summary` with a totals caption."""
+    name = ds.attrs.get("scenario_name", "run")
+    table = Table(title=f"{name}: {ds.attrs['agents']:,} customers x {ds.attrs['days']} days "
+                        f"(seed {ds.attrs['seed']})")
+    for header, key in COLUMNS:
+        table.add_column(header, justify="left" if key == "channel" else "right")
+    for row in channel_summary(ds):
+        table.add_row(*[_fmt(key, row[key]) for _, key in COLUMNS])
+    t = totals(ds)
+    table.caption = (f"revenue {t['revenue']:,.0f} · gross margin {t['gross_margin']:,.0f} · "
+                     f"spend {t['spend']:,.0f} · profit {t['profit']:,.0f} · "
+                     f"customers {t['customers']:,} ({t['active_at_end']:,} active at the end)")
+    return table
