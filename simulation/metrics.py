@@ -125,7 +125,7 @@ class Recorder:
         customers = self.block(CONVERSIONS).sum(axis=0)
         total_spend = spend.sum(axis=0)
         total_gm = gm.sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
             cac = np.where(customers > 0, total_spend / customers, np.nan)
             ltv = np.where(customers > 0, total_gm / customers, np.nan)
             ltv_cac = np.where(cac > 0, ltv / cac, np.where(customers > 0, np.inf, np.nan))
