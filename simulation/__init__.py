@@ -15,12 +15,13 @@ from simulation.scenario import Scenario, ScenarioError, load_scenario  # noqa: 
 
 def run(scenario: Scenario, *, agents: int | None = None, days: int | None = None,
         seed: int | None = None, backend: str = "numba", threads: int | None = None,
-        progress=None):
+        progress=None, events_sample: int = 0, events_path=None):
     """Simulate ``scenario`` and return the result dataset (see shared/MODEL.md).
 
     ``agents``, ``days`` and ``seed`` override the scenario's ``[simulation]`` table;
     ``threads`` caps the numba threads for this run (the result does not depend on it);
-    ``progress(day, days)`` is called after each day.
+    ``progress(day, days)`` is called after each day. With ``events_path`` the events of
+    ``events_sample`` customers drawn uniformly are written there as Parquet.
     """
     from simulation.model import MarketModel, set_threads
 
@@ -29,8 +30,15 @@ def run(scenario: Scenario, *, agents: int | None = None, days: int | None = Non
     previous = set_threads(threads)
     try:
         model = MarketModel(scenario, agents=agents, days=days, seed=seed)
+        if events_path is not None:
+            model.sample_events(events_sample)
         model.run_model(progress)
-        return model.results(backend)
+        ds = model.results(backend)
+        if events_path is not None:
+            from simulation.io import write_events
+
+            write_events(model.events.columns(), model.channel_names, events_path)
+        return ds
     finally:
         set_threads(previous)
 

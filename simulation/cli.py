@@ -70,7 +70,11 @@ class _Progress:
             if time.perf_counter() - self.start < 1.0:
                 return
             from rich.progress import (
-                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
             )
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -105,14 +109,15 @@ def cmd_run(args) -> int:
     if args.days is not None and args.days > 65_000:
         raise BadInput(f"--days: at most 65000 (got {args.days})")
     out = Path(args.out) if args.out else Path("results") / f"{Path(args.scenario).stem}.nc"
-    for path, flag in ((out, "--out"), (args.plot, "--plot")):
+    for path, flag in ((out, "--out"), (args.plot, "--plot"), (args.events, "--events")):
         if path is not None and Path(path).is_dir():
             raise BadInput(f"{flag}: {path} is a directory")
     console = _console()
     progress = _Progress(console, f"simulating {scenario.name}", enabled=not args.quiet)
     try:
         ds = simulation.run(scenario, agents=args.agents, days=args.days, seed=args.seed,
-                            backend=args.backend, threads=args.threads, progress=progress)
+                            backend=args.backend, threads=args.threads, progress=progress,
+                            events_sample=args.events_sample, events_path=args.events)
     finally:
         progress.close()
     write_netcdf(ds, out)
@@ -122,7 +127,9 @@ def cmd_run(args) -> int:
         plot(ds, "funnel", args.plot)
     if not args.quiet:
         console.print(summary_table(ds))
-        console.print(f"result written to {out}" + (f", funnel plot to {args.plot}" if args.plot else ""))
+        extra = (f", funnel plot to {args.plot}" if args.plot else "") + (
+            f", events to {args.events}" if args.events else "")
+        console.print(f"result written to {out}{extra}")
     return 0
 
 
@@ -162,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a scenario field (TOML literal), e.g. channels.search.daily_budget=500")
     run.add_argument("--out", help="result NetCDF file (default results/<scenario>.nc)")
     run.add_argument("--plot", help="also write a funnel plot PNG here")
+    run.add_argument("--events", help="write the events of a customer sample to this Parquet file")
+    run.add_argument("--events-sample", type=_positive, default=10_000, metavar="N",
+                     help="customers in the event sample (default 10000)")
     run.add_argument("--backend", choices=("numba",), default="numba")
     run.add_argument("--threads", type=_positive, help="numba threads (results do not depend on it)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table")

@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 ENGINE = "h5netcdf"
@@ -46,6 +47,28 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     """Write ``ds`` to ``path`` atomically (h5netcdf engine)."""
     with atomic_path(path, ".nc") as tmp:
         ds.to_netcdf(tmp, engine=ENGINE)
+    return Path(path)
+
+
+def write_events(columns: tuple, channel_names: list[str], path: str | Path) -> Path:
+    """Write the event table of MODEL.md (customer, day, event, channel, amount) as Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simulation.kernels.day import EVENT_KINDS
+
+    customer, day, kind, channel, amount = columns
+    table = pa.table({
+        "customer": pa.array(customer, pa.int64()),
+        "day": pa.array(day, pa.int32()),
+        "event": pa.DictionaryArray.from_arrays(pa.array(kind.astype(np.int32)),
+                                                 pa.array(EVENT_KINDS)).cast(pa.string()),
+        "channel": pa.DictionaryArray.from_arrays(pa.array(channel.astype(np.int32)),
+                                                   pa.array(channel_names)).cast(pa.string()),
+        "amount": pa.array(amount, pa.float64()),
+    })
+    with atomic_path(path, ".parquet") as tmp:
+        pq.write_table(table, tmp)
     return Path(path)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from simulation.attribution import markov_credit
 from simulation.kernels.day import (
     ATTR_MODELS,
     BLOCK_NAMES,
@@ -62,6 +63,8 @@ DESCRIPTIONS = {
     "ltv": "realised lifetime value: gross margin of acquired customers / customers",
     "ltv_cac": "ltv / cac",
     "churn_rate": "share of acquired customers churned by the end",
+    "journey_transitions": "first-order journey transitions (start, channels, conversion, "
+                           "no_conversion) over all journeys, for Markov attribution",
 }
 
 
@@ -90,8 +93,8 @@ class Recorder:
         lo = N_BLOCKS * self.nch
         return self.daily[day, lo : lo + 5 * self.nseg].reshape(self.nseg, 5)
 
-    def dataset(self, channels: list[str], attr: np.ndarray, unique_reached: np.ndarray,
-                attrs: dict) -> xr.Dataset:
+    def dataset(self, channels: list[str], attr: np.ndarray, trans: np.ndarray,
+                unique_reached: np.ndarray, attrs: dict) -> xr.Dataset:
         days = np.arange(self.days, dtype=np.int32)
         dc = ("day", "channel")
         lo = N_BLOCKS * self.nch
@@ -118,7 +121,7 @@ class Recorder:
         data["forgot_aware"] = (("day",), self.daily[:, fo].round().astype(np.int64))
         data["forgot_considering"] = (("day",), self.daily[:, fo + 1].round().astype(np.int64))
 
-        markov = np.full((1, self.nch), np.nan)
+        markov = markov_credit(trans, attr[0].sum())[None, :]
         data["attributed_conversions"] = (
             ("attribution_model", "channel"), np.concatenate([attr, markov], axis=0)
         )
@@ -131,6 +134,8 @@ class Recorder:
             ltv_cac = np.where(cac > 0, ltv / cac, np.where(customers > 0, np.inf, np.nan))
             conv = np.where(unique_reached > 0, customers / unique_reached, np.nan)
             churn = np.where(customers > 0, self.block(CHURNED_BY).sum(axis=0) / customers, np.nan)
+        states = ["start", *channels, "conversion", "no_conversion"]
+        data["journey_transitions"] = (("from_state", "to_state"), trans)
         data["unique_reached"] = (("channel",), unique_reached.astype(np.int64))
         data["customers"] = (("channel",), customers.round().astype(np.int64))
         data["conversion_rate"] = (("channel",), conv)
@@ -147,6 +152,8 @@ class Recorder:
                 "stage": np.array(STAGES, dtype=object),
                 "attribution_model": np.array(ATTRIBUTION_MODELS, dtype=object),
                 "segment": np.array(attrs.pop("segments"), dtype=object),
+                "from_state": np.array(states, dtype=object),
+                "to_state": np.array(states, dtype=object),
             },
             attrs=attrs,
         )

@@ -99,6 +99,9 @@ class MarketModel(mesa.Model):
         self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
         self.counters = np.zeros((self.n_chunks, K.counter_width(nch, nseg)))
         self.attr = np.zeros((self.n_chunks, len(K.ATTR_MODELS), nch))
+        self.trans = np.zeros((self.n_chunks, nch + 3, nch + 3))
+        self.events = None
+        self.log = empty_log(self.n_chunks)
         self.waiting = np.zeros((self.n_chunks, nch), np.int64)
         self.reach = np.zeros((nseg, len(STAGES), nch))
         self.recorder = Recorder(self.days, nch, nseg, self.counters.shape[1])
@@ -119,11 +122,15 @@ class MarketModel(mesa.Model):
         self.counters.fill(0.0)
         self.waiting.fill(0)
         pop = self.population.arrays()
-        K.step_day(day, rng.day_key(self.key, day, SALT_STEP), *pop, self.reach, p_any,
+        if self.events is not None:
+            self.log[6].fill(0)
+        K.step_day(day, rng.day_key(self.key, day, SALT_STEP), pop, self.reach, p_any,
                    self.eff, self.forget, self.par, self.segp, self.chp,
-                   self.counters, self.attr, self.waiting)
+                   self.counters, self.attr, self.trans, self.waiting, self.log)
         if (self.capacity >= 0).any():
             self._serve_leads(day, pop)
+        if self.events is not None:
+            self.events.collect(self.log)
         row = self.recorder.record(day, self.counters)
         self.occupancy = self.recorder.occupancy(day).copy()
         nch = len(self.marketers)
@@ -153,8 +160,20 @@ class MarketModel(mesa.Model):
                 left -= take
                 if left == 0:
                     break
-        K.serve_leads(day, rng.day_key(self.key, day, SALT_SERVE), quota, *pop, self.eff,
-                      self.par, self.segp, self.chp, self.counters, self.attr)
+        K.serve_leads(day, rng.day_key(self.key, day, SALT_SERVE), quota, pop, self.eff,
+                      self.par, self.segp, self.chp, self.counters, self.attr, self.trans,
+                      self.log)
+
+    def sample_events(self, sample: int) -> None:
+        """Log every event of ``sample`` customers drawn uniformly (for ``--events``).
+
+        Call before the first step. The sample is drawn from the run seed, so the same
+        seed exports the same customers.
+        """
+        if self.day != 0:
+            raise RuntimeError("sample_events must be called before the run starts")
+        self.events = EventLog(self.n, self.n_chunks, len(self.marketers), sample, self.key)
+        self.log = self.events.buffers
 
     def run_model(self, progress=None) -> None:
         for _ in range(self.days - self.day):
@@ -167,6 +186,9 @@ class MarketModel(mesa.Model):
 
         nch = len(self.marketers)
         unique = K.unique_reach(self.population.reached_mask, nch, self.n_chunks)
+        trans = self.trans.copy()
+        K.unconverted_journeys(self.population.arrays(), trans)
+        trans = trans.sum(axis=0)
         attrs = {
             "scenario": self.scenario.to_toml(),
             "scenario_name": self.scenario.name,
@@ -178,7 +200,52 @@ class MarketModel(mesa.Model):
             "bytes_per_customer": int(self.population.nbytes // self.n),
             "segments": [s.name for s in self.scenario.segments],
         }
-        return self.recorder.dataset(self.channel_names, self.attr.sum(axis=0), unique, attrs)
+        return self.recorder.dataset(self.channel_names, self.attr.sum(axis=0), trans, unique,
+                                     attrs)
+
+
+def empty_log(n_chunks: int) -> tuple:
+    """The event-log buffers when no events are exported: an empty sample mask."""
+    return (np.zeros(0, np.uint8), np.zeros((n_chunks, 0), np.int64),
+            np.zeros((n_chunks, 0), np.int32), np.zeros((n_chunks, 0), np.int8),
+            np.zeros((n_chunks, 0), np.int16), np.zeros((n_chunks, 0), np.float64),
+            np.zeros(n_chunks, np.int64))
+
+
+class EventLog:
+    """Per-chunk buffers the kernels append sampled customers' events to, drained daily."""
+
+    def __init__(self, n: int, n_chunks: int, n_channels: int, sample: int, key):
+        sample = min(int(sample), n)
+        gen = np.random.Generator(np.random.Philox(key=int(key)))
+        chosen = np.sort(gen.choice(n, size=sample, replace=False)) if sample else np.zeros(0, int)
+        mask = np.zeros(n, np.uint8)
+        mask[chosen] = 1
+        per_chunk = np.bincount(chosen // K.CHUNK, minlength=n_chunks)
+        # a customer's day has at most one touch per channel, two orders and a churn
+        cap = int(per_chunk.max(initial=0)) * (n_channels + 4)
+        self.sample = sample
+        self.buffers = (mask, np.zeros((n_chunks, cap), np.int64), np.zeros((n_chunks, cap), np.int32),
+                        np.zeros((n_chunks, cap), np.int8), np.zeros((n_chunks, cap), np.int16),
+                        np.zeros((n_chunks, cap), np.float64), np.zeros(n_chunks, np.int64))
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def collect(self, log: tuple) -> None:
+        counts = log[6]
+        if counts.sum() == 0:
+            return
+        rows = [np.concatenate([log[k][ch, : counts[ch]] for ch in range(len(counts))])
+                for k in range(1, 6)]
+        self.parts.append(tuple(rows))
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """customer, day, kind, channel, amount, in the order the events happened."""
+        if not self.parts:
+            return (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8),
+                    np.zeros(0, np.int16), np.zeros(0, np.float64))
+        cols = tuple(np.concatenate([p[k] for p in self.parts]) for k in range(5))
+        order = np.lexsort((cols[0], cols[1]))  # by day, then customer; stable within a customer
+        return tuple(c[order] for c in cols)
 
 
 def set_threads(threads: int | None) -> int:

@@ -65,6 +65,16 @@ CUSTOMER_FIELDS: tuple[Field, ...] = (
 
 BYTES_PER_CUSTOMER = sum(f.nbytes for f in CUSTOMER_FIELDS)
 
+# Positions of the fields in ``Population.arrays()``: the kernels receive the
+# population as one tuple and index it with these compile-time constants.
+(
+    F_SEGMENT, F_STAGE, F_ACQ_CHANNEL, F_FIRST_CHANNEL, F_FIRST_DAY, F_RING_CHANNEL, F_RING_DAY,
+    F_RING_HEAD, F_TOUCHES, F_LEAD, F_HEALTH, F_HEALTH_DAY, F_ACQUIRED_DAY, F_NEXT_DAY, F_ORDERS,
+    F_PURCHASE_RATE, F_DROPOUT, F_REVENUE, F_MARGIN, F_REACHED_MASK,
+) = range(20)
+assert [f.name for f in CUSTOMER_FIELDS][F_REACHED_MASK] == "reached_mask"
+assert [f.name for f in CUSTOMER_FIELDS][F_PURCHASE_RATE] == "purchase_rate"
+
 
 class Population:
     """The arrays of N customers, allocated once, attributes named as declared."""

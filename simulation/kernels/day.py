@@ -6,6 +6,12 @@ thread and writes only its own row of the counter matrix, so there are no
 races and every float sum is done in the same order whatever the thread count.
 Random numbers come from :mod:`simulation.rng` keyed by (day, customer).
 
+The population arrives as one tuple ``pop`` (``Population.arrays()``) indexed by
+the ``F_*`` constants of :mod:`simulation.state`; the accumulators of a chunk
+(``cnt``: the day's counters, ``attr``: attribution credit, ``trans``: journey
+transitions for Markov attribution) are rows owned by that chunk. ``log`` is the
+event log of sampled customers, empty unless events are exported.
+
 What happens to a customer on a day, in order:
 
 1. a waiting lead (capacity-limited channel) may decay and be lost;
@@ -28,7 +34,34 @@ import numpy as np
 from numba import njit, prange
 
 from simulation.rng import beta, gamma, geometric_days, stream, uniform
-from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, RING, UNAWARE
+from simulation.state import (
+    ACTIVE,
+    AWARE,
+    CHURNED,
+    CONSIDERING,
+    F_ACQ_CHANNEL,
+    F_ACQUIRED_DAY,
+    F_DROPOUT,
+    F_FIRST_CHANNEL,
+    F_FIRST_DAY,
+    F_HEALTH,
+    F_HEALTH_DAY,
+    F_LEAD,
+    F_MARGIN,
+    F_NEXT_DAY,
+    F_ORDERS,
+    F_PURCHASE_RATE,
+    F_REACHED_MASK,
+    F_REVENUE,
+    F_RING_CHANNEL,
+    F_RING_DAY,
+    F_RING_HEAD,
+    F_SEGMENT,
+    F_STAGE,
+    F_TOUCHES,
+    RING,
+    UNAWARE,
+)
 
 CHUNK = 1 << 14
 
@@ -62,6 +95,10 @@ N_CHP = 4
 
 NEVER_DAY = 65535
 
+# Event log of sampled customers (``--events``): kinds.
+EV_TOUCH, EV_PURCHASE, EV_CHURN = 0, 1, 2
+EVENT_KINDS = ("touch", "purchase", "churn")
+
 
 def counter_width(n_channels: int, n_segments: int) -> int:
     """Counters per chunk: the per-channel blocks, stage x segment occupancy, two forgetting flows."""
@@ -69,17 +106,17 @@ def counter_width(n_channels: int, n_segments: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _health_now(health, health_day, i, day, decay):
-    h = health[i] / 255.0 - decay * (day - health_day[i])
+def _health_now(pop, i, day, decay):
+    h = pop[F_HEALTH][i] / 255.0 - decay * (day - pop[F_HEALTH_DAY][i])
     return h if h > 0.0 else 0.0
 
 
 @njit(cache=True, inline="always")
-def _set_health(health, health_day, i, day, h):
+def _set_health(pop, i, day, h):
     if h > 1.0:
         h = 1.0
-    health[i] = np.uint8(h * 255.0 + 0.5)
-    health_day[i] = day
+    pop[F_HEALTH][i] = np.uint8(h * 255.0 + 0.5)
+    pop[F_HEALTH_DAY][i] = day
 
 
 @njit(cache=True, inline="always")
@@ -88,8 +125,24 @@ def _schedule(day, wait):
     return NEVER_DAY if nd >= NEVER_DAY else nd
 
 
+@njit(cache=True, inline="always")
+def _log(log, ch, i, day, kind, c, amount):
+    """Append an event of customer i to its chunk's buffer, if i is in the export sample.
+
+    Without an export the sample mask is empty and this is one length compare.
+    """
+    if log[0].shape[0] > i and log[0][i]:
+        k = log[6][ch]
+        log[1][ch, k] = i
+        log[2][ch, k] = day
+        log[3][ch, k] = kind
+        log[4][ch, k] = c
+        log[5][ch, k] = amount
+        log[6][ch] = k + 1
+
+
 @njit(cache=True)
-def _book_order(i, a, nch, cnt, revenue, margin, orders, par, chp, st):
+def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st):
     """One order by customer i, booked to acquisition channel a."""
     price = par[P_PRICE]
     returned = False
@@ -111,21 +164,22 @@ def _book_order(i, a, nch, cnt, revenue, margin, orders, par, chp, st):
     if returned:
         cnt[RETURNS * nch + a] += 1.0
         cnt[REFUNDS * nch + a] += price
-    revenue[i] += rev
-    margin[i] += m
-    if orders[i] < 65535:
-        orders[i] += 1
+    pop[F_REVENUE][i] += rev
+    pop[F_MARGIN][i] += m
+    if pop[F_ORDERS][i] < 65535:
+        pop[F_ORDERS][i] += 1
+    _log(log, ch, i, day, EV_PURCHASE, a, rev)
     return st
 
 
 @njit(cache=True)
-def _next_event(i, day, g, purchase_rate, par, segp, st):
+def _next_event(pop, i, day, g, par, segp, st):
     """Day of the next scheduled event of a customer who just ordered (or was won back)."""
     bm = int(par[P_BM])
     if bm == BM_SUBSCRIPTION:
         return _schedule(day, int(par[P_PERIOD])), st
     if bm == BM_REPEAT:
-        lam = purchase_rate[i]
+        lam = pop[F_PURCHASE_RATE][i]
         wait, st = geometric_days(1.0 - np.exp(-lam), st)
         return _schedule(day, wait), st
     p = par[P_LAPSE] * segp[g, S_CHURN_MULT]
@@ -134,36 +188,64 @@ def _next_event(i, day, g, purchase_rate, par, segp, st):
 
 
 @njit(cache=True, inline="always")
-def _touch(i, c, day, ring_channel, ring_day, ring_head, touches, first_channel, first_day):
-    if touches[i] == 0 and first_channel[i] == 255:
-        first_channel[i] = c
-        first_day[i] = day
-    h = ring_head[i]
-    ring_channel[i, h] = c
-    ring_day[i, h] = day
-    ring_head[i] = (h + 1) % RING
+def _touch(pop, i, c, day, log, ch):
+    touches = pop[F_TOUCHES]
+    if touches[i] == 0 and pop[F_FIRST_CHANNEL][i] == 255:
+        pop[F_FIRST_CHANNEL][i] = c
+        pop[F_FIRST_DAY][i] = day
+    h = pop[F_RING_HEAD][i]
+    pop[F_RING_CHANNEL][i, h] = c
+    pop[F_RING_DAY][i, h] = day
+    pop[F_RING_HEAD][i] = (h + 1) % RING
     if touches[i] < 255:
         touches[i] += 1
+    _log(log, ch, i, day, EV_TOUCH, c, 0.0)
 
 
 @njit(cache=True)
-def _credit(i, day, attr, ring_channel, ring_day, ring_head, touches, first_channel, first_day, half_life):
-    """Credit one conversion to the touches on the customer's path under each rule-based model."""
-    n = touches[i] if touches[i] < RING else RING
-    extra = 1 if touches[i] > RING else 0  # the first touch fell out of the ring: prepend it
-    length = n + extra
-    if length == 0:
-        return
-    chans = np.empty(length, np.int64)
-    days = np.empty(length, np.float64)
+def _path(pop, i, chans, days):
+    """The customer's journey into ``chans``/``days``: the first touch, then the recent ring.
+
+    Returns its length (0 if untouched). When more than RING touches happened the
+    middle of the journey is gone; the first touch is kept separately so that
+    first-touch and position-based credit stay exact.
+    """
+    touches = pop[F_TOUCHES][i]
+    n = touches if touches < RING else RING
+    extra = 1 if touches > RING else 0
     if extra:
-        chans[0] = first_channel[i]
-        days[0] = first_day[i]
-    head = ring_head[i]
+        chans[0] = pop[F_FIRST_CHANNEL][i]
+        days[0] = pop[F_FIRST_DAY][i]
+    head = pop[F_RING_HEAD][i]
     for k in range(n):
         j = (head - n + k) % RING
-        chans[extra + k] = ring_channel[i, j]
-        days[extra + k] = ring_day[i, j]
+        chans[extra + k] = pop[F_RING_CHANNEL][i, j]
+        days[extra + k] = pop[F_RING_DAY][i, j]
+    return n + extra
+
+
+@njit(cache=True)
+def _transitions(trans, chans, length, end):
+    """Count the journey start -> c1 -> ... -> end (Markov attribution's transition counts).
+
+    States: 0 start, 1..nch channels, nch+1 conversion, nch+2 no conversion.
+    """
+    prev = 0
+    for k in range(length):
+        trans[prev, chans[k] + 1] += 1.0
+        prev = chans[k] + 1
+    trans[prev, end] += 1.0
+
+
+@njit(cache=True)
+def _credit(pop, i, day, attr, trans, half_life):
+    """Credit one conversion to the touches on the customer's path under each rule-based model."""
+    chans = np.empty(RING + 1, np.int64)
+    days = np.empty(RING + 1, np.float64)
+    length = _path(pop, i, chans, days)
+    if length == 0:
+        return
+    _transitions(trans, chans, length, trans.shape[0] - 2)
     attr[0, chans[0]] += 1.0
     attr[1, chans[length - 1]] += 1.0
     total = 0.0
@@ -185,53 +267,166 @@ def _credit(i, day, attr, ring_channel, ring_day, ring_head, touches, first_chan
 
 
 @njit(cache=True)
-def _convert(i, c, day, g, nch, cnt, attr, stage, acq_channel, first_channel, first_day,
-             ring_channel, ring_day, ring_head, touches, lead, health, health_day, acquired_day,
-             next_day, orders, purchase_rate, dropout, revenue, margin, par, segp, chp, st):
+def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, st):
     """First order of customer i, through channel c (its last touch)."""
-    _credit(i, day, attr, ring_channel, ring_day, ring_head, touches, first_channel, first_day,
-            par[P_HALF_LIFE])
-    stage[i] = ACTIVE
-    acq_channel[i] = c
-    acquired_day[i] = day
-    lead[i] = 0
-    touches[i] = 0
-    _set_health(health, health_day, i, day, par[P_H_INIT])
+    _credit(pop, i, day, attr, trans, par[P_HALF_LIFE])
+    pop[F_STAGE][i] = ACTIVE
+    pop[F_ACQ_CHANNEL][i] = c
+    pop[F_ACQUIRED_DAY][i] = day
+    pop[F_LEAD][i] = 0
+    pop[F_TOUCHES][i] = 0
+    _set_health(pop, i, day, par[P_H_INIT])
     if int(par[P_BM]) == BM_REPEAT:
         lam, st = gamma(segp[g, S_GAMMA_SHAPE], st)
-        purchase_rate[i] = lam * segp[g, S_GAMMA_SCALE]
+        pop[F_PURCHASE_RATE][i] = lam * segp[g, S_GAMMA_SCALE]
         p, st = beta(segp[g, S_BETA_A], segp[g, S_BETA_B], st)
-        dropout[i] = p
+        pop[F_DROPOUT][i] = p
     cnt[CONVERSIONS * nch + c] += 1.0
-    st = _book_order(i, c, nch, cnt, revenue, margin, orders, par, chp, st)
-    nd, st = _next_event(i, day, g, purchase_rate, par, segp, st)
-    next_day[i] = nd
+    st = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, st)
+    nd, st = _next_event(pop, i, day, g, par, segp, st)
+    pop[F_NEXT_DAY][i] = nd
     return st
 
 
 @njit(cache=True)
-def _churn_multiplier(i, day, g, health, health_day, par, segp):
+def _churn_multiplier(pop, i, day, g, par, segp):
     m = segp[g, S_CHURN_MULT]
     if par[P_H_SENS] > 0.0:
-        h = _health_now(health, health_day, i, day, par[P_H_DECAY])
+        h = _health_now(pop, i, day, par[P_H_DECAY])
         m *= np.exp(par[P_H_SENS] * (0.5 - h))
     return m
 
 
+@njit(cache=True, inline="always")
+def _forget(pop, i, s, cnt, forgot_off):
+    if s == CONSIDERING:
+        pop[F_LEAD][i] = 0
+        pop[F_STAGE][i] = AWARE
+        cnt[forgot_off + 1] += 1.0
+    else:
+        pop[F_STAGE][i] = UNAWARE
+        cnt[forgot_off] += 1.0
+
+
+@njit(cache=True)
+def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
+    """Renewal, order chance or lapse of an active customer; returns (stage, state)."""
+    bm = int(par[P_BM])
+    a = pop[F_ACQ_CHANNEL][i]
+    u, st = uniform(st)
+    if bm == BM_SUBSCRIPTION:
+        churn = u < par[P_SUB_CHURN] * _churn_multiplier(pop, i, day, g, par, segp)
+    elif bm == BM_REPEAT:
+        churn = u < pop[F_DROPOUT][i] * _churn_multiplier(pop, i, day, g, par, segp)
+    else:
+        churn = True
+    if churn:
+        pop[F_STAGE][i] = CHURNED
+        pop[F_NEXT_DAY][i] = NEVER_DAY
+        cnt[CHURNED_BY * nch + a] += 1.0
+        _log(log, ch, i, day, EV_CHURN, a, 0.0)
+        return CHURNED, st
+    st = _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st)
+    _set_health(pop, i, day, _health_now(pop, i, day, par[P_H_DECAY]) + par[P_H_BOOST])
+    nd, st = _next_event(pop, i, day, g, par, segp, st)
+    pop[F_NEXT_DAY][i] = nd
+    return ACTIVE, st
+
+
+@njit(cache=True)
+def _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr, trans, log, ch, par, segp,
+               chp, st):
+    """Channels reaching customer i today, and what the first effective one does.
+
+    ``u`` (< p_any) already decided that at least one channel reaches: the first one is
+    found by sequential conditioning on ``u``, the others each get their own draw.
+    Returns (moved, state).
+    """
+    acc = 0.0
+    q = 1.0
+    first = -1
+    for c in range(nch):
+        r = reach[g, s, c]
+        w = q * r
+        if u < acc + w:
+            first = c
+            break
+        acc += w
+        q *= 1.0 - r
+    if first < 0:  # rounding at the edge of p_any: the last reachable channel
+        for c in range(nch):
+            if reach[g, s, c] > 0.0:
+                first = c
+    moved = False
+    for c in range(first, nch):
+        r = reach[g, s, c]
+        if r <= 0.0:
+            continue
+        if c > first:
+            v, st = uniform(st)
+            if v >= r:
+                continue
+        cnt[REACHED * nch + c] += 1.0
+        pop[F_REACHED_MASK][i] |= np.uint64(1) << np.uint64(c)
+        if s != UNAWARE and s != ACTIVE:
+            _touch(pop, i, c, day, log, ch)
+        if moved:
+            continue
+        if s == CONSIDERING and chp[c, C_CAPACITY] > 0.0:
+            # a capacity-limited channel turns a prospect into a waiting lead;
+            # its decision effect applies when the lead is served
+            if pop[F_LEAD][i] == 0:
+                pop[F_LEAD][i] = c + 1
+                cnt[LEADS_NEW * nch + c] += 1.0
+            continue
+        e = eff[g, s, c]
+        if e <= 0.0:
+            continue
+        v, st = uniform(st)
+        if v >= e:
+            continue
+        moved = True
+        if s == UNAWARE:
+            _touch(pop, i, c, day, log, ch)
+            target = int(par[P_WOM_TARGET]) if c == nch - 1 else AWARE
+            cnt[MOVED_AWARE * nch + c] += 1.0
+            if target == ACTIVE:
+                st = _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, st)
+            else:
+                pop[F_STAGE][i] = target
+                if target == CONSIDERING:
+                    cnt[MOVED_CONSIDERING * nch + c] += 1.0
+        elif s == AWARE:
+            pop[F_STAGE][i] = CONSIDERING
+            cnt[MOVED_CONSIDERING * nch + c] += 1.0
+        elif s == CONSIDERING:
+            st = _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, st)
+        elif s == CHURNED:
+            pop[F_STAGE][i] = ACTIVE
+            pop[F_TOUCHES][i] = 0
+            cnt[WINBACKS * nch + c] += 1.0
+            _set_health(pop, i, day, par[P_H_INIT])
+            st = _book_order(pop, i, pop[F_ACQ_CHANNEL][i], day, nch, cnt, log, ch, par, chp, st)
+            nd, st = _next_event(pop, i, day, g, par, segp, st)
+            pop[F_NEXT_DAY][i] = nd
+        else:  # ACTIVE: a retention touch lifts health
+            h = _health_now(pop, i, day, par[P_H_DECAY]) + par[P_H_BOOST]
+            _set_health(pop, i, day, h)
+    return moved, st
+
+
 @njit(parallel=True, cache=True)
-def step_day(
-    day, key,
-    segment, stage, acq_channel, first_channel, first_day, ring_channel, ring_day, ring_head,
-    touches, lead, health, health_day, acquired_day, next_day, orders, purchase_rate, dropout,
-    revenue, margin, reached_mask,
-    reach, p_any, eff, forget, par, segp, chp,
-    cnt_all, attr_all, waiting,
-):
+def step_day(day, key, pop, reach, p_any, eff, forget, par, segp, chp,
+             cnt_all, attr_all, trans_all, waiting, log):
     """Step every customer through ``day``; counters of the day go to ``cnt_all[chunk]``."""
+    segment = pop[F_SEGMENT]
+    stage = pop[F_STAGE]
+    next_day = pop[F_NEXT_DAY]
+    lead = pop[F_LEAD]
     n = stage.shape[0]
     nch = reach.shape[2]
     nseg = reach.shape[0]
-    stage_off = 18 * nch
+    stage_off = N_BLOCKS * nch
     forgot_off = stage_off + 5 * nseg
     has_capacity = False
     for c in range(nch):
@@ -241,6 +436,7 @@ def step_day(
     for ch in prange(n_chunks):
         cnt = cnt_all[ch]
         attr = attr_all[ch]
+        trans = trans_all[ch]
         lo = ch * CHUNK
         hi = min(n, lo + CHUNK)
         for i in range(lo, hi):
@@ -261,164 +457,44 @@ def step_day(
                 if u < chp[c, C_LEAD_DECAY]:
                     lead[i] = 0
                     stage[i] = AWARE
-                    s = AWARE
                     cnt[LEADS_LOST * nch + c] += 1.0
                     done = True
             # 2. the scheduled event of an active customer
             if has_event:
+                s, st = _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st)
                 done = True
-                bm = int(par[P_BM])
-                a = acq_channel[i]
-                u, st = uniform(st)
-                churn = False
-                if bm == BM_SUBSCRIPTION:
-                    churn = u < par[P_SUB_CHURN] * _churn_multiplier(i, day, g, health, health_day, par, segp)
-                elif bm == BM_REPEAT:
-                    churn = u < dropout[i] * _churn_multiplier(i, day, g, health, health_day, par, segp)
-                else:
-                    churn = True
-                if churn:
-                    stage[i] = CHURNED
-                    s = CHURNED
-                    next_day[i] = NEVER_DAY
-                    cnt[CHURNED_BY * nch + a] += 1.0
-                else:
-                    st = _book_order(i, a, nch, cnt, revenue, margin, orders, par, chp, st)
-                    h = _health_now(health, health_day, i, day, par[P_H_DECAY]) + par[P_H_BOOST]
-                    _set_health(health, health_day, i, day, h)
-                    nd, st = _next_event(i, day, g, purchase_rate, par, segp, st)
-                    next_day[i] = nd
+            # 3. exposures, 4. forgetting when nothing moved the customer
             if not done:
                 u, st = uniform(st)
-                moved = False
                 if u < pa:
-                    # 3. which channels reach the customer today
-                    acc = 0.0
-                    q = 1.0
-                    first = -1
-                    for c in range(nch):
-                        r = reach[g, s, c]
-                        w = q * r
-                        if u < acc + w:
-                            first = c
-                            break
-                        acc += w
-                        q *= 1.0 - r
-                    if first < 0:  # rounding at the edge of p_any: the last reachable channel
-                        for c in range(nch):
-                            if reach[g, s, c] > 0.0:
-                                first = c
-                    s0 = s
-                    for c in range(first, nch):
-                        r = reach[g, s0, c]
-                        if r <= 0.0:
-                            continue
-                        if c > first:
-                            v, st = uniform(st)
-                            if v >= r:
-                                continue
-                        cnt[REACHED * nch + c] += 1.0
-                        reached_mask[i] |= np.uint64(1) << np.uint64(c)
-                        if s0 != UNAWARE and s0 != ACTIVE:
-                            _touch(i, c, day, ring_channel, ring_day, ring_head, touches,
-                                   first_channel, first_day)
-                        if moved:
-                            continue
-                        if s0 == CONSIDERING and chp[c, C_CAPACITY] > 0.0:
-                            # a capacity-limited channel turns a prospect into a waiting lead;
-                            # its decision effect applies when the lead is served
-                            if lead[i] == 0:
-                                lead[i] = c + 1
-                                cnt[LEADS_NEW * nch + c] += 1.0
-                            continue
-                        e = eff[g, s0, c]
-                        if e <= 0.0:
-                            continue
-                        v, st = uniform(st)
-                        if v >= e:
-                            continue
-                        moved = True
-                        if s0 == UNAWARE:
-                            _touch(i, c, day, ring_channel, ring_day, ring_head, touches,
-                                   first_channel, first_day)
-                            target = int(par[P_WOM_TARGET]) if c == nch - 1 else AWARE
-                            cnt[MOVED_AWARE * nch + c] += 1.0
-                            if target == ACTIVE:
-                                st = _convert(i, c, day, g, nch, cnt, attr, stage, acq_channel,
-                                              first_channel, first_day, ring_channel, ring_day,
-                                              ring_head, touches, lead, health, health_day,
-                                              acquired_day, next_day, orders, purchase_rate,
-                                              dropout, revenue, margin, par, segp, chp, st)
-                            else:
-                                stage[i] = target
-                                if target == CONSIDERING:
-                                    cnt[MOVED_CONSIDERING * nch + c] += 1.0
-                        elif s0 == AWARE:
-                            stage[i] = CONSIDERING
-                            cnt[MOVED_CONSIDERING * nch + c] += 1.0
-                        elif s0 == CONSIDERING:
-                            st = _convert(i, c, day, g, nch, cnt, attr, stage, acq_channel,
-                                          first_channel, first_day, ring_channel, ring_day,
-                                          ring_head, touches, lead, health, health_day,
-                                          acquired_day, next_day, orders, purchase_rate,
-                                          dropout, revenue, margin, par, segp, chp, st)
-                        elif s0 == CHURNED:
-                            stage[i] = ACTIVE
-                            touches[i] = 0
-                            cnt[WINBACKS * nch + c] += 1.0
-                            _set_health(health, health_day, i, day, par[P_H_INIT])
-                            a = acq_channel[i]
-                            st = _book_order(i, a, nch, cnt, revenue, margin, orders, par, chp, st)
-                            nd, st = _next_event(i, day, g, purchase_rate, par, segp, st)
-                            next_day[i] = nd
-                        else:  # ACTIVE: a retention touch lifts health
-                            h = _health_now(health, health_day, i, day, par[P_H_DECAY]) + par[P_H_BOOST]
-                            _set_health(health, health_day, i, day, h)
+                    moved, st = _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr,
+                                           trans, log, ch, par, segp, chp, st)
                     s = stage[i]
-                    # 4. forgetting, when nothing moved the customer
                     if not moved and (s == AWARE or s == CONSIDERING) and forget[s] > 0.0:
                         v, st = uniform(st)
                         if v < forget[s]:
-                            _forget(i, s, stage, lead, cnt, forgot_off)
-                            s = stage[i]
+                            _forget(pop, i, s, cnt, forgot_off)
                 elif s == AWARE or s == CONSIDERING:
                     # no reach: reuse the same draw, rescaled to [0, 1)
                     if (u - pa) < forget[s] * (1.0 - pa):
-                        _forget(i, s, stage, lead, cnt, forgot_off)
-                        s = stage[i]
+                        _forget(pop, i, s, cnt, forgot_off)
             s = stage[i]
             cnt[stage_off + g * 5 + s] += 1.0
             if has_capacity and s == CONSIDERING and lead[i] > 0:
                 waiting[ch, lead[i] - 1] += 1
 
 
-@njit(cache=True, inline="always")
-def _forget(i, s, stage, lead, cnt, forgot_off):
-    if s == CONSIDERING:
-        lead[i] = 0
-        stage[i] = AWARE
-        cnt[forgot_off + 1] += 1.0
-    else:
-        stage[i] = UNAWARE
-        cnt[forgot_off] += 1.0
-
-
 @njit(parallel=True, cache=True)
-def serve_leads(
-    day, key, quota,
-    segment, stage, acq_channel, first_channel, first_day, ring_channel, ring_day, ring_head,
-    touches, lead, health, health_day, acquired_day, next_day, orders, purchase_rate, dropout,
-    revenue, margin, reached_mask,
-    eff, par, segp, chp, cnt_all, attr_all,
-):
+def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, trans_all, log):
     """Serve waiting leads up to each chunk's quota (in customer order): close or release them."""
+    stage = pop[F_STAGE]
+    lead = pop[F_LEAD]
     n = stage.shape[0]
     nch = eff.shape[2]
-    stage_off = 18 * nch
+    stage_off = N_BLOCKS * nch
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
         cnt = cnt_all[ch]
-        attr = attr_all[ch]
         left = quota[ch].copy()
         lo = ch * CHUNK
         hi = min(n, lo + CHUNK)
@@ -429,18 +505,34 @@ def serve_leads(
             if left[c] <= 0:
                 continue
             left[c] -= 1
-            g = segment[i]
+            g = pop[F_SEGMENT][i]
             cnt[LEADS_SERVED * nch + c] += 1.0
             st = stream(key, i)
             u, st = uniform(st)
             lead[i] = 0
             if u < eff[g, CONSIDERING, c]:
-                _convert(i, c, day, g, nch, cnt, attr, stage, acq_channel, first_channel, first_day,
-                         ring_channel, ring_day, ring_head, touches, lead, health, health_day,
-                         acquired_day, next_day, orders, purchase_rate, dropout, revenue, margin,
-                         par, segp, chp, st)
+                _convert(pop, i, c, day, g, nch, cnt, attr_all[ch], trans_all[ch], log, ch, par,
+                         segp, chp, st)
                 cnt[stage_off + g * 5 + CONSIDERING] -= 1.0
                 cnt[stage_off + g * 5 + ACTIVE] += 1.0
+
+
+@njit(parallel=True, cache=True)
+def unconverted_journeys(pop, trans_all):
+    """At the end of a run: journeys of touched customers who never bought end in 'no conversion'."""
+    n = pop[F_STAGE].shape[0]
+    n_chunks = trans_all.shape[0]
+    for ch in prange(n_chunks):
+        trans = trans_all[ch]
+        chans = np.empty(RING + 1, np.int64)
+        days = np.empty(RING + 1, np.float64)
+        lo = ch * CHUNK
+        hi = min(n, lo + CHUNK)
+        for i in range(lo, hi):
+            if pop[F_ACQ_CHANNEL][i] != 255 or pop[F_TOUCHES][i] == 0:
+                continue
+            length = _path(pop, i, chans, days)
+            _transitions(trans, chans, length, trans.shape[0] - 1)
 
 
 @njit(parallel=True, cache=True)
