@@ -16,12 +16,6 @@ from simulation.scenario import STAGES, Channel, Scenario
 from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, UNAWARE
 
 
-def price_factor(scenario: Scenario) -> np.ndarray:
-    """Per segment: how the price moves conversion, ``(price / reference) ** -sensitivity``."""
-    ratio = scenario.product.price_ratio
-    return np.array([ratio ** (-s.price_sensitivity) for s in scenario.segments])
-
-
 class ChannelAgent(mesa.Agent):
     """A distribution channel: reach model, stage effects and cost structure."""
 
@@ -31,24 +25,41 @@ class ChannelAgent(mesa.Agent):
         self.index = index
         self.name = config.name
         scenario: Scenario = model.scenario
+        nseg = len(scenario.segments)
         self.affinity = np.array([s.affinity.get(config.name, 1.0) for s in scenario.segments])
         self.audience = np.array([st in config.reach.audience_stages() for st in STAGES])
-        self.effects = self._effects(scenario)
-        self.reach = np.zeros((len(scenario.segments), len(STAGES)))
+        self.reach = np.zeros((nseg, len(STAGES)))
+        self.effects = np.zeros((nseg, len(STAGES)))
         self.media_spend = 0.0
+        self.budget = 0.0
+        self.running = False
 
-    def _effects(self, scenario: Scenario) -> np.ndarray:
-        """Probability that one exposure moves a customer of segment g in stage s on."""
+    def _effects(self, model, exposures: float, days_live: int) -> np.ndarray:
+        """Probability that one exposure moves a customer of segment g in stage s on.
+
+        The configured effect, times channel-product fit and message alignment; decision
+        effects also times intent, the price factor, brand equity's lift and a returns
+        policy's lift; all of it times novelty (fading since launch) and audience dilution
+        (the more exposures per audience member, the less aligned the marginal one).
+        """
         cfg = self.config
-        fit = getattr(cfg.fit, scenario.product.archetype.value)
-        base = fit * cfg.message_alignment
-        pf = price_factor(scenario)
-        eff = np.zeros((len(scenario.segments), len(STAGES)))
-        eff[:, UNAWARE] = cfg.effects.awareness * base
-        eff[:, AWARE] = cfg.effects.consideration * base
-        eff[:, CONSIDERING] = np.minimum(1.0, cfg.effects.decision * base * cfg.intent * pf)
-        eff[:, ACTIVE] = cfg.effects.retention * cfg.message_alignment
-        eff[:, CHURNED] = np.minimum(1.0, cfg.effects.retention * base * pf)
+        pos = model.positioning
+        fit = getattr(cfg.fit, model.scenario.product.archetype)
+        align = pos.alignment(cfg.message_alignment)
+        base = fit * align
+        scale = 1.0 / (1.0 + cfg.dilution * exposures)
+        if cfg.novelty.boost > 0.0 and days_live >= 0:
+            scale *= 1.0 + cfg.novelty.boost * 0.5 ** (days_live / cfg.novelty.half_life_days)
+        pf = pos.price_factor(self.index)
+        brand = pos.conversion_multiplier()
+        eff = self.effects
+        eff[:, UNAWARE] = cfg.effects.awareness * base * scale
+        eff[:, AWARE] = cfg.effects.consideration * base * scale
+        eff[:, CONSIDERING] = (cfg.effects.decision * base * cfg.intent * scale * pf * brand
+                               * model.post_purchase.decision_lift())
+        eff[:, ACTIVE] = cfg.effects.retention * align * scale
+        eff[:, CHURNED] = cfg.effects.retention * base * scale * pf * brand
+        np.minimum(eff, 1.0, out=eff)
         return eff
 
     def plan(self, day: int, occupancy: np.ndarray) -> np.ndarray:
@@ -59,28 +70,34 @@ class ChannelAgent(mesa.Agent):
         segment affinity, so a customer's expected exposures are ``lam`` and the chance of
         at least one is ``1 - exp(-lam)``: reach saturates with spend.
         """
+        model = self.model
         cfg = self.config
         r = cfg.reach
+        scaling = model.scaling
         self.reach[:] = 0.0
         self.media_spend = 0.0
+        self.running = scaling.running(self.index, day)
+        self.budget = scaling.budget[day, self.index]
         weight = float((occupancy[:, self.audience].sum(axis=1) * self.affinity).sum())
         if r.model == "list":
-            p = np.minimum(1.0, r.frequency * self.affinity)
-            self.reach[:, self.audience] = np.minimum(p, r.max_daily_reach)[:, None]
-            return self.reach
-        if r.model == "cpm":
-            contacts = cfg.daily_budget / r.cpm * 1000.0 if r.cpm > 0 else 0.0
+            contacts = r.frequency * weight
+        elif r.model == "cpm":
+            contacts = self.budget / r.cpm * 1000.0 if r.cpm > 0 else 0.0
         elif r.model == "cpc":
-            contacts = cfg.daily_budget / r.cpc if r.cpc > 0 else 0.0
+            contacts = self.budget / r.cpc if r.cpc > 0 else 0.0
         else:
             contacts = r.daily_visitors
-        if contacts <= 0.0 or weight <= 0.0:
+        exposures = contacts / weight if weight > 0 else 0.0
+        self._effects(model, exposures, scaling.days_since_launch(self.index, day))
+        if not self.running or contacts <= 0.0 or weight <= 0.0:
             return self.reach
-        lam = contacts * self.affinity / weight
-        p = np.minimum(-np.expm1(-lam), r.max_daily_reach)
-        self.reach[:, self.audience] = p[:, None]
+        if r.model == "list":
+            p = np.minimum(1.0, r.frequency * self.affinity)
+        else:
+            p = -np.expm1(-contacts * self.affinity / weight)
+        self.reach[:, self.audience] = np.minimum(p, r.max_daily_reach)[:, None]
         if r.model == "cpm":
-            self.media_spend = cfg.daily_budget
+            self.media_spend = self.budget
         return self.reach
 
     def book(self, reached: float) -> tuple[float, float]:
@@ -90,11 +107,17 @@ class ChannelAgent(mesa.Agent):
             self.media_spend = reached * r.cpc
         elif r.model == "list":
             self.media_spend = reached * r.cost_per_contact
-        return self.media_spend, self.config.fixed_daily_cost
+        if not self.running:
+            return self.media_spend, 0.0
+        return self.media_spend, self.config.fixed_daily_cost + self.model.positioning.creative_cost
 
 
 class WordOfMouthAgent(mesa.Agent):
-    """Advocates telling the unaware: the Bass hazard ``p + q * advocates / N``."""
+    """Advocates telling the unaware: the Bass hazard ``p + q * advocates / N``.
+
+    Advocates are the advocating share of active customers, plus what post-purchase
+    programmes add: yesterday's unboxing shares and community members.
+    """
 
     name = "word_of_mouth"
 
@@ -115,7 +138,8 @@ class WordOfMouthAgent(mesa.Agent):
         if not self.config.enabled:
             return self.reach
         n = occupancy.sum()
-        advocates = self.config.advocacy * occupancy[:, ACTIVE].sum()
+        advocates = (self.config.advocacy * occupancy[:, ACTIVE].sum()
+                     + self.model.post_purchase.extra_advocates())
         hazard = self.config.p + self.config.q * advocates / n
         self.reach[:, UNAWARE] = min(1.0, hazard)
         return self.reach
@@ -133,12 +157,15 @@ class Firm(mesa.Agent):
         self.revenue = 0.0
         self.gross_margin = 0.0
         self.marketing = 0.0
+        self.programmes = 0.0
 
-    def book(self, revenue: float, gross_margin: float, marketing: float) -> None:
+    def book(self, revenue: float, gross_margin: float, marketing: float, programmes: float) -> None:
         self.revenue += revenue
         self.gross_margin += gross_margin
         self.marketing += marketing
+        self.programmes += programmes
 
     @property
     def profit(self) -> float:
-        return self.gross_margin - self.marketing
+        return self.gross_margin - self.marketing - self.programmes
+

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 EXIT_BAD_INPUT = 2
 
@@ -27,9 +28,23 @@ def _console() -> Console:
 
 
 def _err(message: str) -> int:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True,
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}",
                                                 soft_wrap=True)
     return EXIT_BAD_INPUT
+
+
+def _check_output(path, flag: str) -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise BadInput(f"{flag}: {p} is a directory")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadInput(f"{flag}: {parent} is not a directory")
+            break
 
 
 def _positive(text: str) -> int:
@@ -95,28 +110,29 @@ def cmd_validate(args) -> int:
     scenario = load_scenario(args.scenario, args.set)
     _console().print(f"{args.scenario}: ok ({scenario.name}: {len(scenario.segments)} segment(s), "
                      f"{len(scenario.channels)} channel(s), {scenario.simulation.agents:,} customers "
-                     f"x {scenario.simulation.days} days)")
+                     f"x {scenario.simulation.days} days)", markup=False)
     return 0
 
 
 def cmd_run(args) -> int:
     import simulation
     from simulation.io import write_netcdf
-    from simulation.scenario import load_scenario
+    from simulation.scenario import ScenarioError, load_scenario, resolve_size
     from simulation.summary import summary_table
 
     scenario = load_scenario(args.scenario, args.set)
-    if args.days is not None and args.days > 65_000:
-        raise BadInput(f"--days: at most 65000 (got {args.days})")
+    try:
+        scenario = resolve_size(scenario, args.agents, args.days, args.seed, source="command line")
+    except ScenarioError as exc:  # name the flag the user typed, not the schema field
+        flag = exc.field.replace("simulation.", "--")
+        raise BadInput(f"{flag}: {exc.message}") from None
     out = Path(args.out) if args.out else Path("results") / f"{Path(args.scenario).stem}.nc"
     for path, flag in ((out, "--out"), (args.plot, "--plot"), (args.events, "--events")):
-        if path is not None and Path(path).is_dir():
-            raise BadInput(f"{flag}: {path} is a directory")
+        _check_output(path, flag)
     console = _console()
     progress = _Progress(console, f"simulating {scenario.name}", enabled=not args.quiet)
     try:
-        ds = simulation.run(scenario, agents=args.agents, days=args.days, seed=args.seed,
-                            backend=args.backend, threads=args.threads, progress=progress,
+        ds = simulation.run(scenario, backend=args.backend, threads=args.threads, progress=progress,
                             events_sample=args.events_sample, events_path=args.events)
     finally:
         progress.close()
@@ -129,7 +145,7 @@ def cmd_run(args) -> int:
         console.print(summary_table(ds))
         extra = (f", funnel plot to {args.plot}" if args.plot else "") + (
             f", events to {args.events}" if args.events else "")
-        console.print(f"result written to {out}{extra}")
+        console.print(f"result written to {out}{extra}", markup=False)
     return 0
 
 
@@ -147,8 +163,9 @@ def cmd_plot(args) -> int:
     if "stage_count" not in ds:
         raise BadInput(f"{path}: not a distsim result (no stage_count variable)")
     out = Path(args.out) if args.out else path.with_name(f"{path.stem}_{args.kind}.png")
+    _check_output(out, "--out")
     plot(ds, args.kind, out)
-    _console().print(f"{args.kind} plot written to {out}")
+    _console().print(f"{args.kind} plot written to {out}", markup=False)
     return 0
 
 

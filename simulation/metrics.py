@@ -21,9 +21,18 @@ from simulation.kernels.day import (
     CONVERSIONS,
     FULFILMENT,
     N_BLOCKS,
+    N_SCALARS,
     ORDER_FEES,
+    PROGRAMME_COST,
+    REPEATERS,
     RETURN_COST,
     REVENUE,
+    SC_DETRACTORS,
+    SC_FORGOT_AWARE,
+    SC_FORGOT_CONSIDERING,
+    SC_HEALTH_SUM,
+    SC_MEMBERS,
+    SC_PROMOTERS,
 )
 from simulation.scenario import STAGES
 
@@ -35,7 +44,10 @@ UNITS = {
     "fulfilment_cost": "currency", "return_cost": "currency", "commission": "currency",
     "order_fees": "currency", "refunds": "currency", "contribution": "currency",
     "cac": "currency per customer", "ltv": "currency per customer",
+    "programme_cost": "currency", "programme_fixed_cost": "currency", "budget": "currency",
+    "health_at_churn": "health units summed over churners",
 }
+MARGIN_COSTS = (COGS, FULFILMENT, RETURN_COST, COMMISSION, ORDER_FEES)
 
 DESCRIPTIONS = {
     "stage_count": "customers in each journey stage at the end of the day",
@@ -47,7 +59,26 @@ DESCRIPTIONS = {
     "orders": "orders (first, repeat, renewals, win-backs) by acquisition channel",
     "revenue": "net revenue (returned orders refunded) by acquisition channel",
     "gross_margin": "revenue - cogs - fulfilment - return cost - commission - order fees",
-    "contribution": "gross margin - spend",
+    "contribution": "gross margin - spend - programme cost (of the channel's customers)",
+    "programme_cost": "post-purchase programme costs of the channel's customers "
+                      "(onboarding, reminders, surveys)",
+    "programme_fixed_cost": "post-purchase costs not tied to a channel (community)",
+    "reminders": "replenishment reminders sent, by acquisition channel",
+    "reminder_orders": "orders brought forward by a reminder",
+    "shares": "orders shared by customers (unboxing), feeding word of mouth",
+    "community_joins": "customers joining the community",
+    "community_leaves": "members lost to churn",
+    "feedback": "survey answers",
+    "onboarded": "new customers enrolled in onboarding",
+    "repeaters": "customers placing their second order",
+    "health_at_churn": "sum of churners' health on the day they churned",
+    "mean_health": "mean health of active customers at the end of the day",
+    "nps": "NPS proxy: % active customers with health >= 0.7 minus % below 0.4",
+    "community_size": "community members among active customers",
+    "repeat_purchase_rate": "share of customers acquired so far who have ordered twice",
+    "brand_equity": "brand equity at the start of the day, in [0, 1]",
+    "budget": "planned daily budget (after schedule, roll-out and guardrails)",
+    "guardrail_action": "guardrail fired that day: 0 none, 1 pause, 2 hold, 3 scale",
     "churned": "customers lost, by acquisition channel",
     "winbacks": "churned customers won back, by winning channel",
     "moved_aware": "unaware customers made aware, by channel",
@@ -60,7 +91,8 @@ DESCRIPTIONS = {
     "customers": "customers acquired during the run",
     "conversion_rate": "customers acquired / customers ever reached",
     "cac": "customer acquisition cost: spend / customers acquired",
-    "ltv": "realised lifetime value: gross margin of acquired customers / customers",
+    "ltv": "realised lifetime value: gross margin less programme costs of acquired customers "
+           "/ customers",
     "ltv_cac": "ltv / cac",
     "churn_rate": "share of acquired customers churned by the end",
     "journey_transitions": "first-order journey transitions (start, channels, conversion, "
@@ -89,12 +121,20 @@ class Recorder:
         rows = self.daily if day is None else self.daily[day]
         return rows[..., lo : lo + self.nch]
 
+    def scalars(self, day: int) -> np.ndarray:
+        lo = N_BLOCKS * self.nch + 5 * self.nseg
+        return self.daily[day, lo : lo + N_SCALARS]
+
+    def gross_margin(self) -> np.ndarray:
+        """(day, channel) revenue minus the costs of orders, so far."""
+        return self.block(REVENUE) - sum(self.block(b) for b in MARGIN_COSTS)
+
     def occupancy(self, day: int) -> np.ndarray:
         lo = N_BLOCKS * self.nch
         return self.daily[day, lo : lo + 5 * self.nseg].reshape(self.nseg, 5)
 
     def dataset(self, channels: list[str], attr: np.ndarray, trans: np.ndarray,
-                unique_reached: np.ndarray, attrs: dict) -> xr.Dataset:
+                unique_reached: np.ndarray, attrs: dict, extras: dict) -> xr.Dataset:
         days = np.arange(self.days, dtype=np.int32)
         dc = ("day", "channel")
         lo = N_BLOCKS * self.nch
@@ -108,18 +148,27 @@ class Recorder:
             if name not in UNITS:
                 values = values.round().astype(np.int64)
             data[name] = (dc, values)
+        data.update(extras)
         data["media_spend"] = (dc, self.media.copy())
         data["fixed_cost"] = (dc, self.fixed.copy())
         spend = self.media + self.fixed
         data["spend"] = (dc, spend)
-        gm = self.block(REVENUE) - sum(
-            self.block(b) for b in (COGS, FULFILMENT, RETURN_COST, COMMISSION, ORDER_FEES)
-        )
+        gm = self.gross_margin()
         data["gross_margin"] = (dc, gm)
-        data["contribution"] = (dc, gm - spend)
-        fo = lo + 5 * self.nseg
-        data["forgot_aware"] = (("day",), self.daily[:, fo].round().astype(np.int64))
-        data["forgot_considering"] = (("day",), self.daily[:, fo + 1].round().astype(np.int64))
+        data["contribution"] = (dc, gm - spend - self.block(PROGRAMME_COST))
+        sc = self.daily[:, lo + 5 * self.nseg :]
+        data["forgot_aware"] = (("day",), sc[:, SC_FORGOT_AWARE].round().astype(np.int64))
+        data["forgot_considering"] = (("day",),
+                                      sc[:, SC_FORGOT_CONSIDERING].round().astype(np.int64))
+        active = occ.sum(axis=1)[:, 3]
+        with np.errstate(all="ignore"):
+            data["mean_health"] = (("day",), np.where(active > 0, sc[:, SC_HEALTH_SUM] / active, np.nan))
+            data["nps"] = (("day",), np.where(
+                active > 0, 100.0 * (sc[:, SC_PROMOTERS] - sc[:, SC_DETRACTORS]) / active, np.nan))
+            won = np.cumsum(self.block(CONVERSIONS).sum(axis=1))
+            again = np.cumsum(self.block(REPEATERS).sum(axis=1))
+            data["repeat_purchase_rate"] = (("day",), np.where(won > 0, again / won, np.nan))
+        data["community_size"] = (("day",), sc[:, SC_MEMBERS].round().astype(np.int64))
 
         markov = markov_credit(trans, attr[0].sum())[None, :]
         data["attributed_conversions"] = (
@@ -127,7 +176,7 @@ class Recorder:
         )
         customers = self.block(CONVERSIONS).sum(axis=0)
         total_spend = spend.sum(axis=0)
-        total_gm = gm.sum(axis=0)
+        total_gm = gm.sum(axis=0) - self.block(PROGRAMME_COST).sum(axis=0)
         with np.errstate(all="ignore"):
             cac = np.where(customers > 0, total_spend / customers, np.nan)
             ltv = np.where(customers > 0, total_gm / customers, np.nan)

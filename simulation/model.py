@@ -18,12 +18,13 @@ import numpy as np
 
 from simulation import rng
 from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
+from simulation.components import Positioning, PostPurchase, Scaling
 from simulation.kernels import day as K
 from simulation.metrics import Recorder
-from simulation.scenario import STAGES, Scenario
+from simulation.scenario import STAGES, Scenario, resolve_size
 from simulation.state import UNAWARE, Population
 
-SALT_STEP, SALT_SERVE, SALT_SEGMENT = 0, 1, 2
+SALT_STEP, SALT_SERVE, SALT_SEGMENT, SALT_CONSENT = 0, 1, 2, 3
 
 
 def kernel_parameters(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +49,7 @@ def kernel_parameters(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
     par[K.P_WOM_TARGET] = {"aware": 1, "considering": 2, "active": 3}[
         scenario.word_of_mouth.adoption
     ]
-    par[K.P_HALF_LIFE] = 7.0
+    par[K.P_HALF_LIFE] = scenario.attribution.half_life_days
     segp = np.zeros((len(scenario.segments), 5))
     for g, s in enumerate(scenario.segments):
         segp[g, K.S_GAMMA_SHAPE] = s.purchase_rate.shape
@@ -61,22 +62,27 @@ def kernel_parameters(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
 
 
 class MarketModel(mesa.Model):
-    """A market of ``agents`` customers stepped for ``days`` days under one scenario."""
+    """A market of ``agents`` customers stepped for ``days`` days under one scenario.
+
+    ``agents``, ``days`` and ``seed`` override the scenario's ``[simulation]`` table; the
+    resolved scenario (what actually runs) is what the result's ``scenario`` attribute holds.
+    A value outside the schema's limits raises :class:`ScenarioError`.
+    """
 
     def __init__(self, scenario: Scenario, *, agents: int | None = None, days: int | None = None,
                  seed: int | None = None):
+        scenario = resolve_size(scenario, agents, days, seed)
         sim = scenario.simulation
-        self.n = int(agents if agents is not None else sim.agents)
-        self.days = int(days if days is not None else sim.days)
-        self.seed_value = int(seed if seed is not None else sim.seed)
-        if self.n < 1:
-            raise ValueError("agents must be at least 1")
-        if not 1 <= self.days <= 65_000:
-            raise ValueError("days must be between 1 and 65000")
+        self.n = sim.agents
+        self.days = sim.days
+        self.seed_value = sim.seed
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
         self.key = rng.seed_key(self.seed_value)
         self.population = Population(self.n)
+        self.scaling = Scaling(self)
+        self.positioning = Positioning(self)
+        self.post_purchase = PostPurchase(self)
         self.firm = Firm(self)
         self.channel_agents = [ChannelAgent(self, c, i) for i, c in enumerate(scenario.channels)]
         self.word_of_mouth = WordOfMouthAgent(self)
@@ -85,14 +91,17 @@ class MarketModel(mesa.Model):
         nch = len(self.marketers)
         nseg = len(scenario.segments)
         self.par, self.segp = kernel_parameters(scenario)
+        self.post_purchase.fill_parameters(self.par)
         self.chp = np.zeros((nch, K.N_CHP))
+        self.chp[:, K.C_PRICE_MULT] = 1.0
         for a in self.channel_agents:
             c = a.config
-            self.chp[a.index] = (c.commission, c.fee_per_order, c.capacity is not None, c.lead_decay)
+            self.chp[a.index] = (c.commission, c.fee_per_order, c.capacity is not None, c.lead_decay,
+                                 1.0 - c.discount, c.personalised)
         self.capacity = np.array(
             [a.config.capacity if a.config.capacity is not None else -1 for a in self.channel_agents]
             + [-1], dtype=np.int64)
-        self.eff = np.stack([a.effects for a in self.marketers], axis=2)
+        self.eff = np.zeros((nseg, len(STAGES), nch))
         self.forget = np.zeros(len(STAGES))
         self.forget[1] = scenario.forgetting.aware
         self.forget[2] = scenario.forgetting.considering
@@ -109,14 +118,20 @@ class MarketModel(mesa.Model):
         cum = np.cumsum([s.share for s in scenario.segments])
         cum[-1] = 1.0
         K.assign_segments(self.population.segment, cum, rng.day_key(self.key, 0, SALT_SEGMENT))
+        K.assign_consent(self.population.flags, scenario.post_purchase.opt_out_share,
+                         rng.day_key(self.key, 0, SALT_CONSENT))
         seg_counts = np.bincount(self.population.segment, minlength=nseg).astype(float)
         self.occupancy = np.zeros((nseg, len(STAGES)))
         self.occupancy[:, UNAWARE] = seg_counts
 
     def step(self) -> None:
         day = self.day
+        self.scaling.before_day(self, day)
+        self.positioning.before_day(self, day)
+        self.post_purchase.before_day(self, day)
         for c, a in enumerate(self.marketers):
             self.reach[:, :, c] = a.plan(day, self.occupancy)
+            self.eff[:, :, c] = a.effects
         p_any = -np.expm1(np.log1p(-np.minimum(self.reach, 1.0 - 1e-16)).sum(axis=2))
         p_any[self.reach.max(axis=2) >= 1.0] = 1.0
         self.counters.fill(0.0)
@@ -144,8 +159,19 @@ class MarketModel(mesa.Model):
         rev = row[K.REVENUE * nch : (K.REVENUE + 1) * nch].sum()
         costs = sum(row[b * nch : (b + 1) * nch].sum()
                     for b in (K.COGS, K.FULFILMENT, K.RETURN_COST, K.COMMISSION, K.ORDER_FEES))
-        self.firm.book(rev, rev - costs, marketing)
+        programmes = (row[K.PROGRAMME_COST * nch : (K.PROGRAMME_COST + 1) * nch].sum()
+                      + self.post_purchase.fixed_cost[day])
+        self.firm.book(rev, rev - costs, marketing, programmes)
+        self.scaling.after_day(self, day, row)
+        self.positioning.after_day(self, day, reached)
+        scalars = self.recorder.scalars(day)
+        self.post_purchase.after_day(self, day, scalars[K.SC_MEMBERS],
+                                     row[K.SHARES * nch : (K.SHARES + 1) * nch].sum())
         self.day += 1
+
+    def gross_margin_to_date(self, c: int, day: int) -> float:
+        """Gross margin booked so far to customers acquired through channel c."""
+        return float(self.recorder.gross_margin()[: day + 1, c].sum())
 
     def _serve_leads(self, day: int, pop: tuple) -> None:
         """Split each channel's daily capacity over chunks, starting at a rotating chunk."""
@@ -200,8 +226,54 @@ class MarketModel(mesa.Model):
             "bytes_per_customer": int(self.population.nbytes // self.n),
             "segments": [s.name for s in self.scenario.segments],
         }
-        return self.recorder.dataset(self.channel_names, self.attr.sum(axis=0), trans, unique,
-                                     attrs)
+        extras = {
+            "budget": (("day", "channel"), self.scaling.budget),
+            "guardrail_action": (("day", "channel"), self.scaling.action),
+            "brand_equity": (("day",), self.positioning.history),
+            "programme_fixed_cost": (("day",), self.post_purchase.fixed_cost),
+        }
+        ds = self.recorder.dataset(self.channel_names, self.attr.sum(axis=0), trans, unique,
+                                   attrs, extras)
+        ds["cohort_retention"] = cohort_retention(self.population, self.days, self.channel_names)
+        return ds
+
+
+def cohort_retention(pop: Population, days: int, channels: list[str]):
+    """Share of each weekly acquisition cohort still a customer k weeks after acquisition,
+    by acquisition channel (NaN where the run ended before week k of the cohort).
+
+    A customer is retained through week k if still active at the end or churned (last
+    time) at least 7k days after acquisition. Vectorised over the population.
+    """
+    import xarray as xr
+
+    from simulation.state import ACTIVE, CHURNED
+
+    weeks = (days + 6) // 7
+    bought = pop.acq_channel != 255
+    acq = pop.acq_channel[bought].astype(np.int64)
+    start = pop.acquired_day[bought].astype(np.int64)
+    stage = pop.stage[bought]
+    end = np.where(stage == CHURNED, pop.next_day[bought].astype(np.int64), days)
+    end = np.where(stage == ACTIVE, days, end)
+    cohort = start // 7
+    lived = np.minimum((end - start) // 7 + 1, weeks)  # weeks k = 0..lived-1 retained
+    nch = len(channels)
+    size = np.zeros((nch, weeks))
+    np.add.at(size, (acq, cohort), 1.0)
+    ended = np.zeros((nch, weeks, weeks + 1))
+    np.add.at(ended, (acq, cohort, lived), 1.0)
+    # retained at week k = cohort size - those whose retained span ended at or before k
+    retained = size[:, :, None] - np.cumsum(ended, axis=2)[:, :, :weeks]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = retained / size[:, :, None]
+    k = np.arange(weeks)
+    observable = (np.arange(weeks)[:, None] * 7 + k[None, :] * 7) < days
+    share = np.where(observable[None, :, :], share, np.nan)
+    return xr.DataArray(share, dims=("channel", "cohort_week", "weeks_since"),
+                        coords={"cohort_week": np.arange(weeks), "weeks_since": k},
+                        attrs={"description": "share of a weekly acquisition cohort still a "
+                                              "customer k weeks later, by acquisition channel"})
 
 
 def empty_log(n_chunks: int) -> tuple:

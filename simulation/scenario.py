@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import math
 import tomllib
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -58,18 +57,12 @@ class ScenarioError(ValueError):
 class Strict(BaseModel):
     """Base of every scenario table: unknown keys are errors, values are checked on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class Archetype(StrEnum):
-    commodity = "commodity"
-    niche = "niche"
-    innovative = "innovative"
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 class Simulation(Strict):
     agents: int = Field(100_000, ge=1, le=200_000_000, description="addressable customers")
-    days: int = Field(365, ge=1, le=65_535, description="days simulated (day numbers fit uint16)")
+    days: int = Field(365, ge=1, le=65_000, description="days simulated (day numbers fit uint16)")
     seed: int = Field(0, ge=0, le=2**63 - 1)
 
 
@@ -86,7 +79,7 @@ class OneTime(Strict):
 
 class Product(Strict):
     name: str = "product"
-    archetype: Archetype = Archetype.commodity
+    archetype: Literal["commodity", "niche", "innovative"] = "commodity"
     price: PositiveFloat = 20.0
     reference_price: PositiveFloat | None = Field(
         None, description="price customers compare against; defaults to price"
@@ -131,6 +124,9 @@ class Segment(Strict):
     purchase_rate: GammaRate = GammaRate()
     dropout: BetaDropout = BetaDropout()
     churn_multiplier: NonNegFloat = 1.0
+    brand_sensitivity: NonNegFloat = Field(
+        0.0, description="how much brand equity lifts conversion and price tolerance"
+    )
 
 
 class Effects(Strict):
@@ -174,6 +170,42 @@ class Reach(Strict):
         }[self.model]
 
 
+class Schedule(Strict):
+    """How a channel's daily budget moves over the days since its launch.
+
+    constant: ``daily_budget`` every day. linear: from ``daily_budget`` to ``end_budget``
+    over ``ramp_days``. exponential: ``daily_budget * (1 + growth) ** t``. steps:
+    ``[[day, budget], ...]`` (days since launch), the last step reached applies.
+    The result is capped at ``cap``.
+    """
+
+    kind: Literal["constant", "linear", "exponential", "steps"] = "constant"
+    end_budget: Money = 0.0
+    ramp_days: int = Field(30, ge=1)
+    growth: float = Field(0.0, ge=-1.0, le=1.0, description="daily growth of an exponential ramp")
+    steps: list[Annotated[list[NonNegFloat], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=list, description="[[day since launch, budget], ...]")
+    cap: Money | None = None
+
+    @model_validator(mode="after")
+    def _steps_sorted(self):
+        days = [d for d, _ in self.steps]
+        if any(d != int(d) for d in days):
+            raise ValueError("step days must be whole days")
+        if days != sorted(days):
+            raise ValueError("steps must be in increasing day order")
+        if self.kind == "steps" and not self.steps:
+            raise ValueError("a 'steps' schedule needs at least one [day, budget] step")
+        return self
+
+
+class Novelty(Strict):
+    """A new channel's effects start higher and fade: ``1 + boost * 0.5 ** (t / half_life_days)``."""
+
+    boost: NonNegFloat = 0.0
+    half_life_days: PositiveFloat = 30.0
+
+
 class Fit(Strict):
     commodity: Probability = 1.0
     niche: Probability = 1.0
@@ -201,6 +233,15 @@ class Channel(Strict):
     fit: Fit = Fit()
     message_alignment: Probability = Field(1.0, description="1: a channel-specific message; lower: one message everywhere")
     positioning_signal: float = Field(0.0, ge=-1.0, le=1.0, description="+1 premium, -1 discount")
+    discount: Probability = Field(0.0, description="price reduction on orders of customers acquired here")
+    personalised: bool = Field(False, description="reaches only customers who consented (reminders, tailored email)")
+    launch_day: int = Field(0, ge=0, description="first day the channel runs")
+    end_day: int | None = Field(None, ge=0, description="last day the channel runs (None: to the end)")
+    schedule: Schedule = Schedule()
+    dilution: NonNegFloat = Field(
+        0.0, description="audience dilution: effects x 1 / (1 + dilution * exposures per audience member)"
+    )
+    novelty: Novelty = Novelty()
 
 
 class WordOfMouth(Strict):
@@ -236,6 +277,136 @@ class Health(Strict):
     )
 
 
+class Attribution(Strict):
+    half_life_days: PositiveFloat = Field(7.0, description="half-life of the time-decay model")
+
+
+class Rollout(Strict):
+    """Staged roll-out: channels in ``order`` launch one at a time, each once the previous
+    one has passed its validation window (days and conversions) without a guardrail pausing it."""
+
+    order: list[str] = Field(default_factory=list)
+    validation_days: int = Field(30, ge=0)
+    validation_conversions: int = Field(0, ge=0)
+
+
+class Guardrail(Strict):
+    """A rule evaluated every ``every_days`` on the trailing ``lookback_days``, once the
+    channel has run ``validation_days`` and won ``validation_conversions`` customers.
+
+    It fires when the metric is ``above`` or ``below`` its threshold; then it pauses the
+    channel, holds its budget where it is (no further ramp), or scales it by ``factor``.
+    """
+
+    channel: str = Field("*", description="channel name, or * for every channel")
+    metric: Literal["cac", "conversion_rate", "ltv_cac"]
+    above: float | None = None
+    below: float | None = None
+    action: Literal["pause", "hold", "scale"] = "pause"
+    factor: PositiveFloat = Field(1.0, description="budget multiplier of a 'scale' action")
+    lookback_days: int = Field(28, ge=1)
+    validation_days: int = Field(30, ge=0)
+    validation_conversions: int = Field(100, ge=0)
+    every_days: int = Field(7, ge=1)
+
+    @model_validator(mode="after")
+    def _a_bound(self):
+        if self.above is None and self.below is None:
+            raise ValueError("a guardrail needs 'above' or 'below' (the threshold that fires it)")
+        return self
+
+
+class Brand(Strict):
+    """Brand equity in [0, 1]: premium-signal channels raise it, discount channels erode it."""
+
+    initial_equity: Probability | None = Field(None, description="default by product positioning")
+    build_rate: NonNegFloat = Field(0.05, description="equity moved per unit of signal x share reached")
+    decay: Probability = Field(0.002, description="daily pull back toward the initial equity")
+    discount_erosion: NonNegFloat = Field(2.0, description="signal lost per unit of channel discount")
+
+
+class Messaging(Strict):
+    strategy: Literal["uniform", "channel_specific"] = Field(
+        "uniform", description="uniform: one message, each channel's message_alignment applies; "
+        "channel_specific: tailored creative (alignment 1) at a daily cost per channel")
+    cost_per_channel_per_day: Money = 0.0
+
+
+class Onboarding(Strict):
+    enabled: bool = False
+    reach: Probability = Field(1.0, description="share of new customers enrolled")
+    days: int = Field(14, ge=1, le=90, description="length of the programme")
+    churn_reduction: Probability = Field(0.3, description="churn hazard cut during effect_days")
+    effect_days: int = Field(30, ge=1)
+    health_boost: Probability = 0.1
+    cost_per_customer: Money = 0.0
+
+
+class Delivery(Strict):
+    satisfaction: Probability = Field(0.5, description="0.5 is ordinary; faster delivery is higher")
+    cost_per_order: Money = 0.0
+
+
+class Packaging(Strict):
+    quality: Probability = 0.5
+    share_rate: Probability = Field(0.0, description="chance an order is shared (unboxing), feeding word of mouth")
+    cost_per_order: Money = 0.0
+
+
+class Returns(Strict):
+    flexible: bool = False
+    conversion_lift: NonNegFloat = Field(0.1, description="relative lift of decision effects")
+    extra_return_rate: Probability = 0.05
+
+
+class Tracking(Strict):
+    enabled: bool = False
+    satisfaction_bonus: Probability = 0.1
+    cost_per_order: Money = 0.0
+
+
+class Reminders(Strict):
+    """Replenishment reminders timed to each customer's expected run-out (repeat purchases)."""
+
+    enabled: bool = False
+    cycle_days: int = Field(70, ge=1, description="days a purchase lasts (e.g. a 20 kg bag)")
+    response: Probability = Field(0.3, description="chance a reminder brings the order forward")
+    dropout_reduction: Probability = Field(0.3, description="drop-out cut for reminded customers")
+    cost_per_reminder: Money = 0.0
+
+
+class Feedback(Strict):
+    enabled: bool = False
+    response_rate: Probability = 0.2
+    health_boost: Probability = 0.05
+    cost_per_survey: Money = 0.0
+
+
+class Community(Strict):
+    """Members churn less and advocate more; the value grows with size: ``m / (m + half_size)``."""
+
+    enabled: bool = False
+    join_rate: Probability = Field(0.05, description="chance an order makes the customer join")
+    half_size: PositiveFloat = 1000.0
+    churn_reduction: Probability = 0.3
+    advocacy_boost: NonNegFloat = 1.0
+    fixed_daily_cost: Money = 0.0
+    cost_per_member_day: Money = 0.0
+
+
+class PostPurchase(Strict):
+    opt_out_share: Probability = Field(0.3, description="customers who do not consent to personalised contact")
+    satisfaction_weight: NonNegFloat = Field(0.2, description="health moved per order by satisfaction - 0.5")
+    onboarding: Onboarding = Onboarding()
+    delivery: Delivery = Delivery()
+    packaging: Packaging = Packaging()
+    returns: Returns = Returns()
+    tracking: Tracking = Tracking()
+    reminders: Reminders = Reminders()
+    feedback: Feedback = Feedback()
+    community: Community = Community()
+
+
 class Scenario(Strict):
     name: str = "scenario"
     description: str = ""
@@ -246,6 +417,12 @@ class Scenario(Strict):
     word_of_mouth: WordOfMouth = WordOfMouth()
     forgetting: Forgetting = Forgetting()
     health: Health = Health()
+    rollout: Rollout = Rollout()
+    guardrails: list[Guardrail] = Field(default_factory=list)
+    brand: Brand = Brand()
+    messaging: Messaging = Messaging()
+    post_purchase: PostPurchase = PostPurchase()
+    attribution: Attribution = Attribution()
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -263,6 +440,16 @@ class Scenario(Strict):
             raise ValueError("at most 62 channels")
         if len(self.segments) > 255:
             raise ValueError("at most 255 segments")
+        for name in self.rollout.order:
+            if name not in names:
+                raise ValueError(f"rollout.order names unknown channel '{name}'")
+        _unique("rollout.order", self.rollout.order)
+        for rule in self.guardrails:
+            if rule.channel != "*" and rule.channel not in names:
+                raise ValueError(f"guardrail for unknown channel '{rule.channel}'")
+        for c in self.channels:
+            if c.end_day is not None and c.end_day < c.launch_day:
+                raise ValueError(f"channel '{c.name}': end_day before launch_day")
         for s in self.segments:
             unknown = sorted(set(s.affinity) - names)
             if unknown:
@@ -347,7 +534,12 @@ def _format_loc(loc: tuple, data: dict) -> str:
         if isinstance(item, int) and isinstance(node, list):
             entry = node[item] if item < len(node) else None
             name = entry.get("name") if isinstance(entry, dict) else None
-            out.append(str(name) if name else f"[{item}]")
+            if name:
+                out.append(str(name))
+            elif out:
+                out[-1] += f"[{item}]"
+            else:
+                out.append(f"[{item}]")
             node = entry
         else:
             out.append(str(item))
@@ -399,13 +591,19 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     return scenario_from_dict(data, str(path))
 
 
-def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
+def with_overrides(scenario: Scenario, overrides: dict[str, Any], source: str = "<overrides>") -> Scenario:
     """A copy of ``scenario`` with dotted-path overrides (already parsed values) applied."""
     data = copy.deepcopy(scenario.model_dump(mode="json"))
     for key, value in overrides.items():
-        apply_override(data, key, value)
-    return scenario_from_dict(_drop_none_top(data), "<overrides>")
+        apply_override(data, key, value, source)
+    return scenario_from_dict(_drop_none(data), source)
 
 
-def _drop_none_top(data: dict) -> dict:
-    return _drop_none(data)
+def resolve_size(scenario: Scenario, agents: int | None = None, days: int | None = None,
+                 seed: int | None = None, source: str = "arguments") -> Scenario:
+    """The scenario as it will run: ``[simulation]`` with the given size and seed, validated."""
+    over = {f"simulation.{k}": v for k, v in (("agents", agents), ("days", days), ("seed", seed))
+            if v is not None}
+    return with_overrides(scenario, over, source) if over else scenario
+
+

@@ -54,14 +54,19 @@ CUSTOMER_FIELDS: tuple[Field, ...] = (
     Field("health", np.uint8, 1, "engagement 0..255 at health_day; declines with time"),
     Field("health_day", np.uint16, 1, "day health was last set", 65535),
     Field("acquired_day", np.uint16, 1, "day of the first order", 65535),
-    Field("next_day", np.uint16, 1, "next scheduled event: renewal, order chance or lapse", 65535),
+    Field("next_day", np.uint16, 1, "active: next scheduled event (renewal, order chance, "
+          "reminder, lapse); churned: the day of churn", 65535),
     Field("orders", np.uint16, 1, "orders placed, saturating at 65535"),
     Field("purchase_rate", np.float32, 1, "orders per day while alive (Gamma across customers)"),
     Field("dropout", np.float32, 1, "probability of dropping out after an order (Beta across customers)"),
     Field("revenue", np.float32, 1, "cumulative net revenue"),
     Field("margin", np.float32, 1, "cumulative gross margin"),
     Field("reached_mask", np.uint64, 1, "bit c set once channel c has reached the customer"),
+    Field("flags", np.uint8, 1, "bits: consent, onboarded, community member, reminder pending"),
 )
+
+# Bits of ``flags``.
+CONSENT, ONBOARDED, MEMBER, REMINDER = 1, 2, 4, 8
 
 BYTES_PER_CUSTOMER = sum(f.nbytes for f in CUSTOMER_FIELDS)
 
@@ -70,9 +75,10 @@ BYTES_PER_CUSTOMER = sum(f.nbytes for f in CUSTOMER_FIELDS)
 (
     F_SEGMENT, F_STAGE, F_ACQ_CHANNEL, F_FIRST_CHANNEL, F_FIRST_DAY, F_RING_CHANNEL, F_RING_DAY,
     F_RING_HEAD, F_TOUCHES, F_LEAD, F_HEALTH, F_HEALTH_DAY, F_ACQUIRED_DAY, F_NEXT_DAY, F_ORDERS,
-    F_PURCHASE_RATE, F_DROPOUT, F_REVENUE, F_MARGIN, F_REACHED_MASK,
-) = range(20)
+    F_PURCHASE_RATE, F_DROPOUT, F_REVENUE, F_MARGIN, F_REACHED_MASK, F_FLAGS,
+) = range(21)
 assert [f.name for f in CUSTOMER_FIELDS][F_REACHED_MASK] == "reached_mask"
+assert [f.name for f in CUSTOMER_FIELDS][F_FLAGS] == "flags"
 assert [f.name for f in CUSTOMER_FIELDS][F_PURCHASE_RATE] == "purchase_rate"
 
 

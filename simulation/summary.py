@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import xarray as xr
+from rich.markup import escape
 from rich.table import Table
 
 COLUMNS = (
@@ -80,12 +81,12 @@ def _fmt(key: str, value) -> str:
 def summary_table(ds: xr.Dataset) -> Table:
     """A rich table of :func:`channel_summary` with a totals caption."""
     name = ds.attrs.get("scenario_name", "run")
-    table = Table(title=f"{name}: {ds.attrs['agents']:,} customers x {ds.attrs['days']} days "
-                        f"(seed {ds.attrs['seed']})")
+    table = Table(title=f"{escape(str(name))}: {int(ds.attrs['agents']):,} customers x "
+                        f"{int(ds.attrs['days'])} days (seed {ds.attrs['seed']})")
     for header, key in COLUMNS:
         table.add_column(header, justify="left" if key == "channel" else "right")
     for row in channel_summary(ds):
-        table.add_row(*[_fmt(key, row[key]) for _, key in COLUMNS])
+        table.add_row(*[escape(_fmt(key, row[key])) for _, key in COLUMNS])
     t = totals(ds)
     table.caption = (f"revenue {t['revenue']:,.0f} · gross margin {t['gross_margin']:,.0f} · "
                      f"spend {t['spend']:,.0f} · profit {t['profit']:,.0f} · "

@@ -38,12 +38,14 @@ from simulation.state import (
     ACTIVE,
     AWARE,
     CHURNED,
+    CONSENT,
     CONSIDERING,
     F_ACQ_CHANNEL,
     F_ACQUIRED_DAY,
     F_DROPOUT,
     F_FIRST_CHANNEL,
     F_FIRST_DAY,
+    F_FLAGS,
     F_HEALTH,
     F_HEALTH_DAY,
     F_LEAD,
@@ -59,6 +61,9 @@ from simulation.state import (
     F_SEGMENT,
     F_STAGE,
     F_TOUCHES,
+    MEMBER,
+    ONBOARDED,
+    REMINDER,
     RING,
     UNAWARE,
 )
@@ -69,29 +74,40 @@ CHUNK = 1 << 14
 (
     REACHED, CONVERSIONS, ORDERS, REVENUE, COGS, FULFILMENT, RETURN_COST, COMMISSION, ORDER_FEES,
     RETURNS, REFUNDS, CHURNED_BY, WINBACKS, LEADS_NEW, LEADS_LOST, LEADS_SERVED, MOVED_AWARE,
-    MOVED_CONSIDERING,
-) = range(18)
-N_BLOCKS = 18
+    MOVED_CONSIDERING, PROGRAMME_COST, REMINDERS, REMINDER_ORDERS, SHARES, JOINS, LEAVES,
+    FEEDBACK, ONBOARDED_BY, REPEATERS, HEALTH_AT_CHURN,
+) = range(28)
+N_BLOCKS = 28
 BLOCK_NAMES = (
     "reached", "conversions", "orders", "revenue", "cogs", "fulfilment_cost", "return_cost",
     "commission", "order_fees", "returns", "refunds", "churned", "winbacks", "leads_new",
-    "leads_lost", "leads_served", "moved_aware", "moved_considering",
+    "leads_lost", "leads_served", "moved_aware", "moved_considering", "programme_cost",
+    "reminders", "reminder_orders", "shares", "community_joins", "community_leaves",
+    "feedback", "onboarded", "repeaters", "health_at_churn",
 )
+# Scalars after the stage x segment block: offsets from its end.
+(SC_FORGOT_AWARE, SC_FORGOT_CONSIDERING, SC_HEALTH_SUM, SC_PROMOTERS, SC_DETRACTORS,
+ SC_MEMBERS) = range(6)
+N_SCALARS = 6
+PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
 # Attribution models computed in the kernel (index into attr[:, model, channel]).
 ATTR_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 
 # Scalar parameters, packed in one float64 array.
 (
     P_PRICE, P_UNIT_COST, P_FULFIL, P_RET_RATE, P_RET_COST, P_BM, P_PERIOD, P_SUB_CHURN, P_LAPSE,
-    P_H_INIT, P_H_DECAY, P_H_BOOST, P_H_SENS, P_WOM_TARGET, P_HALF_LIFE,
-) = range(15)
-N_PAR = 15
+    P_H_INIT, P_H_DECAY, P_H_BOOST, P_H_SENS, P_WOM_TARGET, P_HALF_LIFE, P_ONB_SHARE,
+    P_ONB_REDUCTION, P_ONB_EFFECT_DAYS, P_ONB_BOOST, P_ONB_COST, P_SAT_BOOST, P_SHARE_RATE,
+    P_REM_ON, P_REM_CYCLE, P_REM_RESPONSE, P_REM_REDUCTION, P_REM_COST, P_FB_RATE, P_FB_BOOST,
+    P_FB_COST, P_COM_JOIN, P_COM_REDUCTION,
+) = range(32)
+N_PAR = 32
 BM_ONE_TIME, BM_REPEAT, BM_SUBSCRIPTION = 0, 1, 2
 # Per-segment parameters.
 S_GAMMA_SHAPE, S_GAMMA_SCALE, S_BETA_A, S_BETA_B, S_CHURN_MULT = range(5)
 # Per-channel parameters.
-C_COMMISSION, C_FEE, C_CAPACITY, C_LEAD_DECAY = range(4)
-N_CHP = 4
+C_COMMISSION, C_FEE, C_CAPACITY, C_LEAD_DECAY, C_PRICE_MULT, C_PERSONAL = range(6)
+N_CHP = 6
 
 NEVER_DAY = 65535
 
@@ -101,8 +117,8 @@ EVENT_KINDS = ("touch", "purchase", "churn")
 
 
 def counter_width(n_channels: int, n_segments: int) -> int:
-    """Counters per chunk: the per-channel blocks, stage x segment occupancy, two forgetting flows."""
-    return N_BLOCKS * n_channels + 5 * n_segments + 2
+    """Counters per chunk: the per-channel blocks, stage x segment occupancy, the scalars."""
+    return N_BLOCKS * n_channels + 5 * n_segments + N_SCALARS
 
 
 @njit(cache=True, inline="always")
@@ -143,8 +159,8 @@ def _log(log, ch, i, day, kind, c, amount):
 
 @njit(cache=True)
 def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st):
-    """One order by customer i, booked to acquisition channel a."""
-    price = par[P_PRICE]
+    """One order by customer i, booked to acquisition channel a (at that channel's price)."""
+    price = par[P_PRICE] * chp[a, C_PRICE_MULT]
     returned = False
     if par[P_RET_RATE] > 0.0:
         u, st = uniform(st)
@@ -172,19 +188,85 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st):
     return st
 
 
+@njit(cache=True, inline="always")
+def _in_onboarding(pop, i, day, par):
+    return (pop[F_FLAGS][i] & ONBOARDED) != 0 and day - pop[F_ACQUIRED_DAY][i] <= par[P_ONB_EFFECT_DAYS]
+
+
+@njit(cache=True)
+def _churn_multiplier(pop, i, day, g, par, segp):
+    """Churn hazard multiplier: segment, health, onboarding and community membership."""
+    m = segp[g, S_CHURN_MULT]
+    if par[P_H_SENS] > 0.0:
+        h = _health_now(pop, i, day, par[P_H_DECAY])
+        m *= np.exp(par[P_H_SENS] * (0.5 - h))
+    if _in_onboarding(pop, i, day, par):
+        m *= 1.0 - par[P_ONB_REDUCTION]
+    if pop[F_FLAGS][i] & MEMBER:
+        m *= 1.0 - par[P_COM_REDUCTION]
+    return m
+
+
 @njit(cache=True)
 def _next_event(pop, i, day, g, par, segp, st):
-    """Day of the next scheduled event of a customer who just ordered (or was won back)."""
+    """Day of the next scheduled event of a customer who just ordered (or was won back).
+
+    Subscriptions renew every period. Repeat buyers get their next order chance after a
+    geometric wait at their own rate, or a replenishment reminder at run-out if that comes
+    first (consenting customers only). One-time buyers lapse after a geometric wait whose
+    hazard is lower while onboarding protects them (the wait is memoryless, so it is drawn
+    piecewise: within the protected window, then at the ordinary hazard).
+    """
     bm = int(par[P_BM])
     if bm == BM_SUBSCRIPTION:
         return _schedule(day, int(par[P_PERIOD])), st
     if bm == BM_REPEAT:
         lam = pop[F_PURCHASE_RATE][i]
         wait, st = geometric_days(1.0 - np.exp(-lam), st)
+        cycle = int(par[P_REM_CYCLE])
+        if par[P_REM_ON] > 0.0 and (pop[F_FLAGS][i] & CONSENT) and wait > cycle:
+            pop[F_FLAGS][i] |= REMINDER
+            return _schedule(day, cycle), st
         return _schedule(day, wait), st
-    p = par[P_LAPSE] * segp[g, S_CHURN_MULT]
-    wait, st = geometric_days(p if p < 1.0 else 1.0, st)
-    return _schedule(day, wait), st
+    base = par[P_LAPSE] * segp[g, S_CHURN_MULT]
+    if pop[F_FLAGS][i] & MEMBER:
+        base *= 1.0 - par[P_COM_REDUCTION]
+    start = 0
+    if _in_onboarding(pop, i, day, par):
+        window = int(par[P_ONB_EFFECT_DAYS]) - (day - pop[F_ACQUIRED_DAY][i])
+        p = min(1.0, base * (1.0 - par[P_ONB_REDUCTION]))
+        wait, st = geometric_days(p, st)
+        if wait <= window:
+            return _schedule(day, wait), st
+        start = window
+    wait, st = geometric_days(min(1.0, base), st)
+    return _schedule(day, start + wait), st
+
+
+@njit(cache=True)
+def _after_order(pop, i, a, day, nch, cnt, par, st):
+    """What an order sets off after the sale: satisfaction, unboxing shares, feedback,
+    community joining; and the repeat-buyer count."""
+    flags = pop[F_FLAGS]
+    if pop[F_ORDERS][i] == 2:
+        cnt[REPEATERS * nch + a] += 1.0
+    boost = par[P_SAT_BOOST]
+    if par[P_SHARE_RATE] > 0.0:
+        u, st = uniform(st)
+        if u < par[P_SHARE_RATE]:
+            cnt[SHARES * nch + a] += 1.0
+    if par[P_FB_RATE] > 0.0:
+        cnt[PROGRAMME_COST * nch + a] += par[P_FB_COST]
+        u, st = uniform(st)
+        if u < par[P_FB_RATE]:
+            cnt[FEEDBACK * nch + a] += 1.0
+            boost += par[P_FB_BOOST]
+    if par[P_COM_JOIN] > 0.0 and not (flags[i] & MEMBER):
+        u, st = uniform(st)
+        if u < par[P_COM_JOIN]:
+            flags[i] |= MEMBER
+            cnt[JOINS * nch + a] += 1.0
+    return boost, st
 
 
 @njit(cache=True, inline="always")
@@ -282,19 +364,33 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
         p, st = beta(segp[g, S_BETA_A], segp[g, S_BETA_B], st)
         pop[F_DROPOUT][i] = p
     cnt[CONVERSIONS * nch + c] += 1.0
+    health = par[P_H_INIT]
+    if par[P_ONB_SHARE] > 0.0:
+        u, st = uniform(st)
+        if u < par[P_ONB_SHARE]:
+            pop[F_FLAGS][i] |= ONBOARDED
+            cnt[ONBOARDED_BY * nch + c] += 1.0
+            cnt[PROGRAMME_COST * nch + c] += par[P_ONB_COST]
+            health += par[P_ONB_BOOST]
     st = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, st)
+    boost, st = _after_order(pop, i, c, day, nch, cnt, par, st)
+    _set_health(pop, i, day, health + boost)
     nd, st = _next_event(pop, i, day, g, par, segp, st)
     pop[F_NEXT_DAY][i] = nd
     return st
 
 
-@njit(cache=True)
-def _churn_multiplier(pop, i, day, g, par, segp):
-    m = segp[g, S_CHURN_MULT]
-    if par[P_H_SENS] > 0.0:
-        h = _health_now(pop, i, day, par[P_H_DECAY])
-        m *= np.exp(par[P_H_SENS] * (0.5 - h))
-    return m
+@njit(cache=True, inline="always")
+def _census(pop, i, day, par, cnt, off):
+    """End-of-day health census of an active customer: mean health, NPS proxy, community."""
+    h = _health_now(pop, i, day, par[P_H_DECAY])
+    cnt[off] += h
+    if h >= PROMOTER_HEALTH:
+        cnt[off + 1] += 1.0
+    elif h < DETRACTOR_HEALTH:
+        cnt[off + 2] += 1.0
+    if pop[F_FLAGS][i] & MEMBER:
+        cnt[off + 3] += 1.0
 
 
 @njit(cache=True, inline="always")
@@ -309,25 +405,51 @@ def _forget(pop, i, s, cnt, forgot_off):
 
 
 @njit(cache=True)
+def _churn(pop, i, a, day, nch, cnt, log, ch, par):
+    flags = pop[F_FLAGS]
+    pop[F_STAGE][i] = CHURNED
+    pop[F_NEXT_DAY][i] = day  # a churned customer's next_day keeps the day of churn
+    cnt[CHURNED_BY * nch + a] += 1.0
+    cnt[HEALTH_AT_CHURN * nch + a] += _health_now(pop, i, day, par[P_H_DECAY])
+    if flags[i] & MEMBER:
+        flags[i] &= ~np.uint8(MEMBER)
+        cnt[LEAVES * nch + a] += 1.0
+    flags[i] &= ~np.uint8(REMINDER)
+    _log(log, ch, i, day, EV_CHURN, a, 0.0)
+
+
+@njit(cache=True)
 def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
-    """Renewal, order chance or lapse of an active customer; returns (stage, state)."""
+    """Renewal, order chance, reminder or lapse of an active customer; returns (stage, state)."""
     bm = int(par[P_BM])
     a = pop[F_ACQ_CHANNEL][i]
+    flags = pop[F_FLAGS]
+    dropout_cut = 1.0
+    if flags[i] & REMINDER:
+        flags[i] &= ~np.uint8(REMINDER)
+        cnt[REMINDERS * nch + a] += 1.0
+        cnt[PROGRAMME_COST * nch + a] += par[P_REM_COST]
+        u, st = uniform(st)
+        if u >= par[P_REM_RESPONSE]:  # not now: the next order chance comes at its own pace
+            nd, st = _next_event(pop, i, day, g, par, segp, st)
+            pop[F_NEXT_DAY][i] = nd
+            return ACTIVE, st
+        cnt[REMINDER_ORDERS * nch + a] += 1.0
+        dropout_cut = 1.0 - par[P_REM_REDUCTION]
     u, st = uniform(st)
     if bm == BM_SUBSCRIPTION:
         churn = u < par[P_SUB_CHURN] * _churn_multiplier(pop, i, day, g, par, segp)
     elif bm == BM_REPEAT:
-        churn = u < pop[F_DROPOUT][i] * _churn_multiplier(pop, i, day, g, par, segp)
+        churn = u < pop[F_DROPOUT][i] * dropout_cut * _churn_multiplier(pop, i, day, g, par, segp)
     else:
         churn = True
     if churn:
-        pop[F_STAGE][i] = CHURNED
-        pop[F_NEXT_DAY][i] = NEVER_DAY
-        cnt[CHURNED_BY * nch + a] += 1.0
-        _log(log, ch, i, day, EV_CHURN, a, 0.0)
+        _churn(pop, i, a, day, nch, cnt, log, ch, par)
         return CHURNED, st
     st = _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st)
-    _set_health(pop, i, day, _health_now(pop, i, day, par[P_H_DECAY]) + par[P_H_BOOST])
+    boost, st = _after_order(pop, i, a, day, nch, cnt, par, st)
+    h = _health_now(pop, i, day, par[P_H_DECAY]) + par[P_H_BOOST] + boost
+    _set_health(pop, i, day, h)
     nd, st = _next_event(pop, i, day, g, par, segp, st)
     pop[F_NEXT_DAY][i] = nd
     return ACTIVE, st
@@ -366,6 +488,8 @@ def _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr, trans, log, ch,
             v, st = uniform(st)
             if v >= r:
                 continue
+        if chp[c, C_PERSONAL] > 0.0 and not (pop[F_FLAGS][i] & CONSENT):
+            continue  # personalised contact only reaches customers who consented
         cnt[REACHED * nch + c] += 1.0
         pop[F_REACHED_MASK][i] |= np.uint64(1) << np.uint64(c)
         if s != UNAWARE and s != ACTIVE:
@@ -405,8 +529,10 @@ def _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr, trans, log, ch,
             pop[F_STAGE][i] = ACTIVE
             pop[F_TOUCHES][i] = 0
             cnt[WINBACKS * nch + c] += 1.0
-            _set_health(pop, i, day, par[P_H_INIT])
-            st = _book_order(pop, i, pop[F_ACQ_CHANNEL][i], day, nch, cnt, log, ch, par, chp, st)
+            a = pop[F_ACQ_CHANNEL][i]
+            st = _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st)
+            boost, st = _after_order(pop, i, a, day, nch, cnt, par, st)
+            _set_health(pop, i, day, par[P_H_INIT] + boost)
             nd, st = _next_event(pop, i, day, g, par, segp, st)
             pop[F_NEXT_DAY][i] = nd
         else:  # ACTIVE: a retention touch lifts health
@@ -428,6 +554,7 @@ def step_day(day, key, pop, reach, p_any, eff, forget, par, segp, chp,
     nseg = reach.shape[0]
     stage_off = N_BLOCKS * nch
     forgot_off = stage_off + 5 * nseg
+    census = forgot_off + SC_HEALTH_SUM
     has_capacity = False
     for c in range(nch):
         if chp[c, C_CAPACITY] > 0.0:
@@ -447,6 +574,8 @@ def step_day(day, key, pop, reach, p_any, eff, forget, par, segp, chp,
             has_lead = s == CONSIDERING and lead[i] > 0
             if pa <= 0.0 and forget[s] <= 0.0 and not has_event and not has_lead:
                 cnt[stage_off + g * 5 + s] += 1.0
+                if s == ACTIVE:
+                    _census(pop, i, day, par, cnt, census)
                 continue
             st = stream(key, i)
             done = False
@@ -480,7 +609,9 @@ def step_day(day, key, pop, reach, p_any, eff, forget, par, segp, chp,
                         _forget(pop, i, s, cnt, forgot_off)
             s = stage[i]
             cnt[stage_off + g * 5 + s] += 1.0
-            if has_capacity and s == CONSIDERING and lead[i] > 0:
+            if s == ACTIVE:
+                _census(pop, i, day, par, cnt, census)
+            elif has_capacity and s == CONSIDERING and lead[i] > 0:
                 waiting[ch, lead[i] - 1] += 1
 
 
@@ -491,6 +622,7 @@ def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, tr
     lead = pop[F_LEAD]
     n = stage.shape[0]
     nch = eff.shape[2]
+    nseg = eff.shape[0]
     stage_off = N_BLOCKS * nch
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
@@ -510,11 +642,13 @@ def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, tr
             st = stream(key, i)
             u, st = uniform(st)
             lead[i] = 0
+            _touch(pop, i, c, day, log, ch)  # the sales conversation is a touch
             if u < eff[g, CONSIDERING, c]:
                 _convert(pop, i, c, day, g, nch, cnt, attr_all[ch], trans_all[ch], log, ch, par,
                          segp, chp, st)
                 cnt[stage_off + g * 5 + CONSIDERING] -= 1.0
                 cnt[stage_off + g * 5 + ACTIVE] += 1.0
+                _census(pop, i, day, par, cnt, stage_off + 5 * nseg + SC_HEALTH_SUM)
 
 
 @njit(parallel=True, cache=True)
@@ -547,6 +681,16 @@ def assign_segments(segment, cum_share, key):
         while g < nseg - 1 and u >= cum_share[g]:
             g += 1
         segment[i] = g
+
+
+@njit(parallel=True, cache=True)
+def assign_consent(flags, opt_out, key):
+    """Consent to personalised contact, drawn per customer from its own stream."""
+    for i in prange(flags.shape[0]):
+        st = stream(key, i)
+        u, st = uniform(st)
+        if u >= opt_out:
+            flags[i] |= CONSENT
 
 
 @njit(parallel=True, cache=True)

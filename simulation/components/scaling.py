@@ -1,0 +1,143 @@
+"""Scaling strategies: launch days, budget ramps, staged roll-out and guardrails.
+
+Fast scaling breaks in ways the other mechanisms carry: reach saturates with
+spend (Poisson reach), the marginal audience is less aligned (``dilution``),
+novelty fades (``novelty``) and capacity-limited channels queue and lose leads.
+This component decides, each day, whether a channel runs and with what budget,
+and applies the guardrails once their validation window has passed so that
+small samples and novelty do not trigger them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simulation.kernels import day as K
+from simulation.scenario import Channel, Guardrail, Scenario
+
+NO_ACTION, PAUSED, HELD, SCALED = 0, 1, 2, 3
+
+
+def scheduled_budget(cfg: Channel, t: int) -> float:
+    """Budget ``t`` days after launch under the channel's schedule (before guardrails)."""
+    sch = cfg.schedule
+    b0 = cfg.daily_budget
+    if sch.kind == "constant":
+        b = b0
+    elif sch.kind == "linear":
+        b = b0 + (sch.end_budget - b0) * min(1.0, t / sch.ramp_days)
+    elif sch.kind == "exponential":
+        b = b0 * math.pow(1.0 + sch.growth, t)
+    else:
+        b = b0
+        for day, budget in sch.steps:
+            if t >= day:
+                b = budget
+    if sch.cap is not None:
+        b = min(b, sch.cap)
+    return max(0.0, b)
+
+
+class Scaling:
+    """Which channels run today and with what budget."""
+
+    def __init__(self, model):
+        sc: Scenario = model.scenario
+        self.channels = sc.channels
+        n = len(sc.channels)
+        self.days = model.days
+        self.index = {c.name: i for i, c in enumerate(sc.channels)}
+        self.launched = np.full(n, -1)  # actual launch day, -1 not yet
+        self.paused = np.zeros(n, bool)
+        self.held = np.full(n, np.nan)  # budget frozen by a 'hold' guardrail
+        self.multiplier = np.ones(n)
+        self.rollout = [self.index[name] for name in sc.rollout.order]
+        self.rollout_cfg = sc.rollout
+        self.guardrails: list[Guardrail] = sc.guardrails
+        self.budget = np.zeros((model.days, n + 1))
+        self.action = np.zeros((model.days, n + 1), np.int8)
+
+    def _may_launch(self, c: int, day: int, model) -> bool:
+        cfg = self.channels[c]
+        if day < cfg.launch_day:
+            return False
+        if c not in self.rollout:
+            return True
+        k = self.rollout.index(c)
+        if k == 0:
+            return True
+        prev = self.rollout[k - 1]
+        if self.launched[prev] < 0 or self.paused[prev]:
+            return False
+        ran = day - self.launched[prev]
+        won = model.recorder.block(K.CONVERSIONS)[: day, prev].sum()
+        return (ran >= self.rollout_cfg.validation_days
+                and won >= self.rollout_cfg.validation_conversions)
+
+    def running(self, c: int, day: int) -> bool:
+        cfg = self.channels[c]
+        if self.paused[c] or self.launched[c] < 0:
+            return False
+        return cfg.end_day is None or day <= cfg.end_day
+
+    def days_since_launch(self, c: int, day: int) -> int:
+        return day - self.launched[c] if self.launched[c] >= 0 else -1
+
+    def before_day(self, model, day: int) -> None:
+        for c in range(len(self.channels)):
+            if self.launched[c] < 0 and self._may_launch(c, day, model):
+                self.launched[c] = day
+            if not self.running(c, day):
+                continue
+            b = scheduled_budget(self.channels[c], self.days_since_launch(c, day))
+            if not math.isnan(self.held[c]):
+                b = self.held[c]
+            self.budget[day, c] = b * self.multiplier[c]
+
+    def after_day(self, model, day: int, row: np.ndarray) -> None:
+        for rule in self.guardrails:
+            targets = range(len(self.channels)) if rule.channel == "*" else [self.index[rule.channel]]
+            for c in targets:
+                if not self.running(c, day) or self.paused[c]:
+                    continue
+                ran = self.days_since_launch(c, day) + 1
+                if ran < rule.validation_days or ran % rule.every_days:
+                    continue
+                rec = model.recorder
+                won_total = rec.block(K.CONVERSIONS)[: day + 1, c].sum()
+                if won_total < rule.validation_conversions:
+                    continue
+                value = self.metric(model, rule, c, day)
+                fires = ((rule.above is not None and value > rule.above)
+                         or (rule.below is not None and value < rule.below))
+                if not fires:
+                    continue
+                if rule.action == "pause":
+                    self.paused[c] = True
+                    self.action[day, c] = PAUSED
+                elif rule.action == "hold":
+                    self.held[c] = self.budget[day, c] / self.multiplier[c]
+                    self.action[day, c] = HELD
+                else:
+                    self.multiplier[c] *= rule.factor
+                    self.action[day, c] = SCALED
+
+    @staticmethod
+    def metric(model, rule: Guardrail, c: int, day: int) -> float:
+        """The guardrail's metric over the trailing window (ltv_cac: realised LTV so far)."""
+        rec = model.recorder
+        lo = max(0, day + 1 - rule.lookback_days)
+        won = rec.block(K.CONVERSIONS)[lo : day + 1, c].sum()
+        spend = (rec.media[lo : day + 1, c] + rec.fixed[lo : day + 1, c]).sum()
+        if rule.metric == "conversion_rate":
+            reached = rec.block(K.REACHED)[lo : day + 1, c].sum()
+            return won / reached if reached else 0.0
+        cac = spend / won if won else math.inf
+        if rule.metric == "cac":
+            return cac
+        customers = rec.block(K.CONVERSIONS)[: day + 1, c].sum()
+        margin = model.gross_margin_to_date(c, day)
+        ltv = margin / customers if customers else 0.0
+        return ltv / cac if cac > 0 else math.inf
