@@ -371,7 +371,8 @@ class Reminders(Strict):
     enabled: bool = False
     cycle_days: int = Field(70, ge=1, description="days a purchase lasts (e.g. a 20 kg bag)")
     response: Probability = Field(0.3, description="chance a reminder brings the order forward")
-    dropout_reduction: Probability = Field(0.3, description="drop-out cut for reminded customers")
+    dropout_reduction: Probability = Field(
+        0.3, description="drop-out cut for customers who get reminders (consenting)")
     cost_per_reminder: Money = 0.0
 
 

@@ -424,7 +424,10 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
     bm = int(par[P_BM])
     a = pop[F_ACQ_CHANNEL][i]
     flags = pop[F_FLAGS]
+    # customers who get reminders (consenting, programme on) drift away less
     dropout_cut = 1.0
+    if par[P_REM_ON] > 0.0 and (flags[i] & CONSENT):
+        dropout_cut = 1.0 - par[P_REM_REDUCTION]
     if flags[i] & REMINDER:
         flags[i] &= ~np.uint8(REMINDER)
         cnt[REMINDERS * nch + a] += 1.0
@@ -435,7 +438,6 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
             pop[F_NEXT_DAY][i] = nd
             return ACTIVE, st
         cnt[REMINDER_ORDERS * nch + a] += 1.0
-        dropout_cut = 1.0 - par[P_REM_REDUCTION]
     u, st = uniform(st)
     if bm == BM_SUBSCRIPTION:
         churn = u < par[P_SUB_CHURN] * _churn_multiplier(pop, i, day, g, par, segp)
