@@ -418,7 +418,7 @@ def _churn(pop, i, a, day, nch, cnt, log, ch, par):
     _log(log, ch, i, day, EV_CHURN, a, 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
     """Renewal, order chance, reminder or lapse of an active customer; returns (stage, state)."""
     bm = int(par[P_BM])
@@ -457,7 +457,7 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
     return ACTIVE, st
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr, trans, log, ch, par, segp,
                chp, st):
     """Channels reaching customer i today, and what the first effective one does.
