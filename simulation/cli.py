@@ -143,17 +143,25 @@ def cmd_run(args) -> int:
         plot(ds, "funnel", args.plot)
     if not args.quiet:
         console.print(summary_table(ds))
+        from simulation.analysis.diagnostics import console_lines, diagnose
+
+        for line in console_lines(diagnose(ds)):
+            console.print(line, soft_wrap=True)
         extra = (f", funnel plot to {args.plot}" if args.plot else "") + (
             f", events to {args.events}" if args.events else "")
         console.print(f"result written to {out}{extra}", markup=False)
     return 0
 
 
-def cmd_plot(args) -> int:
+def _load_result(result: str):
+    """A run's result file, or a sweep (its DIR or DIR/combined.nc): (path, dataset)."""
     from simulation.io import read_netcdf
-    from simulation.plots import plot
 
-    path = Path(args.result)
+    path = Path(result)
+    if path.is_dir() and (path / "combined.nc").is_file():
+        path = path / "combined.nc"
+    elif path.is_dir():
+        raise BadInput(f"{path}: a directory without combined.nc (not a finished sweep)")
     if not path.is_file():
         raise BadInput(f"{path}: file not found")
     try:
@@ -162,16 +170,40 @@ def cmd_plot(args) -> int:
         raise BadInput(f"{path}: not a readable result file ({type(exc).__name__})") from None
     if "stage_count" not in ds:
         raise BadInput(f"{path}: not a distsim result (no stage_count variable)")
-    out = Path(args.out) if args.out else path.with_name(f"{path.stem}_{args.kind}.png")
+    return path, ds
+
+
+def cmd_plot(args) -> int:
+    from simulation.plots import PlotError, plot
+
+    path, ds = _load_result(args.result)
+    stem = path.parent.name if path.name == "combined.nc" else path.stem
+    out = Path(args.out) if args.out else path.with_name(f"{stem}_{args.kind}.png")
     _check_output(out, "--out")
-    plot(ds, args.kind, out)
+    try:
+        plot(ds, args.kind, out, metric=args.metric)
+    except PlotError as exc:
+        raise BadInput(f"{path}: {exc}") from None
     _console().print(f"{args.kind} plot written to {out}", markup=False)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from simulation.analysis.report import write_report
+
+    path, ds = _load_result(args.result)
+    stem = path.parent.name if path.name == "combined.nc" else path.stem
+    out = Path(args.out) if args.out else path.with_name(f"{stem}_report.html")
+    _check_output(out, "--out")
+    write_report(ds, out, source=str(path))
+    _console().print(f"report written to {out}", markup=False)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from simulation import __version__
-    from simulation.plots import KINDS
+    from simulation.analysis.sweep import KPIS as SWEEP_KPIS
+    from simulation.plots import DESCRIPTIONS, KINDS
 
     ap = argparse.ArgumentParser(prog="distsim", description="Agent-based simulator of distribution strategies.")
     ap.add_argument("--version", action="version", version=f"distsim {__version__}")
@@ -199,11 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     val.set_defaults(func=cmd_validate)
 
-    plot = sub.add_parser("plot", help="plot a saved result")
-    plot.add_argument("result", help="result NetCDF file")
-    plot.add_argument("--kind", choices=KINDS, default="funnel")
+    plot = sub.add_parser("plot", help="plot a saved result or sweep")
+    plot.add_argument("result", help="result NetCDF file, or a sweep directory / its combined.nc")
+    plot.add_argument("--kind", choices=KINDS, default="funnel",
+                      help="; ".join(f"{k}: {DESCRIPTIONS[k]}" for k in KINDS))
+    plot.add_argument("--metric", choices=tuple(SWEEP_KPIS), default=None,
+                      help="figure for --kind heatmap (default profit) or variants (default four)")
     plot.add_argument("--out", help="PNG file (default beside the result)")
     plot.set_defaults(func=cmd_plot)
+
+    report = sub.add_parser("report", help="write one self-contained HTML report of a result or sweep")
+    report.add_argument("result", help="result NetCDF file, or a sweep directory / its combined.nc")
+    report.add_argument("--out", help="HTML file (default beside the result)")
+    report.set_defaults(func=cmd_report)
     return ap
 
 

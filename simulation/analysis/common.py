@@ -1,0 +1,123 @@
+"""What every analysis needs: which dimensions are a run's and which a sweep's, the
+scenario stored in a result, the channel colours shared by every plot, weekly sums.
+
+A result of ``distsim run`` has the dimensions of MODEL.md (``day``, ``channel``,
+``stage``, ...). A sweep's combined dataset has the same variables with one more
+dimension per swept parameter or named variant, plus ``replicate``. Analyses are
+written with xarray reductions over ``day`` and ``channel`` so that they apply to
+both; the sweep dimensions simply come along.
+"""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import xarray as xr
+
+RUN_DIMS = frozenset({
+    "day", "channel", "stage", "segment", "attribution_model", "from_state", "to_state",
+    "cohort", "cohort_week", "weeks_since", "week",
+})
+REPLICATE = "replicate"
+WORD_OF_MOUTH = "word_of_mouth"
+
+# Channel colours: tab10 in channel order, word of mouth always the same grey-green, so
+# a channel keeps its colour in every plot of a result (and of any result with the
+# same channel list).
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#bcbd22", "#17becf", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+            "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+WOM_COLOUR = "#5d6d5e"
+
+
+def channels(ds: xr.Dataset) -> list[str]:
+    return [str(c) for c in ds.channel.values]
+
+
+def channel_colours(names) -> dict[str, str]:
+    """One colour per channel name, fixed by the channel's position (word of mouth: fixed)."""
+    out = {}
+    k = 0
+    for name in names:
+        name = str(name)
+        if name == WORD_OF_MOUTH:
+            out[name] = WOM_COLOUR
+        else:
+            out[name] = _PALETTE[k % len(_PALETTE)]
+            k += 1
+    return out
+
+
+def sweep_dims(ds: xr.Dataset) -> list[str]:
+    """Dimensions of swept parameters or named variants (not ``replicate``), in order."""
+    return [d for d in ds.dims if d not in RUN_DIMS and d != REPLICATE]
+
+
+def is_sweep(ds: xr.Dataset) -> bool:
+    return bool(sweep_dims(ds)) or REPLICATE in ds.dims
+
+
+def pooled(ds: xr.Dataset) -> xr.Dataset:
+    """A sweep collapsed to one run-shaped dataset: the mean over every sweep dimension.
+
+    Analyses compute ratios from flows (spend, conversions, margin), and a ratio of
+    means is the ratio of pooled sums, so this is the pooled estimate.
+    """
+    extra = [d for d in ds.dims if d not in RUN_DIMS]
+    return ds.mean(extra, keep_attrs=True) if extra else ds
+
+
+def scenario_of(ds: xr.Dataset) -> dict:
+    """The resolved scenario stored with a result, as a plain dict ({} when absent)."""
+    text = ds.attrs.get("scenario")
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def channel_config(ds: xr.Dataset) -> dict[str, dict]:
+    """Each configured channel's table from the stored scenario, by name."""
+    return {c.get("name"): c for c in scenario_of(ds).get("channels", [])}
+
+
+def per_channel(ds: xr.Dataset, key: str, default: float = 0.0) -> xr.DataArray:
+    """A numeric channel field of the stored scenario as a DataArray over ``channel``."""
+    cfg = channel_config(ds)
+    values = []
+    for name in channels(ds):
+        v = cfg.get(name, {}).get(key, default)
+        values.append(float(v) if isinstance(v, (int, float)) and v is not None else default)
+    return xr.DataArray(np.array(values), coords={"channel": ds.channel}, dims="channel")
+
+
+def title_of(ds: xr.Dataset) -> str:
+    """'<scenario>: N customers x D days' for plot and report titles."""
+    name = ds.attrs.get("scenario_name") or scenario_of(ds).get("name") or "run"
+    agents = ds.attrs.get("agents")
+    days = ds.sizes.get("day")
+    parts = [str(name)]
+    if agents is not None:
+        parts.append(f"{int(agents):,} customers x {days} days")
+    return ": ".join(parts[:1]) + (f" ({parts[1]})" if len(parts) > 1 else "")
+
+
+def weekly(da: xr.DataArray, how: str = "sum") -> xr.DataArray:
+    """Days grouped into weeks since the start (week 0 = days 0-6); a trailing partial
+    week is dropped when there is at least one full week."""
+    days = da.sizes["day"]
+    full = days // 7 if days >= 7 else 1
+    da = da.isel(day=slice(0, full * 7 if days >= 7 else days))
+    week = xr.DataArray(da.day.values // 7, coords={"day": da.day}, dims="day", name="week")
+    grouped = da.groupby(week)
+    return grouped.sum() if how == "sum" else grouped.mean()
+
+
+def safe_div(a, b):
+    """a / b with NaN where b is 0 (xarray or numpy)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return xr.where(b != 0, a / b, np.nan) if isinstance(a, xr.DataArray) or isinstance(
+            b, xr.DataArray) else np.where(b != 0, a / np.where(b != 0, b, 1), np.nan)

@@ -1,0 +1,291 @@
+"""Diagnostics: the findings a strategist should act on, each with its figures.
+
+Rules (thresholds are arguments of :func:`diagnose`):
+
+- *high traffic, low conversion*: a channel with a large share of the reach whose
+  conversions per customer reached stay low even under its most generous
+  attribution model;
+- *CPA above LTV*: CAC above the projected lifetime value of the customers it brings
+  (a channel that is nobody's last touch is judged on its most generous attributed
+  credit against the average LTV: an *assisting* channel, or money lost);
+- *high churn* / *low LTV* by acquisition channel, against the all-channel average;
+- *diminishing returns*: the marginal CAC of the last weeks well above the average
+  CAC, or above LTV while the average is still below it;
+- *capacity losses*: leads that went cold waiting for a capacity-limited channel,
+  with the customers and margin they would have brought at the channel's close rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from simulation.analysis.common import WORD_OF_MOUTH, channels, pooled
+from simulation.analysis.economics import MIN_CUSTOMERS, marginal_cac, unit_economics
+
+
+@dataclass
+class Finding:
+    kind: str
+    channel: str
+    title: str
+    detail: str
+    figures: dict[str, float] = field(default_factory=dict)
+    severity: str = "warning"  # warning | critical
+
+
+KIND_TITLES = {
+    "low_conversion": "High traffic, low conversion",
+    "cpa_above_ltv": "CPA above LTV",
+    "assist_only": "Spend without last-touch customers",
+    "high_churn": "High churn by acquisition channel",
+    "low_ltv": "Low LTV by acquisition channel",
+    "diminishing_returns": "Past the point of diminishing returns",
+    "capacity_loss": "Capacity losses",
+}
+
+
+_COUNTS = {"reached", "conversions_last_touch", "best_credit", "customers", "window_customers",
+           "window_days", "leads_new", "leads_served", "leads_lost", "customers_lost",
+           "active_at_end", "spend_days"}
+_SHARES = {"reach_share", "monthly_churn", "average_monthly_churn", "lost_share", "close_rate"}
+_RATIOS = {"ltv_cac", "ratio", "conversions_per_1000_reached", "all_channels_per_1000_reached"}
+
+
+def figure_kind(key: str) -> str:
+    """How a finding's figure is written: int, pct, ratio or money."""
+    if key in _COUNTS:
+        return "int"
+    if key in _SHARES:
+        return "pct"
+    if key in _RATIOS:
+        return "ratio"
+    return "money"
+
+
+def _f(x: float, kind: str = "money") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "never" if kind == "days" else "∞"
+    if kind == "pct":
+        return f"{100 * x:.1f}%"
+    if kind == "int":
+        return f"{x:,.0f}"
+    if kind == "ratio":
+        return f"{x:.2f}"
+    if kind == "days":
+        return f"{x:,.0f} days"
+    return f"{x:,.2f}"
+
+
+def diagnose(ds: xr.Dataset, *, traffic_share: float = 0.10, conversion_factor: float = 0.5,
+             churn_factor: float = 1.5, ltv_factor: float = 0.5, marginal_factor: float = 1.5,
+             window_days: int = 28, lost_share: float = 0.05,
+             min_customers: int = MIN_CUSTOMERS) -> list[Finding]:
+    """Every finding of the rules above for one run (a sweep is pooled first)."""
+    ds = pooled(ds)
+    econ = unit_economics(ds)
+    names = channels(ds)
+    findings: list[Finding] = []
+    findings += _low_conversion(ds, names, traffic_share, conversion_factor)
+    findings += _cpa_above_ltv(ds, econ, names, min_customers)
+    findings += _churn_and_ltv(econ, names, churn_factor, ltv_factor, min_customers)
+    findings += _diminishing(ds, econ, names, marginal_factor, window_days)
+    findings += _capacity(ds, econ, names, lost_share)
+    return findings
+
+
+def _val(da: xr.DataArray, ch: str) -> float:
+    return float(da.sel(channel=ch))
+
+
+def _low_conversion(ds, names, traffic_share, factor) -> list[Finding]:
+    if "unique_reached" not in ds:
+        return []
+    reached = ds.unique_reached
+    total_reach = float(reached.sum())
+    total_conv = float(ds.conversions.sum())
+    if total_reach <= 0 or total_conv <= 0:
+        return []
+    overall = total_conv / total_reach
+    best = ds.attributed_conversions.max("attribution_model")
+    best_model = ds.attributed_conversions.idxmax("attribution_model")
+    out = []
+    for ch in names:
+        r = _val(reached, ch)
+        if ch == WORD_OF_MOUTH or r <= 0 or r / total_reach < traffic_share:
+            continue
+        credit = _val(best, ch)
+        rate = credit / r
+        if rate >= factor * overall:
+            continue
+        conv = float(ds.conversions.sel(channel=ch).sum())
+        model = str(best_model.sel(channel=ch).values)
+        out.append(Finding(
+            "low_conversion", ch, f"{ch}: high traffic, low conversion",
+            f"{ch} reached {_f(r, 'int')} customers ({_f(r / total_reach, 'pct')} of all reach) "
+            f"but even its most generous attribution model ({model}) credits it only "
+            f"{_f(credit, 'int')} conversions: {1000 * rate:.1f} per 1,000 reached against "
+            f"{1000 * overall:.1f} across channels ({_f(conv, 'int')} as last touch).",
+            {"reached": r, "reach_share": r / total_reach, "conversions_last_touch": conv,
+             "best_credit": credit, "conversions_per_1000_reached": 1000 * rate,
+             "all_channels_per_1000_reached": 1000 * overall}))
+    return out
+
+
+def _cpa_above_ltv(ds, econ, names, min_customers) -> list[Finding]:
+    out = []
+    n_all = econ.customers.where(econ.customers >= min_customers, 0.0)
+    mean_ltv = float((econ.ltv_projected.fillna(0) * n_all).sum() / n_all.sum()) if float(
+        n_all.sum()) > 0 else float("nan")
+    for ch in names:
+        e = econ.sel(channel=ch)
+        n = float(e.customers)
+        spend = float(e.spend)
+        cac = float(e.cac)
+        ltv = float(e.ltv_projected)
+        if n == 0 and spend > 0:
+            credit = ds.attributed_conversions.sel(channel=ch)
+            best = float(credit.max())
+            if best < 1:
+                out.append(Finding(
+                    "cpa_above_ltv", ch, f"{ch}: spend without conversions",
+                    f"{ch} cost {_f(spend)} and no attribution model credits it with a "
+                    "conversion.", {"spend": spend, "customers": 0.0}, "critical"))
+                continue
+            model = str(credit.idxmax().values)
+            cpa = spend / best
+            above = not cpa <= mean_ltv
+            out.append(Finding(
+                "cpa_above_ltv" if above else "assist_only", ch, f"{ch}: no last-touch customers",
+                f"{ch} cost {_f(spend)} and is the last touch of no customer; its most "
+                f"generous model ({model}) credits it {_f(best, 'int')} conversions, a CPA of "
+                f"{_f(cpa)} against an average projected LTV of {_f(mean_ltv)}"
+                + (": even so it costs more than the customers it helps bring are worth."
+                   if above else ": it assists conversions; judge it on assisted credit."),
+                {"spend": spend, "best_credit": best, "cpa_attributed": cpa,
+                 "average_ltv_projected": mean_ltv}, "critical" if above else "warning"))
+            continue
+        if n < min_customers or not cac > ltv:
+            continue
+        realised = float(e.ltv_realised)
+        out.append(Finding(
+            "cpa_above_ltv", ch, f"{ch}: CAC above LTV",
+            f"{ch} pays {_f(cac)} to acquire a customer (CAC) who brings {_f(ltv)} of margin "
+            f"over the projection horizon ({_f(realised)} realised in the run): LTV/CAC "
+            f"{_f(ltv / cac if cac else float('nan'), 'ratio')}, "
+            f"{_f(n, 'int')} customers, contribution {_f(float(e.contribution))}.",
+            {"cac": cac, "ltv_projected": ltv, "ltv_realised": realised,
+             "ltv_cac": ltv / cac if cac else float("nan"), "customers": n, "spend": spend,
+             "contribution": float(e.contribution)},
+            "critical" if cac > 1.5 * ltv else "warning"))
+    return out
+
+
+def _churn_and_ltv(econ, names, churn_factor, ltv_factor, min_customers) -> list[Finding]:
+    n = econ.customers
+    ok = n >= min_customers
+    if int(ok.sum()) < 2:
+        return []
+    w = n.where(ok, 0.0)
+    mean_monthly = float((econ.monthly_churn.fillna(0) * w).sum() / w.sum())
+    ltv = econ.ltv_projected.where(ok)
+    mean_ltv = float((ltv.fillna(0) * w).sum() / w.sum())
+    out = []
+    for ch in names:
+        e = econ.sel(channel=ch)
+        if float(e.customers) < min_customers:
+            continue
+        m = float(e.monthly_churn)
+        if mean_monthly > 0 and m >= churn_factor * mean_monthly:
+            out.append(Finding(
+                "high_churn", ch, f"{ch}: high churn",
+                f"customers acquired through {ch} churn at {_f(m, 'pct')} a month against "
+                f"{_f(mean_monthly, 'pct')} on average ({m / mean_monthly:.1f}x); "
+                f"{_f(float(e.active_at_end), 'int')} of {_f(float(e.customers), 'int')} "
+                f"still active at the end.",
+                {"monthly_churn": m, "average_monthly_churn": mean_monthly,
+                 "customers": float(e.customers), "active_at_end": float(e.active_at_end)}))
+        v = float(e.ltv_projected)
+        if mean_ltv > 0 and v <= ltv_factor * mean_ltv:
+            out.append(Finding(
+                "low_ltv", ch, f"{ch}: low LTV",
+                f"a customer acquired through {ch} is worth {_f(v)} (projected LTV) against "
+                f"{_f(mean_ltv)} on average across channels ({v / mean_ltv:.2f}x).",
+                {"ltv_projected": v, "average_ltv_projected": mean_ltv,
+                 "customers": float(e.customers)}))
+    return out
+
+
+def _diminishing(ds, econ, names, factor, window_days) -> list[Finding]:
+    m = marginal_cac(ds, window_days)
+    out = []
+    for ch in names:
+        e = econ.sel(channel=ch)
+        if float(e.spend) <= 0:
+            continue
+        avg = float(m.average_cac.sel(channel=ch))
+        marg = float(m.marginal_cac.sel(channel=ch))
+        wc = float(m.window_customers.sel(channel=ch))
+        ltv = float(e.ltv_projected)
+        if wc < 10 or not np.isfinite(marg) or not np.isfinite(avg) or avg <= 0:
+            continue
+        above = marg >= factor * avg
+        crosses = marg > ltv >= avg
+        if not (above or crosses):
+            continue
+        why = (f"the last {window_days} days' customers cost {_f(marg)} each (marginal CAC) "
+               f"against {_f(avg)} on average ({marg / avg:.1f}x)")
+        if crosses:
+            why += f", above their projected LTV of {_f(ltv)}: more spend here loses money"
+        out.append(Finding(
+            "diminishing_returns", ch, f"{ch}: diminishing returns", f"{ch}: {why}.",
+            {"marginal_cac": marg, "average_cac": avg, "ratio": marg / avg,
+             "window_days": float(window_days), "window_customers": wc, "ltv_projected": ltv},
+            "critical" if crosses else "warning"))
+    return out
+
+
+def _capacity(ds, econ, names, lost_share) -> list[Finding]:
+    if "leads_lost" not in ds:
+        return []
+    out = []
+    for ch in names:
+        lost = float(ds.leads_lost.sel(channel=ch).sum())
+        new = float(ds.leads_new.sel(channel=ch).sum())
+        served = float(ds.leads_served.sel(channel=ch).sum())
+        if lost <= 0 or new <= 0 or lost / new < lost_share:
+            continue
+        conv = float(ds.conversions.sel(channel=ch).sum())
+        close = conv / served if served > 0 else 0.0
+        customers_lost = lost * close
+        ltv = float(econ.ltv_projected.sel(channel=ch))
+        margin_lost = customers_lost * ltv if np.isfinite(ltv) else float("nan")
+        out.append(Finding(
+            "capacity_loss", ch, f"{ch}: leads lost to capacity",
+            f"{ch} queued {_f(new, 'int')} leads, served {_f(served, 'int')} and lost "
+            f"{_f(lost, 'int')} ({_f(lost / new, 'pct')}) that went cold waiting; at its close "
+            f"rate of {_f(close, 'pct')} that is about {_f(customers_lost, 'int')} customers "
+            f"and {_f(margin_lost)} of projected margin.",
+            {"leads_new": new, "leads_served": served, "leads_lost": lost,
+             "lost_share": lost / new, "close_rate": close, "customers_lost": customers_lost,
+             "margin_lost": margin_lost},
+            "critical" if lost / new >= 0.25 else "warning"))
+    return out
+
+
+def console_lines(findings: list[Finding]) -> list[str]:
+    """Lines for the terminal, in rich markup (the findings' text escaped)."""
+    from rich.markup import escape
+
+    if not findings:
+        return ["[bold]Diagnostics:[/] nothing to flag."]
+    lines = [f"[bold]Diagnostics[/] ({len(findings)}):"]
+    for f in findings:
+        mark = "[bold red]![/]" if f.severity == "critical" else "[yellow]•[/]"
+        lines.append(f" {mark} [bold]{KIND_TITLES[f.kind]}[/] — {escape(f.detail)}")
+    return lines

@@ -1,0 +1,255 @@
+"""Unit economics per acquisition channel and cohort retention.
+
+Definitions (all per acquisition channel = the last touch before the first order):
+
+- **CAC** = (media spend + fixed cost + acquisition fees) / new customers, where the
+  acquisition fees are the channel's commission and fee on the *first* orders. Fees on
+  later orders of the same customers are costs of serving them and lower their LTV.
+- **realised LTV** = gross margin booked to the channel's customers during the run,
+  less their post-purchase programme costs, with the acquisition fees added back
+  (they are in CAC), per new customer. So ``realised LTV - CAC`` is the channel's
+  contribution per customer.
+- **projected LTV** = first-order margin + margin per active customer-day x the days a
+  new customer is expected to stay active within ``horizon_days`` (the channel's
+  observed daily churn hazard, geometric lifetime).
+- **payback days**: age at which the expected cumulative margin of a new customer
+  covers CAC (inf: never, at the observed rates).
+- **contribution** = gross margin - programme costs - spend; **contribution margin** =
+  contribution / revenue.
+
+Where a result lacks a counter the kernel does not (yet) record, the figure is
+estimated from the stored scenario and named in ``attrs["estimated"]``: first-order
+revenue and margin (price, return rate, unit costs and the channel's fees), and
+active customers by acquisition channel (net acquisitions, scaled each day to the
+exact total of active customers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from simulation.analysis.common import per_channel, safe_div, scenario_of
+
+DEFAULT_HORIZON_DAYS = 3 * 365
+MIN_CUSTOMERS = 20
+
+
+def _product(ds: xr.Dataset) -> dict:
+    return scenario_of(ds).get("product", {})
+
+
+def first_order_revenue(ds: xr.Dataset) -> tuple[xr.DataArray, bool]:
+    """Revenue of a first order per new customer, by acquisition channel; (value, estimated)."""
+    if "first_order_revenue" in ds:
+        return safe_div(ds.first_order_revenue.sum("day"), ds.conversions.sum("day")), False
+    p = _product(ds)
+    price = float(p.get("price", 0.0))
+    rr = float(p.get("return_rate", 0.0))
+    discount = per_channel(ds, "discount")
+    return price * (1.0 - rr) * (1.0 - discount), True
+
+
+def acquisition_fees(ds: xr.Dataset) -> tuple[xr.DataArray, bool]:
+    """Commission and order fees paid on first orders, (day, channel); (value, estimated)."""
+    if "acquisition_fees" in ds:
+        return ds.acquisition_fees, False
+    rev1, _ = first_order_revenue(ds)
+    fee = per_channel(ds, "fee_per_order") + per_channel(ds, "commission") * rev1
+    return ds.conversions * fee, True
+
+
+def first_order_margin(ds: xr.Dataset) -> tuple[xr.DataArray, bool]:
+    """Margin of a first order before acquisition fees, per new customer; (value, estimated)."""
+    if "first_order_margin" in ds:
+        fees, _ = acquisition_fees(ds)
+        m = ds.first_order_margin.sum("day") + fees.sum("day")
+        return safe_div(m, ds.conversions.sum("day")), False
+    p = _product(ds)
+    rev1, _ = first_order_revenue(ds)
+    cost = (float(p.get("unit_cost", 0.0)) + float(p.get("fulfilment_cost", 0.0))
+            + float(p.get("return_rate", 0.0)) * float(p.get("return_cost", 0.0)))
+    return rev1 - cost, True
+
+
+def active_by_channel(ds: xr.Dataset) -> tuple[xr.DataArray, bool]:
+    """Active customers at the end of each day by acquisition channel; (value, estimated).
+
+    Without the kernel's ``active`` counter: acquisitions minus churn by channel, scaled
+    each day so the channels add up to the exact ``stage_count`` of active customers
+    (win-backs are booked by winning channel, so they are spread pro rata).
+    """
+    if "active" in ds:
+        return ds.active, False
+    net = (ds.conversions - ds.churned).cumsum("day").clip(min=0)
+    total = ds.stage_count.sel(stage="active", drop=True)
+    scale = safe_div(total, net.sum("channel")).fillna(0.0)
+    return net * scale, True
+
+
+def unit_economics(ds: xr.Dataset, horizon_days: int = DEFAULT_HORIZON_DAYS) -> xr.Dataset:
+    """The unit economics table over ``channel`` (sweep dimensions come along)."""
+    customers = ds.conversions.sum("day")
+    media = ds.media_spend.sum("day") if "media_spend" in ds else ds.spend.sum("day")
+    fixed = ds.fixed_cost.sum("day") if "fixed_cost" in ds else 0.0 * media
+    spend = ds.spend.sum("day")
+    fees_daily, est_fees = acquisition_fees(ds)
+    fees = fees_daily.sum("day")
+    revenue = ds.revenue.sum("day")
+    gm = ds.gross_margin.sum("day")
+    programme = ds.programme_cost.sum("day") if "programme_cost" in ds else 0.0 * gm
+    m1, est_m1 = first_order_margin(ds)
+    active, est_active = active_by_channel(ds)
+    active_days = active.sum("day")
+    churned = ds.churned.sum("day")
+
+    cac = safe_div(media + fixed + fees, customers)
+    margin = gm - programme + fees  # after serving costs, before acquisition fees
+    ltv_realised = safe_div(margin, customers)
+    m1 = xr.where(customers > 0, np.minimum(m1, ltv_realised), m1)
+    repeat = (margin - m1 * customers).clip(min=0.0)
+    rate = safe_div(repeat, active_days).fillna(0.0)  # margin per active customer-day
+    hazard = safe_div(churned, active_days).clip(max=1.0).fillna(0.0)
+    q = 1.0 - hazard
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected_days = xr.where(hazard > 0, q * (1.0 - q ** horizon_days) / hazard,
+                                 float(horizon_days))
+    ltv_projected = xr.where(customers > 0, m1 + rate * expected_days, np.nan)
+    payback = _payback_days(cac, m1, rate, hazard, horizon_days)
+    contribution = gm - programme - spend
+
+    out = xr.Dataset({
+        "customers": customers,
+        "spend": spend,
+        "media_spend": media,
+        "fixed_cost": fixed,
+        "acquisition_fees": fees,
+        "cac": cac,
+        "revenue": revenue,
+        "gross_margin": gm,
+        "programme_cost": programme,
+        "first_order_margin": xr.where(customers > 0, m1, np.nan),
+        "margin_per_active_day": xr.where(customers > 0, rate, np.nan),
+        "churn_hazard": xr.where(customers > 0, hazard, np.nan),
+        "monthly_churn": xr.where(customers > 0, 1.0 - q ** 30, np.nan),
+        "ltv_realised": ltv_realised,
+        "ltv_projected": ltv_projected,
+        "ltv_cac": _ratio(ltv_projected, cac),
+        "ltv_cac_realised": _ratio(ltv_realised, cac),
+        "payback_days": xr.where(customers > 0, payback, np.nan),
+        "contribution": contribution,
+        "contribution_per_customer": safe_div(contribution, customers),
+        "contribution_margin": safe_div(contribution, revenue),
+        "roas": safe_div(revenue, spend),
+        "active_at_end": active.isel(day=-1, drop=True),
+    })
+    estimated = [name for name, flag in (("acquisition fees", est_fees),
+                                        ("first-order margin", est_m1),
+                                        ("active customers by channel", est_active)) if flag]
+    out.attrs["estimated"] = ", ".join(estimated)
+    out.attrs["horizon_days"] = int(horizon_days)
+    return out
+
+
+def _ratio(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:
+    """num / den with inf for a free channel that has customers (den == 0, num > 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return xr.where(den > 0, num / den, xr.where(num > 0, np.inf, np.nan))
+
+
+def _payback_days(cac, m1, rate, hazard, horizon_days):
+    """Smallest age t (days) with m1 + rate * sum_{k=1..t} (1-h)^k >= CAC; inf if never."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = cac - m1
+        q = 1.0 - hazard
+        linear = np.ceil(need / rate)
+        x = need * hazard / (rate * q)
+        geometric = np.ceil(np.log1p(-x) / np.log(q))
+        t = xr.where(hazard > 0, xr.where(x < 1.0, geometric, np.inf), linear)
+        t = xr.where(rate > 0, t, np.inf)
+        t = xr.where(need <= 0, 0.0, t)
+        return xr.where(cac.notnull(), t, np.nan)
+
+
+# -- cohort retention ------------------------------------------------------------
+
+
+def cohort_sizes(ds: xr.Dataset) -> xr.DataArray:
+    """New customers by weekly acquisition cohort (week = day // 7) and channel."""
+    cohort = xr.DataArray(ds.day.values // 7, coords={"day": ds.day}, dims="day",
+                          name="cohort_week")
+    return ds.conversions.groupby(cohort).sum()
+
+
+def cohort_retention(ds: xr.Dataset) -> xr.DataArray:
+    """Share of each weekly acquisition cohort still a customer ``weeks_since`` weeks after
+    acquisition, by acquisition channel: (channel, cohort_week, weeks_since).
+
+    The result's ``cohort_retention`` when it has one (measured on the population);
+    otherwise estimated from each channel's daily churn hazard, ``(1 - h) ** (7 k)``
+    (``attrs["method"]`` says which). Cells the run did not reach are NaN.
+    """
+    days = ds.sizes["day"]
+    if "cohort_retention" in ds:
+        ret = ds.cohort_retention
+        method = "measured"
+    else:
+        sizes = cohort_sizes(ds)
+        weeks = np.arange(sizes.sizes["cohort_week"])
+        hazard = unit_economics(ds).churn_hazard.fillna(0.0)
+        w = xr.DataArray(weeks, coords={"weeks_since": weeks}, dims="weeks_since")
+        ret = (1.0 - hazard) ** (7 * w) * xr.where(sizes > 0, 1.0, np.nan)
+        method = "estimated from each channel's daily churn hazard"
+    # only cells every customer of the cohort has reached: the cohort's last day
+    # (7c + 6) plus 7k days is still inside the run
+    k = xr.DataArray(ret.cohort_week.values, coords={"cohort_week": ret.cohort_week},
+                     dims="cohort_week")
+    w = xr.DataArray(ret.weeks_since.values, coords={"weeks_since": ret.weeks_since},
+                     dims="weeks_since")
+    ret = ret.where(7 * k + 6 + 7 * w <= days - 1)
+    ret = ret.transpose(..., "channel", "cohort_week", "weeks_since").rename("retention")
+    ret.attrs = {"method": method, "units": "share of the cohort",
+                 "description": "share of a weekly acquisition cohort still a customer "
+                                "weeks_since weeks after acquisition, by acquisition channel"}
+    return ret
+
+
+def retention_curves(ds: xr.Dataset, min_customers: int = MIN_CUSTOMERS) -> xr.DataArray:
+    """Retention by weeks since acquisition per channel, cohorts pooled by size (a week is
+    pooled over the cohorts the run observed that long; NaN below ``min_customers``)."""
+    ret = cohort_retention(ds)
+    sizes = cohort_sizes(ds).reindex(cohort_week=ret.cohort_week.values, fill_value=0)
+    weight = sizes.where(ret.notnull(), 0.0)
+    total = weight.sum("cohort_week")
+    curve = safe_div((ret.fillna(0.0) * weight).sum("cohort_week"), total)
+    curve = curve.where(total >= min_customers)
+    curve.attrs.update(ret.attrs)
+    return curve
+
+
+# -- marginal versus average CAC ---------------------------------------------------
+
+
+def cac_over_time(ds: xr.Dataset, window: int = 28) -> xr.Dataset:
+    """Average CAC to date and marginal CAC over the trailing ``window`` days, by day.
+
+    Marginal CAC is what the last customers cost: the window's acquisition cost over
+    the window's new customers. Above the average, each extra customer is dearer than
+    the ones before (diminishing returns: audience saturating, spend scaling up).
+    """
+    fees, _ = acquisition_fees(ds)
+    cost = (ds.spend + fees).cumsum("day")
+    customers = ds.conversions.cumsum("day")
+    average = safe_div(cost, customers)
+    lag_cost = cost.shift(day=window, fill_value=0.0)
+    lag_customers = customers.shift(day=window, fill_value=0.0)
+    marginal = safe_div(cost - lag_cost, customers - lag_customers)
+    return xr.Dataset({"average_cac": average, "marginal_cac": marginal,
+                       "window_customers": customers - lag_customers,
+                       "window_cost": cost - lag_cost})
+
+
+def marginal_cac(ds: xr.Dataset, window: int = 28) -> xr.Dataset:
+    """Run-average CAC and the marginal CAC of the last ``window`` days, by channel."""
+    window = min(window, ds.sizes["day"])
+    return cac_over_time(ds, window).isel(day=-1, drop=True)

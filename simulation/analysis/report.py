@@ -1,0 +1,243 @@
+"""One self-contained HTML report of a run or a sweep: summary tables, diagnostics and
+every plot embedded as a base64 PNG, so the file can be mailed or shared as it is
+(no external scripts, styles or images)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+from simulation.analysis.attribution import MODEL_LABELS, attributed_revenue
+from simulation.analysis.common import channels, is_sweep, pooled, sweep_dims, title_of
+from simulation.analysis.diagnostics import KIND_TITLES, Finding, diagnose, figure_kind
+from simulation.analysis.economics import unit_economics
+from simulation.analysis.plots import (
+    DESCRIPTIONS,
+    RUN_KINDS,
+    PlotError,
+    figure,
+    png_bytes,
+)
+from simulation.analysis.sweep import KPIS, by_variant, interval, kpis
+from simulation.io import atomic_path
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1200px;color:#222;line-height:1.45;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;
+margin-top:2em}.meta{color:#666}table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{padding:.3em .7em;border-bottom:1px solid #e5e5e5;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
+tr:hover td{background:#fafafa}.neg{color:#c0392b}.card{display:inline-block;margin:.4em
+1.2em .4em 0}.card b{display:block;font-size:1.4em}.finding{margin:.5em 0;padding:.5em .8em;
+border-left:4px solid #f0ad4e;background:#fff8ec}.finding.critical{border-color:#d9534f;
+background:#fdf0ef}figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{color:#555;font-size:.9em}.note{color:#666;font-size:.85em}
+"""
+
+
+def _esc(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _num(x, kind: str = "money") -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return _esc(x)
+    if math.isnan(x):
+        return "–"
+    if math.isinf(x):
+        return "never" if kind == "days" else "∞"
+    if kind == "pct":
+        return f"{100 * x:.1f}%"
+    if kind == "int":
+        return f"{x:,.0f}"
+    if kind == "ratio":
+        return f"{x:.2f}"
+    if kind == "days":
+        return f"{x:,.0f}"
+    return f"{x:,.2f}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=neg' if c.startswith('-') else ''}>{c}</td>" for c in r)
+        + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(fig, caption: str) -> str:
+    try:
+        data = base64.b64encode(png_bytes(fig)).decode("ascii")
+    finally:
+        plt.close(fig)
+    return (f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+
+
+def _findings(findings: list[Finding]) -> str:
+    if not findings:
+        return "<p>Nothing to flag: no rule fired.</p>"
+    out = []
+    for f in findings:
+        figures = ", ".join(f"{k.replace('_', ' ')} {_num(v, figure_kind(k))}"
+                            for k, v in f.figures.items())
+        out.append(f'<div class="finding {f.severity}"><b>{_esc(KIND_TITLES[f.kind])}</b> — '
+                   f"{_esc(f.detail)}<br><span class=note>{_esc(figures)}</span></div>")
+    return "\n".join(out)
+
+
+def _run_sections(ds: xr.Dataset) -> list[str]:
+    parts = []
+    econ = unit_economics(ds)
+    names = channels(ds)
+    revenue = float(ds.revenue.sum())
+    gm = float(ds.gross_margin.sum())
+    spend = float(ds.spend.sum())
+    programmes = float(econ.programme_cost.sum())
+    if "programme_fixed_cost" in ds:
+        programmes += float(ds.programme_fixed_cost.sum())
+    profit = gm - spend - programmes
+    customers = float(ds.conversions.sum())
+    active = float(ds.stage_count.isel(day=-1).sel(stage="active"))
+    cards = [("revenue", _num(revenue)), ("gross margin", _num(gm)), ("marketing spend", _num(spend)),
+             ("programme costs", _num(programmes)), ("profit", _num(profit)),
+             ("new customers", _num(customers, "int")), ("active at the end", _num(active, "int"))]
+    parts.append("<h2>Totals</h2>" + "".join(
+        f'<div class="card">{_esc(k)}<b>{v}</b></div>' for k, v in cards))
+
+    parts.append("<h2>Diagnostics</h2>" + _findings(diagnose(ds)))
+
+    rows = []
+    for ch in names:
+        e = econ.sel(channel=ch)
+        rows.append([_esc(ch), _num(e.spend), _num(e.customers, "int"), _num(e.cac),
+                     _num(e.ltv_realised), _num(e.ltv_projected), _num(e.ltv_cac, "ratio"),
+                     _num(e.payback_days, "days"), _num(e.monthly_churn, "pct"),
+                     _num(e.contribution), _num(e.contribution_margin, "pct"), _num(e.roas, "ratio")])
+    years = econ.attrs["horizon_days"] / 365
+    note = (f"<p class=note>CAC = (media + fixed cost + commission and fees on first orders) / new "
+            f"customers. Realised LTV: margin of the channel's customers in the run, less programme "
+            f"costs, fees of first orders added back. Projected LTV: first-order margin + margin per "
+            f"active day x expected active days within {years:g} years at the channel's churn. "
+            f"Payback: days until a new customer's expected margin covers CAC.")
+    if econ.attrs.get("estimated"):
+        note += f" Estimated from the scenario: {_esc(econ.attrs['estimated'])}."
+    parts.append("<h2>Unit economics by acquisition channel</h2>" + _table(
+        ["channel", "spend", "new customers", "CAC", "LTV realised", f"LTV projected ({years:g}y)",
+         "LTV/CAC", "payback days", "monthly churn", "contribution", "contribution margin",
+         "ROAS"], rows) + note + "</p>")
+
+    conv = ds.attributed_conversions
+    rev = attributed_revenue(ds)
+    models = [str(m) for m in conv.attribution_model.values]
+    rows = [[_esc(MODEL_LABELS.get(m, m))] + [_num(conv.sel(attribution_model=m, channel=c), "int")
+                                              for c in names]
+            + [_num(conv.sel(attribution_model=m).sum(), "int")] for m in models]
+    rows_rev = [[_esc(MODEL_LABELS.get(m, m))] + [_num(rev.sel(attribution_model=m, channel=c))
+                                                  for c in names] for m in models]
+    method = rev.attrs.get("method", "measured")
+    parts.append("<h2>Attribution</h2><p>Conversions credited to each channel:</p>"
+                 + _table(["model", *names, "total"], rows)
+                 + "<p>Revenue of those conversions credited"
+                 + (f" <span class=note>({_esc(method)})</span>" if method != "measured" else "")
+                 + ":</p>" + _table(["model", *names], rows_rev))
+
+    figs = []
+    for kind in RUN_KINDS:
+        figs.append(_img(figure(ds, kind), f"{kind}: {DESCRIPTIONS[kind]}"))
+    parts.append("<h2>Plots</h2>" + "\n".join(figs))
+    return parts
+
+
+def _variant_slices(ds: xr.Dataset) -> list[tuple[str, xr.Dataset]]:
+    """(label, runs of that variant) for every combination of the sweep dimensions."""
+    dims = sweep_dims(ds)
+    if not dims:
+        return [("run", ds)]
+    stacked = ds.stack(_combo=dims)
+    labels = [str(v) for v in by_variant(kpis(ds)["profit"]).variant.values]
+    return [(labels[i], stacked.isel(_combo=i).drop_vars(["_combo", *dims], errors="ignore"))
+            for i in range(stacked.sizes["_combo"])]
+
+
+def _sweep_sections(ds: xr.Dataset) -> list[str]:
+    parts = []
+    k = kpis(ds)
+    table = {name: interval(by_variant(k[name])) for name in KPIS}
+    labels = [str(v) for v in table["profit"].variant.values]
+    reps = int(ds.sizes.get("replicate", 1))
+    rows = []
+    for i, label in enumerate(labels):
+        row = [_esc(label)]
+        for name in ("profit", "revenue", "customers", "cac", "ltv_cac", "active_at_end"):
+            t = table[name].isel(variant=i)
+            kind = "ratio" if name == "ltv_cac" else ("int" if name in ("customers",
+                                                                         "active_at_end") else "money")
+            cell = _num(t["mean"], kind)
+            if reps > 1 and np.isfinite(float(t["low"])):
+                cell += f" <span class=note>[{_num(t['low'], kind)}, {_num(t['high'], kind)}]</span>"
+            row.append(cell)
+        rows.append(row)
+    best = labels[int(np.nanargmax(table["profit"]["mean"].values))]
+    parts.append(
+        "<h2>Variants</h2>"
+        + f"<p>Mean over {reps} replicate(s)" + (", 95% confidence interval in brackets"
+                                                  if reps > 1 else "")
+        + f". Highest mean profit: <b>{_esc(best)}</b>.</p>"
+        + _table(["variant", "profit", "revenue", "new customers", "blended CAC",
+                  "LTV/CAC (realised)", "active at the end"], rows))
+    figs = [_img(figure(ds, "variants"), f"variants: {DESCRIPTIONS['variants']}")]
+    if len(sweep_dims(ds)) >= 2:
+        try:
+            figs.append(_img(figure(ds, "heatmap"), f"heatmap: {DESCRIPTIONS['heatmap']}"))
+        except PlotError:
+            pass
+    parts.append("<h2>Plots</h2>" + "\n".join(figs))
+    diag = []
+    for label, sub in _variant_slices(ds):
+        diag.append(f"<h3>{_esc(label)}</h3>" + _findings(diagnose(sub)))
+    parts.append("<h2>Diagnostics by variant</h2><p class=note>Each variant's replicates "
+                 "pooled.</p>" + "\n".join(diag))
+    best_ds = dict(_variant_slices(ds))[best]
+    parts.append(f"<h2>Best variant in detail: {_esc(best)}</h2>"
+                 "<p class=note>Replicates pooled (means).</p>")
+    parts += _run_sections(pooled(best_ds))[2:]  # its unit economics, attribution and plots
+    return parts
+
+
+def render(ds: xr.Dataset, source: str = "") -> str:
+    """The report as one HTML string."""
+    sweep = is_sweep(ds)
+    title = (f"Sweep report — {ds.attrs.get('scenario_name', 'sweep')}" if sweep
+             else f"Run report — {title_of(ds)}")
+    meta = []
+    for key in ("scenario_name", "agents", "days", "seed", "backend", "simulation_version"):
+        if key in ds.attrs:
+            meta.append(f"{key.replace('_', ' ')}: {_esc(ds.attrs[key])}")
+    if sweep:
+        meta.append("swept: " + ", ".join(f"{_esc(d)} ({ds.sizes[d]})" for d in sweep_dims(ds)))
+        meta.append(f"replicates: {ds.sizes.get('replicate', 1)}")
+    if source:
+        meta.append(f"source: {_esc(source)}")
+    body = _sweep_sections(ds) if sweep else _run_sections(ds)
+    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+            f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{_esc(title)}</h1><p class=meta>{' · '.join(meta)}</p>"
+            + "\n".join(body) + "</body></html>")
+
+
+def write_report(ds: xr.Dataset, out: str | Path, source: str = "") -> Path:
+    """Render and write the report atomically."""
+    text = render(ds, source)
+    with atomic_path(out, ".html") as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return Path(out)

@@ -1,0 +1,106 @@
+"""Comparing the runs of a sweep: key figures per run, means and confidence intervals
+over replicates, variant labels for the swept parameters.
+
+A sweep's combined dataset holds the run variables with one dimension per swept
+parameter or named variant, plus ``replicate``. Replicates share their customers
+across variants (common random numbers), so differences between variants are the
+strategy's; the interval here is the plain t interval of each variant's mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy import stats
+
+from simulation.analysis.common import REPLICATE, safe_div, sweep_dims
+
+# name -> (label, units)
+KPIS = {
+    "profit": ("profit (gross margin - spend)", "currency"),
+    "revenue": ("revenue", "currency"),
+    "customers": ("new customers", "customers"),
+    "cac": ("blended CAC (spend / new customers)", "currency per customer"),
+    "ltv": ("realised LTV (gross margin / new customers)", "currency per customer"),
+    "ltv_cac": ("realised LTV / CAC", "ratio"),
+    "roas": ("ROAS (revenue / spend)", "ratio"),
+    "active_at_end": ("active customers at the end", "customers"),
+}
+
+
+def kpis(ds: xr.Dataset) -> xr.Dataset:
+    """One value per run of each key figure (sweep and replicate dimensions kept)."""
+    spend = ds.spend.sum(("day", "channel"))
+    gm = ds.gross_margin.sum(("day", "channel"))
+    revenue = ds.revenue.sum(("day", "channel"))
+    customers = ds.conversions.sum(("day", "channel"))
+    cac = safe_div(spend, customers)
+    ltv = safe_div(gm, customers)
+    out = xr.Dataset({
+        "profit": gm - spend,
+        "revenue": revenue,
+        "customers": customers,
+        "cac": cac,
+        "ltv": ltv,
+        "ltv_cac": safe_div(ltv, cac),
+        "roas": safe_div(revenue, spend),
+        "active_at_end": ds.stage_count.isel(day=-1).sel(stage="active", drop=True),
+    })
+    for name, (label, units) in KPIS.items():
+        out[name].attrs.update(long_name=label, units=units)
+    return out
+
+
+def variant_labels(ds: xr.Dataset) -> list[str]:
+    """A readable label per combination of the sweep dimensions, in stacking order."""
+    dims = sweep_dims(ds)
+    if not dims:
+        return ["run"]
+    if len(dims) == 1:
+        return [_label(dims[0], v, single=True) for v in ds[dims[0]].values]
+    grids = np.meshgrid(*[ds[d].values for d in dims], indexing="ij")
+    flat = [g.ravel() for g in grids]
+    return [", ".join(_label(d, f[i]) for d, f in zip(dims, flat, strict=True))
+            for i in range(flat[0].size)]
+
+
+def _label(dim: str, value, single: bool = False) -> str:
+    if isinstance(value, (float, np.floating)):
+        value = f"{value:g}"
+    value = str(value)
+    if single and dim == "variant":
+        return value
+    return f"{dim.split('.')[-2] + '.' if dim.count('.') >= 1 else ''}{dim.split('.')[-1]}={value}"
+
+
+def by_variant(da: xr.DataArray) -> xr.DataArray:
+    """``da`` with its sweep dimensions stacked into one ``variant`` dimension of labels."""
+    dims = [d for d in sweep_dims(da.to_dataset(name="_")) if d in da.dims]
+    labels = variant_labels(da.to_dataset(name="_"))
+    if not dims:
+        da = da.expand_dims(variant=labels)
+        return da
+    if dims == ["variant"]:
+        return da.assign_coords(variant=labels)
+    stacked = da.stack(_combo=dims).drop_vars([*dims, "_combo"], errors="ignore")
+    stacked = stacked.rename(_combo="variant").assign_coords(variant=labels)
+    return stacked
+
+
+def interval(da: xr.DataArray, level: float = 0.95) -> xr.Dataset:
+    """Mean over replicates with a t confidence interval (NaN half-width for one replicate)."""
+    if REPLICATE not in da.dims:
+        return xr.Dataset({"mean": da, "low": da * np.nan, "high": da * np.nan,
+                           "n": xr.full_like(da, 1, dtype=int)})
+    n = da.notnull().sum(REPLICATE)
+    mean = da.mean(REPLICATE)
+    sd = da.std(REPLICATE, ddof=1)
+    t = xr.apply_ufunc(lambda k: stats.t.ppf(0.5 + level / 2, np.maximum(k - 1, 1)), n)
+    half = xr.where(n > 1, t * sd / np.sqrt(n), np.nan)
+    return xr.Dataset({"mean": mean, "low": mean - half, "high": mean + half, "n": n})
+
+
+def variant_table(ds: xr.Dataset, level: float = 0.95) -> dict[str, xr.Dataset]:
+    """KPI name -> Dataset(mean, low, high, n) over ``variant``."""
+    k = kpis(ds)
+    return {name: interval(by_variant(k[name]), level) for name in KPIS}
