@@ -17,11 +17,11 @@ from simulation.analysis.common import REPLICATE, safe_div, sweep_dims
 
 # name -> (label, units)
 KPIS = {
-    "profit": ("profit (gross margin - spend)", "currency"),
+    "profit": ("profit (gross margin - programme costs - spend)", "currency"),
     "revenue": ("revenue", "currency"),
     "customers": ("new customers", "customers"),
     "cac": ("blended CAC (spend / new customers)", "currency per customer"),
-    "ltv": ("realised LTV (gross margin / new customers)", "currency per customer"),
+    "ltv": ("realised LTV (margin after programmes / new customers)", "currency per customer"),
     "ltv_cac": ("realised LTV / CAC", "ratio"),
     "roas": ("ROAS (revenue / spend)", "ratio"),
     "active_at_end": ("active customers at the end", "customers"),
@@ -32,6 +32,10 @@ def kpis(ds: xr.Dataset) -> xr.Dataset:
     """One value per run of each key figure (sweep and replicate dimensions kept)."""
     spend = ds.spend.sum(("day", "channel"))
     gm = ds.gross_margin.sum(("day", "channel"))
+    if "programme_cost" in ds:  # post-purchase programmes: a cost of keeping customers
+        gm = gm - ds.programme_cost.sum(("day", "channel"))
+    if "programme_fixed_cost" in ds:
+        gm = gm - ds.programme_fixed_cost.sum("day")
     revenue = ds.revenue.sum(("day", "channel"))
     customers = ds.conversions.sum(("day", "channel"))
     cac = safe_div(spend, customers)
