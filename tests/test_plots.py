@@ -1,0 +1,210 @@
+"""Every plot kind and the report, from a small run and a small sweep.
+
+Each PNG is read back and checked to be a real, non-blank image; the HTML report must
+be self-contained (no external scripts, styles, links or images) with every plot
+embedded as a base64 PNG that decodes to a non-blank image.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.image  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
+
+import simulation  # noqa: E402
+from simulation.analysis.plots import KINDS, RUN_KINDS, SWEEP_KINDS, PlotError, plot  # noqa: E402
+from simulation.analysis.sweep import variant_labels  # noqa: E402
+from simulation.cli import main  # noqa: E402
+from simulation.io import write_netcdf  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(data: bytes) -> None:
+    assert data[:8] == PNG
+    image = matplotlib.image.imread(io.BytesIO(data), format="png")
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
+    assert float(np.asarray(image[..., :3], dtype=float).std()) > 0.02, "the image is blank"
+
+
+def combine(runs: dict[tuple, list[xr.Dataset]], dims: tuple[str, ...]) -> xr.Dataset:
+    """{(label per dim): [replicates]} -> one dataset with ``dims`` and ``replicate``,
+    the layout of a sweep's combined.nc."""
+    stacked = {}
+    for key, reps in runs.items():
+        rep = xr.DataArray(np.arange(len(reps)), dims="replicate", name="replicate")
+        stacked[key] = xr.concat(reps, dim=rep, coords="minimal", compat="override",
+                                 combine_attrs="drop_conflicts")
+    ds = xr.combine_nested(_nest(stacked, dims), concat_dim=list(dims), coords="minimal",
+                           compat="override", combine_attrs="drop_conflicts")
+    labels = [list(dict.fromkeys(key[k] for key in runs)) for k in range(len(dims))]
+    return ds.assign_coords(dict(zip(dims, labels, strict=True)))
+
+
+def _nest(stacked: dict, dims: tuple[str, ...]):
+    if len(dims) == 1:
+        return [stacked[k] for k in stacked]
+    firsts = list(dict.fromkeys(k[0] for k in stacked))
+    return [_nest({k[1:]: v for k, v in stacked.items() if k[0] == f}, dims[1:]) for f in firsts]
+
+
+@pytest.fixture(scope="module")
+def run_result(tmp_path_factory):
+    sc = simulation.load_scenario("scenarios/saas_case.toml")
+    ds = simulation.run(sc, agents=8000, days=120, seed=2)
+    path = tmp_path_factory.mktemp("run") / "saas.nc"
+    write_netcdf(ds, path)
+    return ds, path
+
+
+@pytest.fixture(scope="module")
+def sweep_result(tmp_path_factory):
+    """Two swept parameters (2 x 2) x 2 replicates, written as DIR/combined.nc."""
+    sc = simulation.load_scenario("scenarios/default.toml")
+    runs = {}
+    for search in (50.0, 300.0):
+        for social in (0.0, 250.0):
+            s = simulation.scenario.with_overrides(sc, {
+                "channels.search.daily_budget": search, "channels.paid_social.daily_budget": social})
+            runs[(search, social)] = [simulation.run(s, agents=2500, days=42, seed=r)
+                                      for r in (1, 2)]
+    ds = combine(runs, ("channels.search.daily_budget", "channels.paid_social.daily_budget"))
+    directory = tmp_path_factory.mktemp("sweep")
+    write_netcdf(ds, directory / "combined.nc")
+    return ds, directory
+
+
+@pytest.fixture(scope="module")
+def variant_sweep():
+    sc = simulation.load_scenario("scenarios/default.toml")
+    runs = {}
+    for name, budget in (("lean", 50.0), ("base", 150.0), ("push", 400.0)):
+        s = simulation.scenario.with_overrides(sc, {"channels.search.daily_budget": budget})
+        runs[(name,)] = [simulation.run(s, agents=2500, days=42, seed=r) for r in (1, 2, 3)]
+    return combine(runs, ("variant",))
+
+
+def test_kinds_are_listed():
+    assert set(RUN_KINDS) == {"funnel", "economics", "cohorts", "attribution", "saturation",
+                              "dashboard"}
+    assert set(SWEEP_KINDS) == {"variants", "heatmap"}
+    assert KINDS == RUN_KINDS + SWEEP_KINDS
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+def test_every_run_plot_kind_through_the_cli(kind, run_result, tmp_path, capsys):
+    _, path = run_result
+    out = tmp_path / f"{kind}.png"
+    rc = main(["plot", str(path), "--kind", kind, "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert_png(out.read_bytes())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{kind}.png"]
+
+
+@pytest.mark.parametrize("kind", SWEEP_KINDS)
+def test_every_sweep_plot_kind_through_the_cli(kind, sweep_result, tmp_path, capsys):
+    _, directory = sweep_result
+    out = tmp_path / f"{kind}.png"
+    rc = main(["plot", str(directory), "--kind", kind, "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert_png(out.read_bytes())
+
+
+def test_variants_of_named_variants_and_a_heatmap_metric(variant_sweep, sweep_result, tmp_path):
+    assert variant_labels(variant_sweep) == ["lean", "base", "push"]
+    plot(variant_sweep, "variants", tmp_path / "v.png")
+    assert_png((tmp_path / "v.png").read_bytes())
+    plot(sweep_result[0], "heatmap", tmp_path / "h.png", metric="customers")
+    assert_png((tmp_path / "h.png").read_bytes())
+    with pytest.raises(PlotError, match="two swept parameters"):
+        plot(variant_sweep, "heatmap", tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_wrong_kind_for_the_result_is_one_clear_error(run_result, sweep_result, tmp_path, capsys):
+    _, run_path = run_result
+    rc = main(["plot", str(run_path), "--kind", "variants", "--out", str(tmp_path / "a.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "sweep" in err and "Traceback" not in err
+    _, directory = sweep_result
+    rc = main(["plot", str(directory), "--kind", "economics", "--out", str(tmp_path / "b.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "single run" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plots_with_a_channel_that_never_converts(tmp_path):
+    sc = simulation.load_scenario("scenarios/default.toml")
+    sc = simulation.scenario.with_overrides(sc, {"channels.search.daily_budget": 0.0})
+    ds = simulation.run(sc, agents=1500, days=15, seed=1)
+    for kind in ("economics", "cohorts", "saturation", "attribution"):
+        plot(ds, kind, tmp_path / f"{kind}.png")
+        assert_png((tmp_path / f"{kind}.png").read_bytes())
+
+
+def embedded_images(text: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in
+            re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)]
+
+
+def assert_self_contained(text: str) -> None:
+    assert text.startswith("<!DOCTYPE html>")
+    assert not re.search(r"<(script|link|iframe)\b", text, re.I)
+    assert not re.search(r"\bhref\s*=", text, re.I)
+    sources = re.findall(r'\bsrc\s*=\s*"([^"]*)"', text, re.I)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "url(" not in text and "@import" not in text
+
+
+def test_run_report_is_self_contained_and_complete(run_result, tmp_path, capsys):
+    ds, path = run_result
+    out = tmp_path / "report.html"
+    rc = main(["report", str(path), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    text = out.read_text(encoding="utf-8")
+    assert_self_contained(text)
+    images = embedded_images(text)
+    assert len(images) == len(RUN_KINDS)
+    for data in images:
+        assert_png(data)
+    for needle in ("Diagnostics", "Unit economics", "Attribution", "direct_sales",
+                   "CPA above LTV", "Capacity losses", "LTV projected"):
+        assert needle in text, needle
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_sweep_report_is_self_contained(sweep_result, tmp_path, capsys):
+    _, directory = sweep_result
+    rc = main(["report", str(directory)])  # default name beside the combined result
+    assert rc == 0, capsys.readouterr().err
+    out = directory / f"{directory.name}_report.html"
+    text = out.read_text(encoding="utf-8")
+    assert_self_contained(text)
+    images = embedded_images(text)
+    assert len(images) == 2 + len(RUN_KINDS)  # variants, heatmap, the best variant's plots
+    for data in images:
+        assert_png(data)
+    assert "Variants" in text and "Diagnostics by variant" in text and "replicate" in text
+
+
+def test_run_prints_diagnostics(tmp_path, capsys):
+    rc = main(["run", "scenarios/saas_case.toml", "--agents", "4000", "--days", "60", "--out",
+               str(tmp_path / "r.nc")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "Diagnostics" in out and "direct_sales" in out
+
+
+def test_report_of_a_missing_file_is_one_clear_error(tmp_path, capsys):
+    rc = main(["report", str(tmp_path / "nope.nc")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nope.nc" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
