@@ -49,13 +49,25 @@ def channel_colours(names) -> dict[str, str]:
     return out
 
 
+def _run_level_dims(ds: xr.Dataset) -> list[str]:
+    """Every dimension a sweep adds to a run (swept parameters, variants, replicate).
+
+    ``stage_count(day, stage)`` is in every result, so whatever else it is indexed by
+    came from the sweep; a new run dimension added to the dataset one day is not
+    mistaken for one.
+    """
+    if "stage_count" in ds:
+        return [d for d in ds.stage_count.dims if d not in ("day", "stage")]
+    return [d for d in ds.dims if d not in RUN_DIMS]
+
+
 def sweep_dims(ds: xr.Dataset) -> list[str]:
     """Dimensions of swept parameters or named variants (not ``replicate``), in order."""
-    return [d for d in ds.dims if d not in RUN_DIMS and d != REPLICATE]
+    return [d for d in _run_level_dims(ds) if d != REPLICATE]
 
 
 def is_sweep(ds: xr.Dataset) -> bool:
-    return bool(sweep_dims(ds)) or REPLICATE in ds.dims
+    return bool(_run_level_dims(ds))
 
 
 def pooled(ds: xr.Dataset) -> xr.Dataset:
@@ -64,7 +76,7 @@ def pooled(ds: xr.Dataset) -> xr.Dataset:
     Analyses compute ratios from flows (spend, conversions, margin), and a ratio of
     means is the ratio of pooled sums, so this is the pooled estimate.
     """
-    extra = [d for d in ds.dims if d not in RUN_DIMS]
+    extra = _run_level_dims(ds)
     return ds.mean(extra, keep_attrs=True) if extra else ds
 
 

@@ -216,13 +216,17 @@ def cohort_retention(ds: xr.Dataset) -> xr.DataArray:
 
 def retention_curves(ds: xr.Dataset, min_customers: int = MIN_CUSTOMERS) -> xr.DataArray:
     """Retention by weeks since acquisition per channel, cohorts pooled by size (a week is
-    pooled over the cohorts the run observed that long; NaN below ``min_customers``)."""
+    pooled over the cohorts the run observed that long; NaN where those hold fewer than
+    ``min_customers`` or a tenth of the channel's customers)."""
     ret = cohort_retention(ds)
     sizes = cohort_sizes(ds).reindex(cohort_week=ret.cohort_week.values, fill_value=0)
     weight = sizes.where(ret.notnull(), 0.0)
     total = weight.sum("cohort_week")
     curve = safe_div((ret.fillna(0.0) * weight).sum("cohort_week"), total)
-    curve = curve.where(total >= min_customers)
+    # late weeks rest on the few earliest cohorts: show them only while they hold a tenth
+    # of the channel's customers (and at least ``min_customers``)
+    floor = np.maximum(min_customers, 0.1 * sizes.sum("cohort_week"))
+    curve = curve.where(total >= floor)
     curve.attrs.update(ret.attrs)
     return curve
 

@@ -85,6 +85,31 @@ def _channel_legend(ax, names, colours, **kw):
     return ax.legend(handles=handles, title="channel", **kw)
 
 
+def _place_labels(ax, points, texts, fontsize: int = 8) -> None:
+    """Annotate points without overlapping labels: each label takes the first of a few
+    offsets around its point whose box is clear of the labels already placed."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    offsets = [(10, 8, "left", "bottom"), (10, -10, "left", "top"), (-10, 8, "right", "bottom"),
+               (-10, -10, "right", "top"), (10, 26, "left", "bottom"), (10, -28, "left", "top")]
+    placed = []
+    order = sorted(range(len(points)), key=lambda k: -points[k][1])
+    for k in order:
+        for dx, dy, ha, va in offsets:
+            ann = ax.annotate(texts[k], points[k], xytext=(dx, dy), textcoords="offset points",
+                              fontsize=fontsize, ha=ha, va=va,
+                              arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.5})
+            box = ann.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(b) for b in placed):
+                placed.append(box)
+                break
+            ann.remove()
+        else:
+            ann = ax.annotate(texts[k], points[k], xytext=offsets[0][:2],
+                              textcoords="offset points", fontsize=fontsize)
+            placed.append(ann.get_window_extent(renderer))
+
+
 def _suptitle(fig, text: str, ds: xr.Dataset, note: str = "") -> None:
     fig.suptitle(f"{text} — {title_of(ds)}", fontsize=13, fontweight="bold")
     if note:
@@ -115,10 +140,12 @@ def funnel(ds: xr.Dataset, ax=None):
     # the stages that matter are thin next to 'unaware': show them on a second axis
     if own:
         inset = ax.inset_axes([0.08, 0.08, 0.42, 0.38])
-        for s in ("aware", "considering", "active", "churned"):
+        for s in ("considering", "active", "churned"):
             if s in stages:
-                inset.plot(days, ds.stage_count.sel(stage=s).values, color=STAGE_COLOURS[s], lw=1.5)
-        inset.set_title("aware → churned, own scale", fontsize=8)
+                inset.plot(days, ds.stage_count.sel(stage=s).values, color=STAGE_COLOURS[s], lw=1.8,
+                           label=s)
+        inset.set_title("considering, active, churned on their own scale", fontsize=8)
+        inset.legend(fontsize=7, loc="upper left")
         inset.tick_params(labelsize=7)
         inset.yaxis.set_major_formatter(MONEY)
         inset.set_facecolor("#ffffffdd")
@@ -161,14 +188,13 @@ def economics(ds: xr.Dataset):
                            zorder=3)
             ax.scatter([cac[i]], [max(ltv[i], lo)], s=size[i], color=c, alpha=0.85,
                        edgecolors="black", linewidths=0.5, zorder=4)
-            ax.annotate(f"{names[i]}\nLTV/CAC {econ.ltv_cac.values[i]:.2f}",
-                        (cac[i], max(ltv[i], lo)), xytext=(8, 8), textcoords="offset points",
-                        fontsize=8)
         if log:
             ax.set_xscale("log")
             ax.set_yscale("log")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi * 1.5)
+        _place_labels(ax, [(cac[i], max(ltv[i], lo)) for i in shown],
+                      [f"{names[i]}\nLTV/CAC {econ.ltv_cac.values[i]:.2f}" for i in shown])
         ax.xaxis.set_major_formatter(MONEY)
         ax.yaxis.set_major_formatter(MONEY)
         handles, _ = ax.get_legend_handles_labels()
@@ -347,7 +373,10 @@ def saturation(ds: xr.Dataset, window: int = 28):
         ax.set_yscale("log")
         x0, x1 = ax.get_xlim()
         y0, y1 = ax.get_ylim()
-        for k in range(-2, 7):
+        final = (cum_spend.isel(day=-1) / cum_conv.isel(day=-1)).sel(channel=paid).values
+        kmin = int(np.floor(np.log10(max(np.nanmin(final), 1e-9)))) - 1
+        kmax = int(np.ceil(np.log10(max(np.nanmax(final), 1e-9)))) + 1
+        for k in range(kmin, kmax + 1):
             cac = 10.0 ** k
             xs = np.array([x0, x1])
             if xs[1] / cac < y0 or xs[0] / cac > y1:
@@ -358,7 +387,7 @@ def saturation(ds: xr.Dataset, window: int = 28):
                     rotation=30, ha="center", va="bottom")
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
-        ax.legend(title="channel", fontsize=8, loc="upper left")
+        ax.legend(title="channel", fontsize=8, loc="lower right")
         bx.legend(handles=[Line2D([], [], color="#555555", lw=2,
                                   label=f"marginal: last {window} days"),
                            Line2D([], [], color="#555555", lw=1.2, ls="--",
@@ -492,7 +521,10 @@ def _sweep_title(ds: xr.Dataset) -> str:
     reps = ds.sizes.get("replicate", 1)
     dims = sweep_dims(ds)
     what = " x ".join(f"{d} ({ds.sizes[d]})" for d in dims) or "one variant"
-    return f"{ds.attrs.get('scenario_name', 'sweep')}: {what}, {reps} replicate(s)"
+    name = ds.attrs.get("scenario_name", "sweep")
+    if ds.attrs.get("experiment_name"):
+        name = f"{ds.attrs['experiment_name']} (base {name})"
+    return f"{name}: {what}, {reps} replicate(s)"
 
 
 def variants(ds: xr.Dataset, metrics: tuple[str, ...] = ("profit", "customers", "cac",
@@ -530,7 +562,8 @@ def variants(ds: xr.Dataset, metrics: tuple[str, ...] = ("profit", "customers", 
     n = int(ds.sizes.get("replicate", 1))
     note = (f"Bars: mean over {n} replicates; whiskers: 95% t interval; orange: best variant."
             if n > 1 else "One replicate per variant: no confidence interval.")
-    fig.suptitle(f"Variant comparison — {_sweep_title(ds)}", fontsize=13, fontweight="bold")
+    fig.suptitle(textwrap.fill(f"Variant comparison — {_sweep_title(ds)}",
+                               int(fig.get_figwidth() * 9)), fontsize=13, fontweight="bold")
     fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=8, color="#555555")
     fig.tight_layout(rect=(0, 0.04, 1, 0.94))
     return fig
@@ -551,7 +584,8 @@ def heatmap(ds: xr.Dataset, metric: str = "profit", dims: tuple[str, str] | None
     other = [d for d in da.dims if d not in dims]
     grid = da.mean(other) if other else da
     grid = grid.transpose(dims[0], dims[1])
-    fig, ax = plt.subplots(figsize=(1.1 * grid.sizes[dims[1]] + 4, 0.7 * grid.sizes[dims[0]] + 3))
+    fig, ax = plt.subplots(figsize=(max(9.0, 1.3 * grid.sizes[dims[1]] + 5),
+                                    max(5.0, 0.7 * grid.sizes[dims[0]] + 3)))
     vals = grid.values.astype(float)
     finite = vals[np.isfinite(vals)]
     span = max(abs(finite.min()), abs(finite.max())) if finite.size else 1.0
@@ -561,21 +595,24 @@ def heatmap(ds: xr.Dataset, metric: str = "profit", dims: tuple[str, str] | None
                    vmax=span if diverging else None)
     label, units = KPIS[metric]
     for (i, j), v in np.ndenumerate(vals):
+        r, g, b, _ = im.cmap(im.norm(v)) if math.isfinite(v) else (1, 1, 1, 1)
+        dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
         ax.text(j, i, "n/a" if not math.isfinite(v) else _money(v), ha="center", va="center",
-                fontsize=9, color="black")
+                fontsize=10, color="white" if dark else "black", fontweight="bold")
     ax.set_xticks(range(grid.sizes[dims[1]]), [_tick(v) for v in grid[dims[1]].values])
     ax.set_yticks(range(grid.sizes[dims[0]]), [_tick(v) for v in grid[dims[0]].values])
     ax.set_xlabel(dims[1])
     ax.set_ylabel(dims[0])
     cb = fig.colorbar(im, ax=ax)
-    cb.set_label(f"{label} ({units})")
+    cb.set_label(f"{metric} ({units})")
     cb.ax.yaxis.set_major_formatter(MONEY)
     n = int(ds.sizes.get("replicate", 1))
     ax.set_title(f"{label}: mean over {n} replicate(s)"
                  + (f", averaged over {', '.join(o for o in other if o != 'replicate')}"
                     if [o for o in other if o != "replicate"] else ""), fontsize=10)
-    fig.suptitle(f"Sweep heat map — {_sweep_title(ds)}", fontsize=12, fontweight="bold")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    title = textwrap.fill(f"Sweep heat map — {_sweep_title(ds)}", int(fig.get_figwidth() * 9))
+    fig.suptitle(title, fontsize=12, fontweight="bold")
+    fig.tight_layout(rect=(0, 0, 1, 0.9 if "\n" in title else 0.94))
     return fig
 
 
