@@ -190,12 +190,16 @@ def cmd_plot(args) -> int:
 
 def cmd_report(args) -> int:
     from simulation.analysis.report import write_report
+    from simulation.plots import PlotError
 
     path, ds = _load_result(args.result)
     stem = path.parent.name if path.name == "combined.nc" else path.stem
     out = Path(args.out) if args.out else path.with_name(f"{stem}_report.html")
     _check_output(out, "--out")
-    write_report(ds, out, source=str(path))
+    try:
+        write_report(ds, out, source=str(path))
+    except PlotError as exc:
+        raise BadInput(f"{path}: {exc}") from None
     _console().print(f"report written to {out}", markup=False)
     return 0
 

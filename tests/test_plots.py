@@ -141,6 +141,21 @@ def test_wrong_kind_for_the_result_is_one_clear_error(run_result, sweep_result, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_result_without_a_needed_variable_is_one_clear_error(run_result, tmp_path, capsys):
+    ds, _ = run_result
+    path = tmp_path / "thin.nc"
+    write_netcdf(ds.drop_vars(["churned", "attributed_conversions"]), path)
+    for argv in (["plot", str(path), "--kind", "economics", "--out", str(tmp_path / "e.png")],
+                 ["plot", str(path), "--kind", "attribution", "--out", str(tmp_path / "a.png")],
+                 ["report", str(path), "--out", str(tmp_path / "r.html")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "churned" in err or "attributed_conversions" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thin.nc"]
+    assert main(["plot", str(path), "--kind", "funnel", "--out", str(tmp_path / "f.png")]) == 0
+
+
 def test_plots_with_a_channel_that_never_converts(tmp_path):
     sc = simulation.load_scenario("scenarios/default.toml")
     sc = simulation.scenario.with_overrides(sc, {"channels.search.daily_budget": 0.0})

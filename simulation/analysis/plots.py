@@ -60,6 +60,7 @@ DESCRIPTIONS = {
 MODEL_MARKERS = {"first_touch": "<", "last_touch": ">", "linear": "s", "time_decay": "v",
                  "position_based": "D", "markov": "o"}
 DPI = 110
+MAX_VARIANTS = 40
 
 
 class PlotError(ValueError):
@@ -535,12 +536,17 @@ def variants(ds: xr.Dataset, metrics: tuple[str, ...] = ("profit", "customers", 
     rows = len(metrics)
     first = by_variant(k[metrics[0]])
     labels = [str(v) for v in first.variant.values]
+    shown = np.arange(len(labels))
+    if len(labels) > MAX_VARIANTS:  # the best by mean profit, in their order
+        profit = interval(by_variant(k["profit"]))["mean"].values
+        shown = np.sort(np.argsort(-np.nan_to_num(profit, nan=-np.inf))[:MAX_VARIANTS])
+        labels = [labels[i] for i in shown]
     fig, axes = plt.subplots(1, rows, figsize=(4.2 * rows + 2, 0.45 * len(labels) + 2.8),
                              sharey=True)
     axes = np.atleast_1d(axes)
     y = np.arange(len(labels))[::-1]
     for ax, m in zip(axes, metrics, strict=True):
-        ci = interval(by_variant(k[m]))
+        ci = interval(by_variant(k[m])).isel(variant=shown)
         mean = ci["mean"].values
         lo = ci["low"].values
         hi = ci["high"].values
@@ -562,6 +568,8 @@ def variants(ds: xr.Dataset, metrics: tuple[str, ...] = ("profit", "customers", 
     n = int(ds.sizes.get("replicate", 1))
     note = (f"Bars: mean over {n} replicates; whiskers: 95% t interval; orange: best variant."
             if n > 1 else "One replicate per variant: no confidence interval.")
+    if len(shown) < len(first.variant):
+        note += f" The {len(shown)} most profitable of {len(first.variant)} variants."
     fig.suptitle(textwrap.fill(f"Variant comparison — {_sweep_title(ds)}",
                                int(fig.get_figwidth() * 9)), fontsize=13, fontweight="bold")
     fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=8, color="#555555")
@@ -626,11 +634,28 @@ BUILDERS = {
 }
 
 
+_FLOWS = ("spend", "conversions", "revenue", "gross_margin", "churned", "stage_count")
+REQUIRES = {
+    "funnel": ("stage_count",),
+    "economics": _FLOWS,
+    "cohorts": _FLOWS,
+    "attribution": ("attributed_conversions", "conversions"),
+    "saturation": ("spend", "conversions"),
+    "dashboard": _FLOWS,
+    "variants": _FLOWS,
+    "heatmap": _FLOWS,
+}
+
+
 def figure(ds: xr.Dataset, kind: str, **options):
     """The matplotlib figure of ``kind`` (the caller closes it)."""
     options = {k: v for k, v in options.items() if v is not None}
     if kind not in KINDS:
         raise PlotError(f"unknown plot kind {kind!r} (available: {', '.join(KINDS)})")
+    missing = [v for v in REQUIRES[kind] if v not in ds]
+    if missing:
+        raise PlotError(f"--kind {kind} needs {', '.join(missing)}, which this result does not "
+                        "keep (a sweep's outputs.variables may have left it out)")
     if kind in RUN_KINDS and is_sweep(ds):
         raise PlotError(f"--kind {kind} plots a single run; for a sweep use --kind variants or "
                         "heatmap, or plot one of its runs (DIR/runs/*.nc)")

@@ -14,11 +14,19 @@ import numpy as np
 import xarray as xr
 
 from simulation.analysis.attribution import MODEL_LABELS, attributed_revenue
-from simulation.analysis.common import channels, is_sweep, pooled, sweep_dims, title_of
+from simulation.analysis.common import (
+    channels,
+    is_sweep,
+    pooled,
+    scenario_of,
+    sweep_dims,
+    title_of,
+)
 from simulation.analysis.diagnostics import KIND_TITLES, Finding, diagnose, figure_kind
 from simulation.analysis.economics import unit_economics
 from simulation.analysis.plots import (
     DESCRIPTIONS,
+    REQUIRES,
     RUN_KINDS,
     PlotError,
     figure,
@@ -26,6 +34,8 @@ from simulation.analysis.plots import (
 )
 from simulation.analysis.sweep import KPIS, by_variant, interval, kpis
 from simulation.io import atomic_path
+
+MAX_DIAGNOSED = 12
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
@@ -145,17 +155,29 @@ def _run_sections(ds: xr.Dataset) -> list[str]:
     rows_rev = [[_esc(MODEL_LABELS.get(m, m))] + [_num(rev.sel(attribution_model=m, channel=c))
                                                   for c in names] for m in models]
     method = rev.attrs.get("method", "measured")
-    parts.append("<h2>Attribution</h2><p>Conversions credited to each channel:</p>"
+    half_life = scenario_of(ds).get("attribution", {}).get("half_life_days")
+    basis = ("<p class=note>Rule-based models credit each conversion from the customer's first "
+             "touch and last four touches" + (f"; time decay halves a touch's weight every "
+                                               f"{_num(half_life, 'ratio')} days" if half_life
+                                               else "") + "; Markov credits in proportion to "
+             "removal effects of the first-order journey transition matrix (all journeys, "
+             "converting or not).</p>")
+    parts.append("<h2>Attribution</h2>" + basis + "<p>Conversions credited to each channel:</p>"
                  + _table(["model", *names, "total"], rows)
                  + "<p>Revenue of those conversions credited"
                  + (f" <span class=note>({_esc(method)})</span>" if method != "measured" else "")
                  + ":</p>" + _table(["model", *names], rows_rev))
 
-    figs = []
-    for kind in RUN_KINDS:
-        figs.append(_img(figure(ds, kind), f"{kind}: {DESCRIPTIONS[kind]}"))
+    figs = [_plot(ds, kind) for kind in RUN_KINDS]
     parts.append("<h2>Plots</h2>" + "\n".join(figs))
     return parts
+
+
+def _plot(ds: xr.Dataset, kind: str) -> str:
+    try:
+        return _img(figure(ds, kind), f"{kind}: {DESCRIPTIONS[kind]}")
+    except PlotError as exc:
+        return f"<p class=note>{_esc(kind)}: not drawn: {_esc(exc)}</p>"
 
 
 def _variant_slices(ds: xr.Dataset) -> list[tuple[str, xr.Dataset]]:
@@ -195,18 +217,20 @@ def _sweep_sections(ds: xr.Dataset) -> list[str]:
         + f". Highest mean profit: <b>{_esc(best)}</b>.</p>"
         + _table(["variant", "profit", "revenue", "new customers", "blended CAC",
                   "LTV/CAC (realised)", "active at the end"], rows))
-    figs = [_img(figure(ds, "variants"), f"variants: {DESCRIPTIONS['variants']}")]
+    figs = [_plot(ds, "variants")]
     if len(sweep_dims(ds)) >= 2:
-        try:
-            figs.append(_img(figure(ds, "heatmap"), f"heatmap: {DESCRIPTIONS['heatmap']}"))
-        except PlotError:
-            pass
+        figs.append(_plot(ds, "heatmap"))
     parts.append("<h2>Plots</h2>" + "\n".join(figs))
     diag = []
-    for label, sub in _variant_slices(ds):
+    order = np.argsort(-np.nan_to_num(table["profit"]["mean"].values, nan=-np.inf))
+    slices = _variant_slices(ds)
+    for i in order[:MAX_DIAGNOSED]:
+        label, sub = slices[i]
         diag.append(f"<h3>{_esc(label)}</h3>" + _findings(diagnose(sub)))
+    more = (f" The {MAX_DIAGNOSED} most profitable of {len(slices)} variants."
+            if len(slices) > MAX_DIAGNOSED else "")
     parts.append("<h2>Diagnostics by variant</h2><p class=note>Each variant's replicates "
-                 "pooled.</p>" + "\n".join(diag))
+                 f"pooled, most profitable first.{more}</p>" + "\n".join(diag))
     best_ds = dict(_variant_slices(ds))[best]
     parts.append(f"<h2>Best variant in detail: {_esc(best)}</h2>"
                  "<p class=note>Replicates pooled (means).</p>")
@@ -216,6 +240,9 @@ def _sweep_sections(ds: xr.Dataset) -> list[str]:
 
 def render(ds: xr.Dataset, source: str = "") -> str:
     """The report as one HTML string."""
+    missing = [v for v in (*REQUIRES["economics"], "attributed_conversions") if v not in ds]
+    if missing:
+        raise PlotError(f"a report needs {', '.join(missing)}, which this result does not keep")
     sweep = is_sweep(ds)
     title = (f"Sweep report — {ds.attrs.get('scenario_name', 'sweep')}" if sweep
              else f"Run report — {title_of(ds)}")
