@@ -46,6 +46,8 @@ UNITS = {
     "cac": "currency per customer", "ltv": "currency per customer",
     "programme_cost": "currency", "programme_fixed_cost": "currency", "budget": "currency",
     "health_at_churn": "health units summed over churners",
+    "first_order_revenue": "currency", "first_order_margin": "currency",
+    "acquisition_fees": "currency", "attributed_revenue": "currency",
 }
 MARGIN_COSTS = (COGS, FULFILMENT, RETURN_COST, COMMISSION, ORDER_FEES)
 
@@ -79,6 +81,12 @@ DESCRIPTIONS = {
     "brand_equity": "brand equity at the start of the day, in [0, 1]",
     "budget": "planned daily budget (after schedule, roll-out and guardrails)",
     "guardrail_action": "guardrail fired that day: 0 none, 1 pause, 2 hold, 3 scale",
+    "first_order_revenue": "net revenue of first orders, by acquisition channel",
+    "first_order_margin": "gross margin of first orders (after the channel's fees)",
+    "acquisition_fees": "commission and fees paid on first orders",
+    "active": "active customers at the end of the day, by acquisition channel",
+    "attributed_revenue": "first-order revenue credited to each channel under each attribution model",
+    "running": "1 on the days the channel ran (launched, not paused, not ended)",
     "churned": "customers lost, by acquisition channel",
     "winbacks": "churned customers won back, by winning channel",
     "moved_aware": "unaware customers made aware, by channel",
@@ -170,9 +178,16 @@ class Recorder:
             data["repeat_purchase_rate"] = (("day",), np.where(won > 0, again / won, np.nan))
         data["community_size"] = (("day",), sc[:, SC_MEMBERS].round().astype(np.int64))
 
-        markov = markov_credit(trans, attr[0].sum())[None, :]
+        if attr.ndim == 2:  # a backend that credits conversions only: no revenue twin
+            attr = np.stack([attr, np.full_like(attr, np.nan)])
+        markov = markov_credit(trans, attr[0, 0].sum())[None, :]
         data["attributed_conversions"] = (
-            ("attribution_model", "channel"), np.concatenate([attr, markov], axis=0)
+            ("attribution_model", "channel"), np.concatenate([attr[0], markov], axis=0)
+        )
+        markov_rev = (markov_credit(trans, attr[1, 0].sum())[None, :]
+                      if np.isfinite(attr[1]).all() else np.full((1, self.nch), np.nan))
+        data["attributed_revenue"] = (
+            ("attribution_model", "channel"), np.concatenate([attr[1], markov_rev], axis=0)
         )
         customers = self.block(CONVERSIONS).sum(axis=0)
         total_spend = spend.sum(axis=0)
@@ -212,5 +227,9 @@ class Recorder:
         for name, unit in UNITS.items():
             if name in ds:
                 ds[name].attrs["units"] = unit
+        half_life = attrs.get("time_decay_half_life_days")
+        if half_life is not None:
+            ds["attributed_conversions"].attrs["time_decay_half_life_days"] = half_life
+            ds["attributed_revenue"].attrs["time_decay_half_life_days"] = half_life
         return ds
 

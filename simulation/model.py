@@ -107,7 +107,7 @@ class MarketModel(mesa.Model):
         self.forget[2] = scenario.forgetting.considering
         self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
         self.counters = np.zeros((self.n_chunks, K.counter_width(nch, nseg)))
-        self.attr = np.zeros((self.n_chunks, len(K.ATTR_MODELS), nch))
+        self.attr = np.zeros((self.n_chunks, 2, len(K.ATTR_MODELS), nch))
         self.trans = np.zeros((self.n_chunks, nch + 3, nch + 3))
         self.events = None
         self.log = empty_log(self.n_chunks)
@@ -224,11 +224,13 @@ class MarketModel(mesa.Model):
             "backend": backend,
             "simulation_version": __version__,
             "bytes_per_customer": int(self.population.nbytes // self.n),
+            "time_decay_half_life_days": float(self.scenario.attribution.half_life_days),
             "segments": [s.name for s in self.scenario.segments],
         }
         extras = {
             "budget": (("day", "channel"), self.scaling.budget),
             "guardrail_action": (("day", "channel"), self.scaling.action),
+            "running": (("day", "channel"), self.scaling.running_days),
             "brand_equity": (("day",), self.positioning.history),
             "programme_fixed_cost": (("day",), self.post_purchase.fixed_cost),
         }
@@ -242,22 +244,25 @@ def cohort_retention(pop: Population, days: int, channels: list[str]):
     """Share of each weekly acquisition cohort still a customer k weeks after acquisition,
     by acquisition channel (NaN where the run ended before week k of the cohort).
 
-    A customer is retained through week k if still active at the end or churned (last
-    time) at least 7k days after acquisition. Vectorised over the population.
+    A customer is retained at week k if still a customer at the end of day
+    ``acquired + 7k``: churned (the last time) after that day, or active at the end.
+    Vectorised over the population.
     """
     import xarray as xr
 
-    from simulation.state import ACTIVE, CHURNED
+    from simulation.state import CHURNED
 
     weeks = (days + 6) // 7
     bought = pop.acq_channel != 255
     acq = pop.acq_channel[bought].astype(np.int64)
     start = pop.acquired_day[bought].astype(np.int64)
     stage = pop.stage[bought]
-    end = np.where(stage == CHURNED, pop.next_day[bought].astype(np.int64), days)
-    end = np.where(stage == ACTIVE, days, end)
+    churn_day = pop.next_day[bought].astype(np.int64)
+    # retained at week k = still a customer at the end of day start + 7k: a churned customer
+    # until the day before its churn day, an active one through the last day of the run
+    lived = np.where(stage == CHURNED, (churn_day - start + 6) // 7, (days - 1 - start) // 7 + 1)
+    lived = np.clip(lived, 0, weeks)
     cohort = start // 7
-    lived = np.minimum((end - start) // 7 + 1, weeks)  # weeks k = 0..lived-1 retained
     nch = len(channels)
     size = np.zeros((nch, weeks))
     np.add.at(size, (acq, cohort), 1.0)
@@ -268,7 +273,8 @@ def cohort_retention(pop: Population, days: int, channels: list[str]):
     with np.errstate(invalid="ignore", divide="ignore"):
         share = retained / size[:, :, None]
     k = np.arange(weeks)
-    observable = (np.arange(weeks)[:, None] * 7 + k[None, :] * 7) < days
+    # a cell counts only when every member's day start + 7k lies within the run
+    observable = (np.arange(weeks)[:, None] * 7 + 6 + k[None, :] * 7) <= days - 1
     share = np.where(observable[None, :, :], share, np.nan)
     return xr.DataArray(share, dims=("channel", "cohort_week", "weeks_since"),
                         coords={"cohort_week": np.arange(weeks), "weeks_since": k},

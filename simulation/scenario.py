@@ -350,6 +350,8 @@ class Delivery(Strict):
 class Packaging(Strict):
     quality: Probability = 0.5
     share_rate: Probability = Field(0.0, description="chance an order is shared (unboxing), feeding word of mouth")
+    share_reach: NonNegFloat = Field(
+        1.0, description="advocate-equivalents one share counts as the next day (a post seen by many)")
     cost_per_order: Money = 0.0
 
 

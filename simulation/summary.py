@@ -50,11 +50,13 @@ def channel_summary(ds: xr.Dataset) -> list[dict]:
 def totals(ds: xr.Dataset) -> dict:
     spend = float(ds.spend.sum())
     gm = float(ds.gross_margin.sum())
+    programmes = sum(float(ds[v].sum()) for v in ("programme_cost", "programme_fixed_cost") if v in ds)
     return {
         "revenue": float(ds.revenue.sum()),
         "gross_margin": gm,
         "spend": spend,
-        "profit": gm - spend,
+        "programmes": programmes,
+        "profit": gm - spend - programmes,
         "customers": int(ds.customers.sum()),
         "active_at_end": int(ds.stage_count.isel(day=-1).sel(stage="active")),
     }
@@ -89,6 +91,7 @@ def summary_table(ds: xr.Dataset) -> Table:
         table.add_row(*[escape(_fmt(key, row[key])) for _, key in COLUMNS])
     t = totals(ds)
     table.caption = (f"revenue {t['revenue']:,.0f} · gross margin {t['gross_margin']:,.0f} · "
-                     f"spend {t['spend']:,.0f} · profit {t['profit']:,.0f} · "
+                     f"spend {t['spend']:,.0f} · programmes {t['programmes']:,.0f} · "
+                     f"profit {t['profit']:,.0f} · "
                      f"customers {t['customers']:,} ({t['active_at_end']:,} active at the end)")
     return table

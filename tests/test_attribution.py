@@ -43,12 +43,16 @@ def population_with(journeys: list[list[tuple[int, int]]]) -> Population:
 
 
 def kernel_credit(touches: list[tuple[int, int]], day: int, half_life: float = 7.0):
-    """(attr[model, channel], trans) credited by the kernel for one conversion."""
+    """(attr[model, channel], trans) credited by the kernel for one conversion.
+
+    The revenue twin (first-order revenue 10.0) must carry exactly the same weights.
+    """
     pop = population_with([touches])
-    attr = np.zeros((len(ATTR_MODELS), NCH))
+    attr = np.zeros((2, len(ATTR_MODELS), NCH))
     trans = np.zeros((NCH + 3, NCH + 3))
-    _credit(pop.arrays(), 0, day, attr, trans, half_life)
-    return attr, trans
+    _credit(pop.arrays(), 0, day, attr, trans, half_life, 10.0)
+    np.testing.assert_allclose(attr[1], 10.0 * attr[0])
+    return attr[0], trans
 
 
 def expected_credit(touches: list[tuple[int, int]], day: int, half_life: float = 7.0):

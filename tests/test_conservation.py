@@ -51,10 +51,14 @@ def check_money_adds_up(ds: xr.Dataset, model: MarketModel) -> None:
     p = sc.product
     tot = ds.sum("day")
     kept = tot.orders - tot.returns
-    np.testing.assert_allclose(tot.revenue, kept * p.price, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.refunds, tot.returns * p.price, rtol=1e-9, atol=1e-6)
+    # each channel's customers pay that channel's price (its discount off the list price)
+    price = p.price * np.array([1.0 - c.discount for c in sc.channels] + [1.0])
+    per_order = model.post_purchase.per_order_cost()  # delivery, packaging, tracking
+    np.testing.assert_allclose(tot.revenue, kept * price, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.refunds, tot.returns * price, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(tot.cogs, tot.orders * p.unit_cost, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.fulfilment_cost, tot.orders * p.fulfilment_cost, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.fulfilment_cost, tot.orders * (p.fulfilment_cost + per_order),
+                               rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(tot.return_cost, tot.returns * p.return_cost, rtol=1e-9, atol=1e-6)
     rates = np.array([c.commission for c in sc.channels] + [0.0])
     fees = np.array([c.fee_per_order for c in sc.channels] + [0.0])
@@ -62,7 +66,15 @@ def check_money_adds_up(ds: xr.Dataset, model: MarketModel) -> None:
     np.testing.assert_allclose(tot.order_fees, fees * tot.orders, rtol=1e-9, atol=1e-6)
     costs = tot.cogs + tot.fulfilment_cost + tot.return_cost + tot.commission + tot.order_fees
     np.testing.assert_allclose(tot.gross_margin, tot.revenue - costs, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.contribution, tot.gross_margin - tot.spend, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.contribution, tot.gross_margin - tot.spend - tot.programme_cost,
+                               rtol=1e-9, atol=1e-6)
+    # programme costs add up from their counts
+    pp = sc.post_purchase
+    expected_programmes = (
+        tot.onboarded * (pp.onboarding.cost_per_customer if pp.onboarding.enabled else 0.0)
+        + tot.reminders * pp.reminders.cost_per_reminder
+        + (tot.orders * pp.feedback.cost_per_survey if pp.feedback.enabled else 0.0))
+    np.testing.assert_allclose(tot.programme_cost, expected_programmes, rtol=1e-9, atol=1e-6)
     # per-customer ledgers (float32, kept by the kernels) agree with the channel totals
     pop = model.population
     acq = pop.acq_channel.astype(np.int64)
@@ -75,10 +87,13 @@ def check_money_adds_up(ds: xr.Dataset, model: MarketModel) -> None:
     np.testing.assert_allclose(by_gm, tot.gross_margin, atol=1e-4 * scale)
     assert int(pop.orders.sum()) == int(tot.orders.sum())
     assert int(bought.sum()) == int(tot.conversions.sum())
-    # the firm's P&L is the sum of the channels'
+    # the firm's P&L is the sum of the channels' and the firm-wide programme costs
     assert model.firm.revenue == pytest.approx(float(tot.revenue.sum()))
-    assert model.firm.profit == pytest.approx(float(tot.contribution.sum()))
-    # spend follows each reach model's price
+    assert model.firm.profit == pytest.approx(
+        float(tot.contribution.sum()) - float(ds.programme_fixed_cost.sum()))
+    # spend follows each reach model's price; fixed costs accrue on the days a channel runs
+    creative = (sc.messaging.cost_per_channel_per_day
+                if sc.messaging.strategy == "channel_specific" else 0.0)
     for i, c in enumerate(sc.channels):
         media = ds.media_spend.isel(channel=i)
         reached = ds.reached.isel(channel=i)
@@ -88,7 +103,13 @@ def check_money_adds_up(ds: xr.Dataset, model: MarketModel) -> None:
             np.testing.assert_allclose(media, reached * c.reach.cost_per_contact)
         elif c.reach.model == "fixed":
             assert (media == 0).all()
-        np.testing.assert_allclose(ds.fixed_cost.isel(channel=i), c.fixed_daily_cost)
+        else:
+            np.testing.assert_allclose(media, ds.budget.isel(channel=i) * (reached > 0 ) +
+                                       media * (reached == 0))
+        running = ds.running.isel(channel=i)
+        np.testing.assert_allclose(ds.fixed_cost.isel(channel=i),
+                                   running * (c.fixed_daily_cost + creative))
+        assert (reached.where(running == 0, 0) == 0).all()  # a channel that is off reaches nobody
 
 
 def run_model(scenario, agents, days, seed=1):

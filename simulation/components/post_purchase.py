@@ -87,7 +87,7 @@ class PostPurchase:
     def extra_advocates(self) -> float:
         """Advocate-equivalents beyond active customers: yesterday's shares and members."""
         c = self.cfg.community
-        extra = self.shares_yesterday
+        extra = self.cfg.packaging.share_reach * self.shares_yesterday
         if c.enabled:
             extra += c.advocacy_boost * self.community_value() * self.members
         return extra

@@ -58,6 +58,8 @@ class Scaling:
         self.guardrails: list[Guardrail] = sc.guardrails
         self.budget = np.zeros((model.days, n + 1))
         self.action = np.zeros((model.days, n + 1), np.int8)
+        self.running_days = np.zeros((model.days, n + 1), np.int8)
+        self.running_days[:, n] = int(sc.word_of_mouth.enabled)
 
     def _may_launch(self, c: int, day: int, model) -> bool:
         cfg = self.channels[c]
@@ -91,6 +93,7 @@ class Scaling:
                 self.launched[c] = day
             if not self.running(c, day):
                 continue
+            self.running_days[day, c] = 1
             b = scheduled_budget(self.channels[c], self.days_since_launch(c, day))
             if not math.isnan(self.held[c]):
                 b = self.held[c]

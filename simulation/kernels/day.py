@@ -75,22 +75,25 @@ CHUNK = 1 << 14
     REACHED, CONVERSIONS, ORDERS, REVENUE, COGS, FULFILMENT, RETURN_COST, COMMISSION, ORDER_FEES,
     RETURNS, REFUNDS, CHURNED_BY, WINBACKS, LEADS_NEW, LEADS_LOST, LEADS_SERVED, MOVED_AWARE,
     MOVED_CONSIDERING, PROGRAMME_COST, REMINDERS, REMINDER_ORDERS, SHARES, JOINS, LEAVES,
-    FEEDBACK, ONBOARDED_BY, REPEATERS, HEALTH_AT_CHURN,
-) = range(28)
-N_BLOCKS = 28
+    FEEDBACK, ONBOARDED_BY, REPEATERS, HEALTH_AT_CHURN, FIRST_REVENUE, FIRST_MARGIN, ACQ_FEES,
+    ACTIVE_BY,
+) = range(32)
+N_BLOCKS = 32
 BLOCK_NAMES = (
     "reached", "conversions", "orders", "revenue", "cogs", "fulfilment_cost", "return_cost",
     "commission", "order_fees", "returns", "refunds", "churned", "winbacks", "leads_new",
     "leads_lost", "leads_served", "moved_aware", "moved_considering", "programme_cost",
     "reminders", "reminder_orders", "shares", "community_joins", "community_leaves",
-    "feedback", "onboarded", "repeaters", "health_at_churn",
+    "feedback", "onboarded", "repeaters", "health_at_churn", "first_order_revenue",
+    "first_order_margin", "acquisition_fees", "active",
 )
 # Scalars after the stage x segment block: offsets from its end.
 (SC_FORGOT_AWARE, SC_FORGOT_CONSIDERING, SC_HEALTH_SUM, SC_PROMOTERS, SC_DETRACTORS,
  SC_MEMBERS) = range(6)
 N_SCALARS = 6
 PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
-# Attribution models computed in the kernel (index into attr[:, model, channel]).
+# Attribution models computed in the kernel: attr[0, model, channel] credits conversions,
+# attr[1, model, channel] the first order's net revenue with the same weights.
 ATTR_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 
 # Scalar parameters, packed in one float64 array.
@@ -159,7 +162,10 @@ def _log(log, ch, i, day, kind, c, amount):
 
 @njit(cache=True)
 def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st):
-    """One order by customer i, booked to acquisition channel a (at that channel's price)."""
+    """One order by customer i, booked to acquisition channel a (at that channel's price).
+
+    Returns the stream state and the order's net revenue, gross margin and channel fees.
+    """
     price = par[P_PRICE] * chp[a, C_PRICE_MULT]
     returned = False
     if par[P_RET_RATE] > 0.0:
@@ -185,7 +191,7 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st):
     if pop[F_ORDERS][i] < 65535:
         pop[F_ORDERS][i] += 1
     _log(log, ch, i, day, EV_PURCHASE, a, rev)
-    return st
+    return st, rev, m, comm + fee
 
 
 @njit(cache=True, inline="always")
@@ -320,44 +326,46 @@ def _transitions(trans, chans, length, end):
 
 
 @njit(cache=True)
-def _credit(pop, i, day, attr, trans, half_life):
-    """Credit one conversion to the touches on the customer's path under each rule-based model."""
+def _credit(pop, i, day, attr, trans, half_life, revenue):
+    """Credit one conversion (and its first order's ``revenue``) to the touches on the
+    customer's path under each rule-based model."""
     chans = np.empty(RING + 1, np.int64)
     days = np.empty(RING + 1, np.float64)
     length = _path(pop, i, chans, days)
     if length == 0:
         return
     _transitions(trans, chans, length, trans.shape[0] - 2)
-    attr[0, chans[0]] += 1.0
-    attr[1, chans[length - 1]] += 1.0
+    w = np.zeros((5, length))
+    w[0, 0] = 1.0
+    w[1, length - 1] = 1.0
     total = 0.0
     for k in range(length):
         days[k] = 0.5 ** ((day - days[k]) / half_life)
         total += days[k]
     for k in range(length):
-        c = chans[k]
-        attr[2, c] += 1.0 / length
-        attr[3, c] += days[k] / total
+        w[2, k] = 1.0 / length
+        w[3, k] = days[k] / total
         if length == 1:
-            attr[4, c] += 1.0
+            w[4, k] = 1.0
         elif length == 2:
-            attr[4, c] += 0.5
+            w[4, k] = 0.5
         elif k == 0 or k == length - 1:
-            attr[4, c] += 0.4
+            w[4, k] = 0.4
         else:
-            attr[4, c] += 0.2 / (length - 2)
+            w[4, k] = 0.2 / (length - 2)
+    for m in range(5):
+        for k in range(length):
+            attr[0, m, chans[k]] += w[m, k]
+            attr[1, m, chans[k]] += w[m, k] * revenue
 
 
 @njit(cache=True)
 def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, st):
     """First order of customer i, through channel c (its last touch)."""
-    _credit(pop, i, day, attr, trans, par[P_HALF_LIFE])
     pop[F_STAGE][i] = ACTIVE
     pop[F_ACQ_CHANNEL][i] = c
     pop[F_ACQUIRED_DAY][i] = day
     pop[F_LEAD][i] = 0
-    pop[F_TOUCHES][i] = 0
-    _set_health(pop, i, day, par[P_H_INIT])
     if int(par[P_BM]) == BM_REPEAT:
         lam, st = gamma(segp[g, S_GAMMA_SHAPE], st)
         pop[F_PURCHASE_RATE][i] = lam * segp[g, S_GAMMA_SCALE]
@@ -372,7 +380,12 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
             cnt[ONBOARDED_BY * nch + c] += 1.0
             cnt[PROGRAMME_COST * nch + c] += par[P_ONB_COST]
             health += par[P_ONB_BOOST]
-    st = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, st)
+    st, rev, margin, fees = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, st)
+    cnt[FIRST_REVENUE * nch + c] += rev
+    cnt[FIRST_MARGIN * nch + c] += margin
+    cnt[ACQ_FEES * nch + c] += fees
+    _credit(pop, i, day, attr, trans, par[P_HALF_LIFE], rev)
+    pop[F_TOUCHES][i] = 0
     boost, st = _after_order(pop, i, c, day, nch, cnt, par, st)
     _set_health(pop, i, day, health + boost)
     nd, st = _next_event(pop, i, day, g, par, segp, st)
@@ -381,8 +394,10 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
 
 
 @njit(cache=True, inline="always")
-def _census(pop, i, day, par, cnt, off):
-    """End-of-day health census of an active customer: mean health, NPS proxy, community."""
+def _census(pop, i, day, par, cnt, off, nch):
+    """End-of-day census of an active customer: by acquisition channel, mean health, NPS
+    proxy, community."""
+    cnt[ACTIVE_BY * nch + pop[F_ACQ_CHANNEL][i]] += 1.0
     h = _health_now(pop, i, day, par[P_H_DECAY])
     cnt[off] += h
     if h >= PROMOTER_HEALTH:
@@ -448,7 +463,7 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
     if churn:
         _churn(pop, i, a, day, nch, cnt, log, ch, par)
         return CHURNED, st
-    st = _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st)
+    st, _, _, _ = _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st)
     boost, st = _after_order(pop, i, a, day, nch, cnt, par, st)
     h = _health_now(pop, i, day, par[P_H_DECAY]) + par[P_H_BOOST] + boost
     _set_health(pop, i, day, h)
@@ -532,7 +547,7 @@ def _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr, trans, log, ch,
             pop[F_TOUCHES][i] = 0
             cnt[WINBACKS * nch + c] += 1.0
             a = pop[F_ACQ_CHANNEL][i]
-            st = _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st)
+            st, _, _, _ = _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st)
             boost, st = _after_order(pop, i, a, day, nch, cnt, par, st)
             _set_health(pop, i, day, par[P_H_INIT] + boost)
             nd, st = _next_event(pop, i, day, g, par, segp, st)
@@ -577,7 +592,7 @@ def step_day(day, key, pop, reach, p_any, eff, forget, par, segp, chp,
             if pa <= 0.0 and forget[s] <= 0.0 and not has_event and not has_lead:
                 cnt[stage_off + g * 5 + s] += 1.0
                 if s == ACTIVE:
-                    _census(pop, i, day, par, cnt, census)
+                    _census(pop, i, day, par, cnt, census, nch)
                 continue
             st = stream(key, i)
             done = False
@@ -612,7 +627,7 @@ def step_day(day, key, pop, reach, p_any, eff, forget, par, segp, chp,
             s = stage[i]
             cnt[stage_off + g * 5 + s] += 1.0
             if s == ACTIVE:
-                _census(pop, i, day, par, cnt, census)
+                _census(pop, i, day, par, cnt, census, nch)
             elif has_capacity and s == CONSIDERING and lead[i] > 0:
                 waiting[ch, lead[i] - 1] += 1
 
@@ -650,7 +665,7 @@ def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, tr
                          segp, chp, st)
                 cnt[stage_off + g * 5 + CONSIDERING] -= 1.0
                 cnt[stage_off + g * 5 + ACTIVE] += 1.0
-                _census(pop, i, day, par, cnt, stage_off + 5 * nseg + SC_HEALTH_SUM)
+                _census(pop, i, day, par, cnt, stage_off + 5 * nseg + SC_HEALTH_SUM, nch)
 
 
 @njit(parallel=True, cache=True)
