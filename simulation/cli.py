@@ -204,6 +204,12 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from simulation.sweep.command import sweep_command
+
+    return sweep_command(args, _console())
+
+
 def build_parser() -> argparse.ArgumentParser:
     from simulation import __version__
     from simulation.analysis.sweep import KPIS as SWEEP_KPIS
@@ -248,6 +254,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("result", help="result NetCDF file, or a sweep directory / its combined.nc")
     report.add_argument("--out", help="HTML file (default beside the result)")
     report.set_defaults(func=cmd_report)
+
+    sweep = sub.add_parser("sweep", help="run an experiment: variants and swept parameters "
+                                         "over replicates, in parallel")
+    sweep.add_argument("experiment", help="experiment TOML file (see experiments/)")
+    sweep.add_argument("--jobs", type=_positive, default=1, help="parallel runs on this machine")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="finish the sweep in --out, keeping the runs already done")
+    sweep.add_argument("--out", help="directory (default results/<experiment>/)")
+    sweep.add_argument("--agents", type=_positive, help="override the base scenario's agents")
+    sweep.add_argument("--days", type=_positive, help="override the base scenario's days")
+    sweep.add_argument("--replicates", type=_positive, help="override the experiment's replicates")
+    sweep.add_argument("--threads", type=_positive,
+                       help="numba threads per run (default: the cores shared between jobs)")
+    sweep.add_argument("--objective", metavar="METRIC[:max|min]",
+                       help="pick the best variant by this outcome (default: the experiment's)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    sweep.set_defaults(func=cmd_sweep)
     return ap
 
 

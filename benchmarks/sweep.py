@@ -1,0 +1,111 @@
+"""Sweep runner: speed-up of ``--jobs 2`` over ``--jobs 1`` and the per-run overhead.
+
+Usage: python benchmarks/sweep.py [--agents 200000] [--days 365] [--variants 4]
+       [--replicates 4] [--jobs 2] [--keep DIR]
+
+Runs the same experiment (``--variants`` paid-social budgets x ``--replicates``, on
+scenarios/default.toml) through ``distsim sweep`` twice, as a user would: with
+``--jobs 1`` and with ``--jobs N``, each run single-threaded (``--threads 1``) so the
+figure measures the runner, not numba threads. Wall times include starting Python, the
+worker processes and loading the cached kernels, writing every run file and the
+combined result. The per-run overhead is the time beyond the simulation itself:
+(wall time at one job - the simulations' own time) / runs, with the file writing and
+the first run of each process (kernel load) shown apart. Both sweeps must give
+identical combined datasets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import xarray as xr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def experiment_text(agents: int, days: int, variants: int, replicates: int) -> str:
+    budgets = [250.0 * 2**k for k in range(variants)]
+    parts = [
+        'name = "sweep_benchmark"',
+        f'base = "{ROOT / "scenarios" / "default.toml"}"',
+        "seed = 1", f"replicates = {replicates}", f"agents = {agents}", f"days = {days}",
+    ]
+    for b in budgets:
+        parts += ["[[variants]]", f'name = "social_{int(b)}"',
+                  f'set = {{ "channels.paid_social.daily_budget" = {b} }}']
+    return "\n".join(parts) + "\n"
+
+
+def sweep(exp: Path, out: Path, jobs: int) -> float:
+    cmd = [sys.executable, "-m", "simulation", "sweep", str(exp), "--out", str(out),
+           "--jobs", str(jobs), "--threads", "1", "--quiet"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return time.perf_counter() - t0
+
+
+def runs_of(out: Path) -> list[dict]:
+    return json.loads((out / "manifest.json").read_text())["runs"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--agents", type=int, default=200_000)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--variants", type=int, default=4)
+    ap.add_argument("--replicates", type=int, default=4)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--keep", help="keep the sweep directories here")
+    args = ap.parse_args()
+    n = args.variants * args.replicates
+
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(args.keep) if args.keep else Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        exp = where / "sweep_benchmark.toml"
+        exp.write_text(experiment_text(args.agents, args.days, args.variants, args.replicates))
+        # warm the on-disk kernel cache so that neither timing pays for compilation
+        subprocess.run([sys.executable, "-c", "import simulation; simulation.run("
+                        "simulation.load_scenario('scenarios/default.toml'), agents=1000, "
+                        "days=2, threads=1)"], cwd=ROOT, check=True)
+        load0 = os.getloadavg()[0]
+        wall1 = sweep(exp, where / "jobs1", 1)
+        wallj = sweep(exp, where / f"jobs{args.jobs}", args.jobs)
+        load1 = os.getloadavg()[0]
+        one, many = runs_of(where / "jobs1"), runs_of(where / f"jobs{args.jobs}")
+        with xr.open_dataset(where / "jobs1" / "combined.nc", engine="h5netcdf") as a, \
+                xr.open_dataset(where / f"jobs{args.jobs}" / "combined.nc",
+                                engine="h5netcdf") as b:
+            identical = a.load().identical(b.load())
+
+    sim1 = sum(r["sim_seconds"] for r in one)
+    warm = [r["sim_seconds"] for r in one if r["warm"]]
+    cold = [r["sim_seconds"] for r in one + many if not r["warm"]]
+    per_warm = sum(warm) / len(warm)
+    write1 = sum(r["write_seconds"] for r in one) / n
+    workers = len({r["worker"] for r in many})
+    print(f"experiment          {n} runs ({args.variants} variants x {args.replicates} "
+          f"replicates) of {args.agents:,} customers x {args.days} days, 1 thread per run")
+    print(f"machine             {os.cpu_count()} cores, load average {load0:.1f} before, "
+          f"{load1:.1f} after")
+    print(f"--jobs 1            {wall1:6.1f} s wall, {sim1:6.1f} s simulating "
+          f"({per_warm:.2f} s per warm run)")
+    print(f"--jobs {args.jobs}            {wallj:6.1f} s wall ({workers} worker processes)")
+    print(f"speed-up            {wall1 / wallj:.2f}x  (--jobs {args.jobs} over --jobs 1; "
+          f"ideal {min(args.jobs, os.cpu_count() or 1):.2f}x)")
+    print(f"per-run overhead    {(wall1 - sim1) / n:.2f} s  ((wall - simulation) / runs at "
+          f"--jobs 1), of which writing the run file {write1:.2f} s")
+    print(f"kernel load         {sum(cold) / len(cold) - per_warm:.2f} s extra in the first "
+          f"run of each process (cached kernels loaded, not compiled)")
+    print(f"identical results   {'yes' if identical else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+"""The combined result of a sweep and the table that says which strategy wins.
+
+:func:`combine` stacks the run datasets into one: a dimension per axis of the run grid
+(``variant``, each grid parameter, each zip or sample block) and ``replicate``, then the
+run's own dimensions. Swept values are coordinates (a zip or sample block's parameters
+run along its axis); ``replicate_seed`` and ``run`` (the file in ``runs/``) too.
+
+:func:`summarise` reduces it to key outcomes per point of the grid (a "variant" in the
+table: a named variant, a parameter combination, or both), with the mean over
+replicates and a 95% t interval, and picks the best by the objective. Replicates share
+their customers across variants (common random numbers), so the comparison with the
+runner-up uses the replicate-paired differences: the probability that the best beats
+the runner-up is the t posterior probability that the mean paired difference is
+positive (flat prior), alongside the share of replicates it won.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from simulation.sweep.experiment import (
+    OUTCOMES,
+    REPLICATE,
+    VARIANT,
+    Experiment,
+    Objective,
+    Plan,
+)
+
+RUN_ATTRS = ("sweep_run", "sweep_run_key", "sweep_replicate", "sweep_labels", "sweep_overrides")
+
+# outcome -> (column header, description)
+OUTCOME_INFO = {
+    "profit": ("profit", "gross margin - spend - programme costs, over the run"),
+    "revenue": ("revenue", "net revenue over the run"),
+    "customers": ("customers", "customers acquired over the run"),
+    "cac": ("CAC", "blended acquisition cost: spend / customers acquired"),
+    "ltv": ("LTV", "realised value per acquired customer: (gross margin - programme "
+                   "costs) / customers"),
+    "ltv_cac": ("LTV/CAC", "ltv / cac"),
+    "churn": ("churn", "share of acquired customers churned by the end"),
+    "brand_equity": ("brand equity", "brand equity on the last day"),
+}
+TABLE_OUTCOMES = ("profit", "customers", "cac", "ltv_cac", "churn", "brand_equity")
+
+
+# -- combining ---------------------------------------------------------------------
+
+
+def combine(experiment: Experiment, plan: Plan, datasets: Iterable[xr.Dataset]) -> xr.Dataset:
+    """One dataset from the runs' datasets, given in run order (``plan.runs``)."""
+    runs = list(datasets)
+    meta = {k: runs[0].attrs[k] for k in ("backend", "simulation_version", "bytes_per_customer")
+            if runs and k in runs[0].attrs}
+    runs = [_no_attrs(ds) for ds in runs]
+    if len(runs) != len(plan.runs):
+        raise ValueError(f"expected {len(plan.runs)} run datasets, got {len(runs)}")
+    runs = _align(runs)
+    n_rep = len(plan.replicate_seeds)
+    axes_shape = tuple(len(a) for a in plan.axes)
+    names: list[str] = []
+    for ds in runs:
+        names += [v for v in ds.data_vars if v not in names]
+    data = {}
+    for name in names:
+        template = next(ds[name] for ds in runs if name in ds)
+        arrays = [ds[name].values if name in ds else np.full(template.shape, np.nan)
+                  for ds in runs]
+        stacked = np.stack(arrays)  # (replicate * points, *run dims)
+        stacked = stacked.reshape((n_rep, *axes_shape, *template.shape))
+        stacked = np.moveaxis(stacked, 0, len(axes_shape))
+        data[name] = xr.Variable((*plan.dims, *template.dims), stacked, template.attrs)
+    coords: dict = {}
+    first = runs[0]
+    for c in first.coords:
+        coords[c] = first[c].variable
+    for axis in plan.axes:
+        coords[axis.dim] = (axis.dim, _array(axis.labels))
+        for path, values in axis.params.items():
+            if path != axis.dim:
+                coords[path] = (axis.dim, _array(values))
+    coords[REPLICATE] = (REPLICATE, np.arange(n_rep, dtype=np.int64))
+    coords["replicate_seed"] = (REPLICATE, np.array(plan.replicate_seeds, dtype=np.int64))
+    run_index = np.arange(len(plan.runs), dtype=np.int64).reshape((n_rep, *axes_shape))
+    coords["run"] = (plan.dims, np.moveaxis(run_index, 0, len(axes_shape)))
+    out = xr.Dataset(data, coords=coords)
+    out[REPLICATE].attrs["description"] = (
+        "replicate: every variant of a replicate runs with its seed (common random numbers)")
+    out["replicate_seed"].attrs["description"] = "run seed of the replicate"
+    out["run"].attrs["description"] = "index of the run file in runs/"
+    if VARIANT in out.coords:
+        out[VARIANT].attrs["description"] = "named variant of the experiment"
+    spec = experiment.spec
+    out.attrs = {
+        "experiment": experiment.text or json.dumps(spec.model_dump(mode="json")),
+        "experiment_name": spec.name,
+        "experiment_seed": spec.seed,
+        "replicates": n_rep,
+        "runs": len(plan.runs),
+        "objective": spec.objective.metric,
+        "objective_goal": "max" if spec.objective.maximise else "min",
+        "scenario": experiment.base.to_toml(),
+        "scenario_name": experiment.base.name,
+        "agents": experiment.base.simulation.agents,
+        "days": experiment.base.simulation.days,
+    }
+    out.attrs.update(meta)
+    return out
+
+
+def _no_attrs(ds: xr.Dataset) -> xr.Dataset:
+    """The run without its attributes, text coordinates as ``str`` arrays: a run fresh from
+    a worker (object arrays) and one read from its file (``<U``) combine the same way."""
+    out = ds.copy()
+    out.attrs = {}
+    text = {c: out[c].astype(str) for c in out.coords if out[c].dtype == object}
+    return out.assign_coords(text) if text else out
+
+
+def _align(runs: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Give every run the same run coordinates (an outer join, NaN where a run has none).
+
+    Runs usually agree (same channels, days and segments); a sweep of ``simulation.days``
+    or of the channel list makes them differ.
+    """
+    dims: dict[str, list] = {}
+    differ = False
+    for ds in runs:
+        for name, index in ds.indexes.items():
+            values = list(index)
+            if name not in dims:
+                dims[name] = values
+            elif values != dims[name]:
+                differ = True
+                dims[name] += [v for v in values if v not in set(dims[name])]
+    if not differ:
+        return runs
+    return [ds.reindex({d: v for d, v in dims.items() if d in ds.dims}) for ds in runs]
+
+
+def _array(values) -> np.ndarray:
+    """Coordinate values: numbers stay numbers; anything else becomes text."""
+    from simulation.sweep.experiment import _label
+
+    values = [_label(v) for v in values]
+    if all(isinstance(v, bool) for v in values):
+        return np.array(values, dtype=bool)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.array(values)
+    return np.array([str(v) for v in values], dtype=str)
+
+
+# -- outcomes and the summary ---------------------------------------------------------
+
+
+def _total(ds: xr.Dataset, name: str) -> xr.DataArray | None:
+    if name not in ds:
+        return None
+    da = ds[name]
+    return da.sum([d for d in ("day", "channel") if d in da.dims])
+
+
+def outcomes(ds: xr.Dataset) -> xr.Dataset:
+    """Key outcomes of every run (a run's dataset or a combined one: sweep dims stay)."""
+    spend = _total(ds, "spend")
+    gm = _total(ds, "gross_margin")
+    programme = _total(ds, "programme_cost")
+    fixed_programme = _total(ds, "programme_fixed_cost")
+    programmes = sum(x for x in (programme, fixed_programme) if x is not None)
+    customers = _total(ds, "customers")
+    if customers is None:
+        customers = _total(ds, "conversions")
+    out = {}
+    if gm is not None and spend is not None:
+        out["profit"] = gm - spend - programmes
+    if "revenue" in ds:
+        out["revenue"] = _total(ds, "revenue")
+    if customers is not None:
+        out["customers"] = customers
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if spend is not None:
+                out["cac"] = xr.where(customers > 0, spend / customers, np.nan)
+            if gm is not None:
+                value = gm - (programme if programme is not None else 0)
+                out["ltv"] = xr.where(customers > 0, value / customers, np.nan)
+            if "cac" in out and "ltv" in out:
+                out["ltv_cac"] = xr.where(out["cac"] > 0, out["ltv"] / out["cac"], np.nan)
+            churned = _total(ds, "churned")
+            if churned is not None:
+                out["churn"] = xr.where(customers > 0, churned / customers, np.nan)
+    if "brand_equity" in ds and "day" in ds["brand_equity"].dims:
+        out["brand_equity"] = ds["brand_equity"].isel(day=-1, drop=True)
+    result = xr.Dataset({k: v.astype(float) for k, v in out.items()})
+    for name, (header, text) in OUTCOME_INFO.items():
+        if name in result:
+            result[name].attrs.update(long_name=header, description=text)
+    return result
+
+
+def point_labels(ds: xr.Dataset, dims: list[str]) -> list[str]:
+    """One readable label per point of the grid (C order over ``dims``)."""
+    if not dims:
+        return ["base"]
+    grids = np.meshgrid(*[ds[d].values for d in dims], indexing="ij")
+    flat = [g.ravel() for g in grids]
+    labels = []
+    for i in range(flat[0].size if flat else 1):
+        parts = []
+        for d, f in zip(dims, flat, strict=True):
+            v = f[i]
+            v = f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+            parts.append(v if d == VARIANT else f"{d}={v}")
+        labels.append(", ".join(parts))
+    return labels
+
+
+@dataclass
+class Best:
+    """The best point by the objective, and how sure we are it beats the runner-up."""
+
+    variant: str
+    mean: float
+    runner_up: str | None = None
+    runner_up_mean: float = math.nan
+    difference: float = math.nan  # mean paired difference, in the objective's direction
+    difference_low: float = math.nan
+    difference_high: float = math.nan
+    p_beats_runner_up: float = math.nan
+    wins: int = 0  # replicates in which the best did better than the runner-up
+    replicates: int = 0
+
+
+@dataclass
+class Summary:
+    objective: str
+    maximise: bool
+    outcomes: list[str]
+    rows: list[dict] = field(default_factory=list)  # variant, n, <o>_mean/_low/_high
+    best: Best | None = None
+    level: float = 0.95
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows).set_index("variant")
+
+    def to_json(self) -> str:
+        body = {"objective": self.objective, "goal": "max" if self.maximise else "min",
+                "level": self.level, "outcomes": self.outcomes, "rows": self.rows,
+                "best": self.best.__dict__ if self.best else None}
+        return json.dumps(_nan_to_none(body), indent=1)
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean and t interval of the finite values (NaN bounds with fewer than two)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(v.mean())
+    if n < 2:
+        return mean, math.nan, math.nan, n
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half, n
+
+
+def p_positive(diff: np.ndarray) -> float:
+    """Posterior probability (t, flat prior) that the mean of paired differences is > 0."""
+    from scipy import stats
+
+    d = np.asarray(diff, dtype=float)
+    d = d[np.isfinite(d)]
+    n = d.size
+    if n == 0:
+        return math.nan
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+    if n > 1 and sd == 0:
+        return 1.0 if mean > 0 else (0.0 if mean < 0 else 0.5)
+    if n < 2:
+        return math.nan
+    return float(stats.t.cdf(mean / (sd / math.sqrt(n)), n - 1))
+
+
+def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
+              level: float = 0.95) -> Summary:
+    """Per point of the grid: each outcome's mean and interval; the best by ``objective``."""
+    if objective is None:
+        objective = Objective(metric=ds.attrs.get("objective", "profit"),
+                              goal=ds.attrs.get("objective_goal"))
+    elif isinstance(objective, str):
+        objective = Objective(metric=objective)
+    out = outcomes(ds)
+    names = [o for o in OUTCOMES if o in out]
+    dims = [d for d in out.dims if d != REPLICATE and d in ds.dims
+            and d not in ("day", "channel")]
+    dims = [d for d in ds.dims if d in dims]  # dataset order: variant, then the sweep axes
+    labels = point_labels(ds, dims)
+    stacked = {}
+    for name in names:
+        da = out[name]
+        if REPLICATE not in da.dims:
+            da = da.expand_dims(REPLICATE)
+        da = da.transpose(*dims, REPLICATE)
+        stacked[name] = da.values.reshape(len(labels), da.sizes[REPLICATE])
+    summary = Summary(objective.metric, objective.maximise, names, level=level)
+    for i, label in enumerate(labels):
+        row: dict = {"variant": label}
+        for name in names:
+            mean, low, high, n = t_interval(stacked[name][i], level)
+            row["replicates"] = max(row.get("replicates", 0), n)
+            row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"] = mean, low, high
+        summary.rows.append(row)
+    if objective.metric not in stacked:
+        return summary
+    values = stacked[objective.metric]
+    sign = 1.0 if objective.maximise else -1.0
+    means = np.array([r[f"{objective.metric}_mean"] for r in summary.rows]) * sign
+    order = [i for i in np.argsort(-np.where(np.isfinite(means), means, -np.inf), kind="stable")
+             if np.isfinite(means[i])]
+    if not order:
+        return summary
+    b = order[0]
+    best = Best(labels[b], float(summary.rows[b][f"{objective.metric}_mean"]))
+    if len(order) > 1:
+        r = order[1]
+        diff = sign * (values[b] - values[r])
+        ok = np.isfinite(diff)
+        mean, low, high, n = t_interval(diff, level)
+        best.runner_up = labels[r]
+        best.runner_up_mean = float(summary.rows[r][f"{objective.metric}_mean"])
+        best.difference, best.difference_low, best.difference_high = mean, low, high
+        best.p_beats_runner_up = p_positive(diff)
+        best.wins = int((diff[ok] > 0).sum())
+        best.replicates = int(ok.sum())
+    summary.best = best
+    return summary
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
+    return obj

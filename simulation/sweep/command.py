@@ -1,0 +1,196 @@
+"""``distsim sweep``: load the experiment, run it with a progress bar, print the winner.
+
+Kept apart from ``simulation/cli.py`` so that the command line stays a thin list of
+subcommands. Bad input raises :class:`ScenarioError` before anything is written; the
+CLI turns it into one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from simulation.scenario import ScenarioError
+from simulation.sweep.combine import OUTCOME_INFO, TABLE_OUTCOMES, Summary
+
+EXIT_INTERRUPTED = 130
+
+
+class RunProgress:
+    """A rich progress bar over runs with the time left (runs found on disk count as done)."""
+
+    def __init__(self, console: Console, label: str, enabled: bool = True):
+        self.console = console
+        self.label = label
+        self.enabled = enabled
+        self.bar = None
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(),
+                                TextColumn("left"), TimeRemainingColumn(),
+                                console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total, completed=done)
+            return
+        self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM ends a sweep like Ctrl-C: the run being written is finished or discarded."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def sweep_command(args, console: Console) -> int:
+    from simulation.sweep.experiment import Objective, load_experiment
+    from simulation.sweep.runner import run_sweep
+
+    experiment = load_experiment(args.experiment)
+    try:
+        experiment = experiment.with_size(args.agents, args.days,
+                                          getattr(args, "replicates", None))
+    except ScenarioError as exc:  # name the flag the user typed, not the schema field
+        flag = "--" + exc.field.removeprefix("simulation.")
+        raise ScenarioError(flag, "", exc.message) from None
+    objective = None
+    if getattr(args, "objective", None):
+        metric, _, goal = args.objective.partition(":")
+        try:
+            objective = Objective.model_validate({"metric": metric, "goal": goal or None})
+        except Exception:
+            raise ScenarioError("--objective", "", f"expected METRIC or METRIC:max|min with "
+                                f"METRIC one of {', '.join(OUTCOME_INFO)}; got "
+                                f"{args.objective!r}") from None
+    out = Path(args.out) if args.out else Path("results") / Path(args.experiment).stem
+    progress = RunProgress(console, f"sweep {experiment.name}", enabled=not args.quiet)
+    t0 = time.perf_counter()
+    try:
+        with _terminate_as_interrupt():
+            result = run_sweep(experiment, out, jobs=args.jobs, scheduler=args.scheduler,
+                               resume=args.resume, threads=args.threads, progress=progress,
+                               objective=objective)
+    except KeyboardInterrupt:
+        progress.close()
+        done = _done_runs(out)
+        console.print(f"interrupted: {done} run(s) saved in {out / 'runs'}; finish the sweep "
+                      f"with --resume --out {out}", markup=False)
+        return EXIT_INTERRUPTED
+    finally:
+        progress.close()
+    if not args.quiet:
+        console.print(summary_table(result.summary, result.combined.attrs))
+        where = "" if result.jobs else " on the Dask cluster"
+        console.print(
+            f"{result.computed} run(s) computed{where}, {result.reused} reused, in "
+            f"{time.perf_counter() - t0:.1f} s; combined result {out / 'combined.nc'}, "
+            f"summary {out / 'summary.csv'}", markup=False)
+    return 0
+
+
+def _done_runs(out: Path) -> int:
+    import json
+
+    try:
+        return json.loads((out / "manifest.json").read_text())["runs_done"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _fmt(name: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if name == "churn":
+        return f"{100 * value:.1f}%"
+    if name in ("ltv_cac", "brand_equity"):
+        return f"{value:.3f}" if name == "brand_equity" else f"{value:.2f}"
+    if name in ("cac", "ltv"):
+        return f"{value:,.2f}"
+    return f"{value:,.0f}"
+
+
+def _cell(row: dict, name: str) -> str:
+    mean, low, high = row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"]
+    if not math.isfinite(low) or not math.isfinite(high):
+        return _fmt(name, mean)
+    half = (high - low) / 2
+    return f"{_fmt(name, mean)} ± {_fmt(name, half).lstrip('-')}"
+
+
+def summary_table(summary: Summary, attrs: dict | None = None) -> Table:
+    """Each variant's key outcomes (mean ± 95% CI half-width) and the best by the objective."""
+    attrs = attrs or {}
+    reps = attrs.get("replicates", "?")
+    title = (f"{escape(str(attrs.get('experiment_name', 'sweep')))}: "
+             f"{int(attrs.get('agents', 0)):,} customers x {attrs.get('days', '?')} days, "
+             f"{reps} replicate(s); mean ± {int(summary.level * 100)}% CI")
+    table = Table(title=title)
+    table.add_column("variant", justify="left")
+    names = [n for n in TABLE_OUTCOMES if n in summary.outcomes]
+    for name in names:
+        table.add_column(OUTCOME_INFO[name][0], justify="right")
+    best = summary.best.variant if summary.best else None
+    for row in summary.rows:
+        style = "bold" if row["variant"] == best else None
+        table.add_row(escape(row["variant"]), *[escape(_cell(row, n)) for n in names],
+                      style=style)
+    table.caption = escape(best_line(summary))
+    return table
+
+
+def best_line(summary: Summary) -> str:
+    """One sentence: the best variant, by how much it beats the runner-up, how surely."""
+    b = summary.best
+    goal = "highest" if summary.maximise else "lowest"
+    if b is None:
+        return f"no variant has a finite {summary.objective}"
+    text = f"best by {summary.objective} ({goal}): {b.variant} ({_fmt(summary.objective, b.mean)})"
+    if b.runner_up is None:
+        return text
+    text += f"; runner-up {b.runner_up} ({_fmt(summary.objective, b.runner_up_mean)})"
+    diff = _fmt(summary.objective, b.difference)
+    if math.isfinite(b.difference_low):
+        diff += (f", {int(summary.level * 100)}% CI {_fmt(summary.objective, b.difference_low)}"
+                 f" to {_fmt(summary.objective, b.difference_high)}")
+    text += f"; better by {diff} (paired by replicate)"
+    if math.isfinite(b.p_beats_runner_up):
+        text += f"; P(beats runner-up) = {b.p_beats_runner_up:.3f}"
+    text += f", ahead in {b.wins} of {b.replicates} replicate(s)"
+    return text

@@ -1,0 +1,373 @@
+"""Running a sweep: workers, the run store, the manifest, resuming.
+
+Runs go to joblib (processes on this machine) or to a Dask cluster. A worker gets a
+small task (the base scenario, the run's overrides, its seed), simulates, shrinks the
+result to the variables the experiment keeps and sends back only that: the customer
+population never leaves the worker. Kernels are compiled once per worker process
+(numba loads them from the on-disk cache), not once per run.
+
+Nothing is lost: the parent writes each result to its own file in ``DIR/runs/`` the
+moment it arrives (atomically: a crash leaves the whole file or none), then updates
+``DIR/manifest.json``. The run files are the truth: each carries its run's key (a hash
+of the scenario, seed and outputs), so ``resume`` keeps every file whose key matches
+and computes only the rest. The combined dataset is built from the files alone, so an
+interrupted and resumed sweep gives exactly the dataset of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from simulation.io import atomic_path, read_netcdf, write_netcdf
+from simulation.scenario import Scenario, ScenarioError, with_overrides
+from simulation.sweep.experiment import Experiment, Outputs, Plan, RunSpec, expand
+
+MANIFEST_FORMAT = "distsim-sweep/1"
+REQUIRED = frozenset({
+    "spend", "revenue", "gross_margin", "contribution", "programme_cost",
+    "programme_fixed_cost", "conversions", "customers", "churned", "stage_count",
+    "brand_equity",
+})
+"""Variables the summary needs: kept whatever the experiment's ``outputs`` say."""
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_threads(jobs: int) -> int:
+    """Numba threads per run so that ``jobs`` runs share the cores without oversubscribing."""
+    return max(1, available_cores() // max(1, jobs))
+
+
+# -- the worker side -------------------------------------------------------------
+
+
+def shrink(ds: xr.Dataset, outputs: Outputs) -> xr.Dataset:
+    """The run variables the experiment keeps, and only the coordinates they use.
+
+    default: everything but per-day per-segment arrays; all: everything; a list:
+    those names (``fnmatch`` patterns) plus what the summary needs.
+    """
+    sel = outputs.variables
+    if sel == "all":
+        keep = list(ds.data_vars)
+    elif sel == "default":
+        keep = [v for v in ds.data_vars if not {"day", "segment"} <= set(ds[v].dims)]
+    else:
+        keep = [v for v in ds.data_vars
+                if v in REQUIRED or any(fnmatch.fnmatchcase(v, pat) for pat in sel)]
+    out = ds[keep]
+    used = {d for v in out.data_vars.values() for d in v.dims}
+    unused = [c for c in out.coords if not set(out[c].dims) <= used]
+    return out.drop_vars(unused)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a worker receives: small and picklable (no population, no model)."""
+
+    index: int
+    key: str
+    replicate: int
+    seed: int
+    base: Scenario
+    overrides: dict[str, Any]
+    outputs: Outputs
+    threads: int | None
+    labels: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # where the worker writes the result (None: send it back)
+
+
+_runs_in_this_process = 0
+
+
+def simulate(task: Task) -> tuple[int, xr.Dataset, dict]:
+    """Run one task in a worker: (index, shrunk dataset, timings).
+
+    With ``task.path`` (workers that share the sweep's disk: joblib) the worker also
+    writes the run file, atomically, so writing is as parallel as simulating; otherwise
+    (a Dask cluster) the parent writes what comes back.
+    """
+    global _runs_in_this_process
+    import simulation
+
+    scenario = with_overrides(task.base, {**task.overrides, "simulation.seed": task.seed},
+                              source=f"run {task.index}")
+    warm = _runs_in_this_process > 0
+    t0 = time.perf_counter()
+    ds = simulation.run(scenario, threads=task.threads)
+    sim_seconds = time.perf_counter() - t0
+    _runs_in_this_process += 1
+    ds = shrink(ds, task.outputs)
+    ds.attrs.update({
+        "sweep_run": task.index,
+        "sweep_run_key": task.key,
+        "sweep_replicate": task.replicate,
+        "sweep_labels": json.dumps(task.labels, default=str),
+        "sweep_overrides": json.dumps(task.overrides, default=str),
+    })
+    t1 = time.perf_counter()
+    if task.path is not None:
+        write_netcdf(ds, task.path)
+    info = {"sim_seconds": round(sim_seconds, 4), "write_seconds":
+            round(time.perf_counter() - t1, 4) if task.path else 0.0, "warm": warm,
+            "worker": f"{os.uname().nodename}:{os.getpid()}"}
+    return task.index, ds, info
+
+
+# -- executors -------------------------------------------------------------------
+
+
+def run_joblib(tasks: Iterable[Task], jobs: int, threads: int) -> Iterator[tuple]:
+    """Results as they finish, from ``jobs`` loky processes (in this process for 1 job)."""
+    from joblib import Parallel, delayed, parallel_config
+
+    if jobs == 1:
+        for task in tasks:
+            yield simulate(task)
+        return
+    # inner_max_num_threads sets NUMBA_NUM_THREADS (and OMP_...) in the workers: the cap
+    # that simulation.run's threads= lowers to, so runs never oversubscribe the cores
+    with parallel_config(backend="loky", inner_max_num_threads=threads):
+        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1,
+                            pre_dispatch="2*n_jobs")
+        yield from parallel(delayed(simulate)(t) for t in tasks)
+
+
+def connect(scheduler) -> Any:
+    """A dask.distributed Client for an address (or a Client/cluster object as given)."""
+    from distributed import Client
+
+    if isinstance(scheduler, Client):
+        return scheduler
+    if hasattr(scheduler, "scheduler_address"):  # a LocalCluster or other cluster object
+        scheduler = scheduler.scheduler_address
+    try:
+        return Client(scheduler, timeout="15s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ScenarioError("--scheduler", "", f"cannot connect to {scheduler}: {exc}") from None
+
+
+def run_dask(tasks: Iterable[Task], client) -> Iterator[tuple]:
+    """Results as they finish, from the workers of a Dask cluster."""
+    from distributed import as_completed
+
+    futures = client.map(simulate, list(tasks), pure=False)
+    try:
+        for fut in as_completed(futures, loop=client.loop):
+            result = fut.result()
+            fut.release()
+            yield result
+    finally:
+        client.cancel(futures)
+
+
+# -- the run store -----------------------------------------------------------------
+
+
+class RunStore:
+    """``DIR/runs/<index>.nc``, ``DIR/manifest.json`` and ``DIR/combined.nc``."""
+
+    def __init__(self, out: str | Path, plan: Plan):
+        self.out = Path(out)
+        self.runs_dir = self.out / "runs"
+        self.manifest_path = self.out / "manifest.json"
+        self.combined_path = self.out / "combined.nc"
+        self.plan = plan
+        self.width = max(5, len(str(len(plan.runs) - 1)))
+        self.entries: list[dict] = []
+
+    def run_path(self, index: int) -> Path:
+        return self.runs_dir / f"{index:0{self.width}d}.nc"
+
+    # before anything is written
+    def check(self, resume: bool) -> dict | None:
+        """Refuse an output directory that would be clobbered; return the old manifest."""
+        if self.out.exists() and not self.out.is_dir():
+            raise ScenarioError(str(self.out), "", "exists and is not a directory")
+        for parent in self.out.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ScenarioError(str(self.out), "", f"{parent} is not a directory")
+                break
+        if not self.manifest_path.exists():
+            return None
+        try:
+            old = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise ScenarioError(str(self.manifest_path), "", "unreadable sweep manifest") from None
+        if not resume:
+            raise ScenarioError(str(self.out), "", "already holds a sweep (manifest.json); "
+                                "add --resume to finish it, or choose another --out")
+        if old.get("fingerprint") != self.plan.fingerprint():
+            raise ScenarioError(str(self.out), "", "holds a sweep of a different experiment "
+                                "(or other --agents/--days); it cannot be resumed with this one")
+        return old
+
+    def start(self, experiment: Experiment, old: dict | None) -> dict[int, xr.Dataset]:
+        """Create the directory, clear stale temporaries, load the complete runs."""
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        for stale in [*self.runs_dir.glob(".*"), *self.out.glob(".*.tmp"),
+                      *self.out.glob(".*.nc"), *self.out.glob(".*.json")]:
+            with contextlib.suppress(OSError):
+                if stale.is_file():
+                    stale.unlink()
+        previous = {e["index"]: e for e in (old or {}).get("runs", [])}
+        done: dict[int, xr.Dataset] = {}
+        self.entries = []
+        for run in self.plan.runs:
+            entry = {
+                "index": run.index, "file": str(self.run_path(run.index).relative_to(self.out)),
+                "replicate": run.replicate, "seed": run.seed, "labels": run.labels,
+                "key": run.key, "status": "pending", "computed": 0,
+            }
+            before = previous.get(run.index)
+            if before and before.get("key") == run.key:
+                entry["computed"] = before.get("computed", 0)
+                for k in ("sim_seconds", "warm", "worker", "finished"):
+                    if k in before:
+                        entry[k] = before[k]
+            ds = self.load_complete(run)
+            if ds is not None:
+                entry["status"] = "done"
+                entry["computed"] = max(1, entry["computed"])
+                done[run.index] = ds
+            self.entries.append(entry)
+        self.header = {
+            "format": MANIFEST_FORMAT,
+            "experiment": experiment.name,
+            "experiment_file": experiment.source,
+            "fingerprint": self.plan.fingerprint(),
+            "dims": list(self.plan.dims),
+            "shape": list(self.plan.shape),
+            "runs_total": len(self.plan.runs),
+        }
+        self.write_manifest("running")
+        return done
+
+    def load_complete(self, run: RunSpec) -> xr.Dataset | None:
+        """The run's result if its file is there and is this run's (its key matches)."""
+        path = self.run_path(run.index)
+        if not path.is_file():
+            return None
+        try:
+            ds = read_netcdf(path)
+        except Exception:  # a file we did not write, or damaged after the fact
+            return None
+        return ds if ds.attrs.get("sweep_run_key") == run.key else None
+
+    def save(self, run: RunSpec, ds: xr.Dataset, info: dict, written: bool) -> None:
+        """Record a finished run, writing its file first unless the worker did."""
+        if not written:
+            write_netcdf(ds, self.run_path(run.index))
+        entry = self.entries[run.index]
+        entry.update(info)
+        entry["status"] = "done"
+        entry["computed"] += 1
+        entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self.write_manifest("running")
+
+    def write_manifest(self, status: str, **extra) -> None:
+        done = sum(e["status"] == "done" for e in self.entries)
+        body = {**self.header, "status": status, "runs_done": done, **extra,
+                "runs": self.entries}
+        with atomic_path(self.manifest_path, ".json") as tmp:
+            tmp.write_text(json.dumps(body, indent=1, default=str), encoding="utf-8")
+
+
+# -- the sweep -------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    combined: xr.Dataset
+    out: Path
+    computed: int  # runs simulated by this call
+    reused: int  # runs found complete on disk
+    wall_seconds: float
+    sim_seconds: float  # simulation time of the runs computed by this call
+    jobs: int  # 0 on a Dask cluster
+    threads: int | None
+    summary: Any = None  # simulation.sweep.combine.Summary
+
+
+def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, scheduler=None,
+              resume: bool = False, threads: int | None = None,
+              progress: Callable[[int, int], None] | None = None,
+              objective=None) -> SweepResult:
+    """Run every run of ``experiment`` not already in ``out`` and write the combined result.
+
+    ``jobs`` processes on this machine, or the Dask cluster at ``scheduler`` (an address,
+    a ``Client`` or a cluster object). ``threads``: numba threads per run (default: the
+    cores shared between the jobs; 1 per run on a cluster). ``progress(done, total)``
+    is called at the start and after each run is saved. ``objective`` (default: the
+    experiment's) picks the best variant in ``DIR/summary.csv`` and ``summary.json``.
+    """
+    from simulation.sweep.combine import combine, summarise
+
+    t_start = time.perf_counter()
+    plan = expand(experiment)
+    store = RunStore(out, plan)
+    old = store.check(resume)
+    if jobs < 1:
+        raise ScenarioError("--jobs", "", "must be at least 1")
+    client = connect(scheduler) if scheduler is not None else None
+    own_client = client is not None and client is not scheduler
+    try:
+        done = store.start(experiment, old)
+        total = len(plan.runs)
+        if progress:
+            progress(len(done), total)
+        if client is not None:
+            per_run = threads or 1
+        else:
+            per_run = threads or default_threads(jobs)
+        tasks = (Task(r.index, r.key, r.replicate, r.seed, experiment.base, r.overrides,
+                      experiment.spec.outputs, per_run, r.labels,
+                      None if client is not None else str(store.run_path(r.index)))
+                 for r in plan.runs if r.index not in done)
+        results = run_dask(tasks, client) if client is not None else run_joblib(
+            tasks, jobs, per_run)
+        computed, sim_seconds, finished = 0, 0.0, len(done)
+        reused = len(done)
+        try:
+            for index, ds, info in results:
+                store.save(plan.runs[index], ds, info, written=client is None)
+                done[index] = ds
+                computed += 1
+                finished += 1
+                sim_seconds += info["sim_seconds"]
+                if progress:
+                    progress(finished, total)
+        finally:
+            close = getattr(results, "close", None)
+            if close:
+                close()
+        combined = combine(experiment, plan, [done[r.index] for r in plan.runs])
+        write_netcdf(combined, store.combined_path)
+        summary = summarise(combined, objective or experiment.spec.objective)
+        with atomic_path(store.out / "summary.csv", ".csv") as tmp:
+            summary.to_frame().to_csv(tmp)
+        with atomic_path(store.out / "summary.json", ".json") as tmp:
+            tmp.write_text(summary.to_json(), encoding="utf-8")
+        store.write_manifest("complete", combined=store.combined_path.name)
+    finally:
+        if own_client:
+            client.close()
+    return SweepResult(combined, store.out, computed, reused,
+                       time.perf_counter() - t_start, sim_seconds,
+                       jobs if client is None else 0, per_run, summary)

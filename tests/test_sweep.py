@@ -1,0 +1,414 @@
+"""Running sweeps: joblib and Dask give the same result, nothing is lost when a sweep is
+killed, the combined dataset and the summary, the ``distsim sweep`` command, and every
+example experiment at a small size.
+
+Contract (shared/MODEL.md, "Sweep results"): one file per run in ``DIR/runs/`` written
+atomically, the combined dataset ``DIR/combined.nc`` with a dimension per swept
+parameter or named variant and ``replicate``; a killed sweep resumes without redoing
+finished runs, and the result equals an uninterrupted sweep's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+import simulation
+from simulation.cli import main
+from simulation.io import read_netcdf
+from simulation.scenario import with_overrides
+from simulation.sweep.combine import outcomes, p_positive, summarise, t_interval
+from simulation.sweep.experiment import Outputs, load_experiment
+from simulation.sweep.runner import REQUIRED, default_threads, run_sweep, shrink
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "scenarios" / "default.toml"
+EXAMPLES = sorted((ROOT / "experiments").glob("*.toml"))
+
+SMALL = f"""
+name = "small"
+base = "{DEFAULT}"
+seed = 3
+replicates = 2
+agents = 2000
+days = 30
+
+[[variants]]
+name = "base"
+
+[[variants]]
+name = "social"
+[variants.set]
+channels.paid_social.daily_budget = 600.0
+
+[[sweep]]
+kind = "grid"
+values = {{ "channels.search.daily_budget" = [50.0, 300.0] }}
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def visible_runs(out: Path) -> list[Path]:
+    return sorted(p for p in (out / "runs").glob("*.nc") if not p.name.startswith("."))
+
+
+def stamps(paths) -> dict:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return write(tmp_path_factory.mktemp("exp") / "small.toml", SMALL)
+
+
+@pytest.fixture(scope="module")
+def reference(small, tmp_path_factory):
+    """The small sweep, uninterrupted, one job in this process."""
+    out = tmp_path_factory.mktemp("ref") / "sweep"
+    return run_sweep(load_experiment(small), out, jobs=1, threads=1)
+
+
+# -- layout and the combined dataset -----------------------------------------------------
+
+
+def test_sweep_writes_runs_manifest_combined_and_summary(reference):
+    out = reference.out
+    assert [p.name for p in visible_runs(out)] == [f"{i:05d}.nc" for i in range(8)]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["runs_done"] == manifest["runs_total"] == 8
+    assert [e["computed"] for e in manifest["runs"]] == [1] * 8
+    ds = reference.combined
+    xr.testing.assert_identical(read_netcdf(out / "combined.nc"), ds)
+    assert ds.stage_count.dims == ("variant", "channels.search.daily_budget", "replicate",
+                                   "day", "stage")
+    assert list(ds.variant.values) == ["base", "social"]
+    assert list(ds["channels.search.daily_budget"].values) == [50.0, 300.0]
+    assert ds.sizes["replicate"] == 2 and ds.replicate_seed.dims == ("replicate",)
+    assert sorted(ds.run.values.ravel()) == list(range(8))
+    # each run equals its own file and a direct simulation.run of its scenario
+    run0 = read_netcdf(out / "runs" / "00000.nc")
+    assert int(ds.run.sel(variant="base", replicate=0).isel(
+        {"channels.search.daily_budget": 0})) == 0
+    np.testing.assert_array_equal(
+        ds.conversions.sel(variant="base", replicate=0).isel(
+            {"channels.search.daily_budget": 0}).values, run0.conversions.values)
+    assert (ds.stage_count.sum("stage") == 2000).all()
+    assert "stage_count_by_segment" not in ds  # per-day per-segment arrays are dropped
+    assert ds.attrs["experiment_name"] == "small" and "[[variants]]" in ds.attrs["experiment"]
+    assert 'name = "default"' in ds.attrs["scenario"]
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert rows[0].startswith("variant,replicates,profit_mean,profit_low,profit_high")
+    assert len(rows) == 5
+    assert json.loads((out / "summary.json").read_text())["best"]["variant"]
+
+
+def test_runs_are_the_simulations_of_their_scenarios(reference, small):
+    """A run is exactly simulation.run of the base with its overrides and replicate seed."""
+    ds = reference.combined
+    seed = int(ds.replicate_seed[1])
+    scenario = load_experiment(small).base
+    direct = simulation.run(with_overrides(scenario, {
+        "channels.paid_social.daily_budget": 600.0, "channels.search.daily_budget": 300.0,
+        "simulation.seed": seed}), threads=1)
+    got = ds.sel({"variant": "social", "channels.search.daily_budget": 300.0, "replicate": 1})
+    for name in ("conversions", "revenue", "spend", "stage_count"):
+        np.testing.assert_array_equal(got[name].values, direct[name].values)
+
+
+def test_jobs_2_gives_the_same_result(reference, small, tmp_path):
+    res = run_sweep(load_experiment(small), tmp_path / "j2", jobs=2)
+    assert res.threads == default_threads(2)  # the cores shared between the jobs
+    assert res.computed == 8
+    xr.testing.assert_identical(res.combined, reference.combined)
+    xr.testing.assert_identical(read_netcdf(tmp_path / "j2" / "combined.nc"),
+                                read_netcdf(reference.out / "combined.nc"))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as c:
+        yield c
+
+
+def test_dask_local_cluster_gives_the_same_result(reference, small, tmp_path, cluster):
+    res = run_sweep(load_experiment(small), tmp_path / "dask", scheduler=cluster.scheduler_address)
+    assert res.jobs == 0 and res.computed == 8
+    xr.testing.assert_identical(res.combined, reference.combined)
+    assert [p.name for p in visible_runs(tmp_path / "dask")] == [f"{i:05d}.nc" for i in range(8)]
+
+
+def test_variants_of_a_replicate_share_customers_and_draws(tmp_path):
+    """Common random numbers: a variant that changes only a price of contacts sees the
+    same customers make the same moves; another replicate does not."""
+    exp = write(tmp_path / "crn.toml", f"""
+base = "{DEFAULT}"
+seed = 8
+replicates = 2
+agents = 2000
+days = 30
+[[variants]]
+name = "base"
+[[variants]]
+name = "dear_email"
+set = {{ "channels.email.reach.cost_per_contact" = 0.05 }}
+""")
+    ds = run_sweep(load_experiment(exp), tmp_path / "out", threads=1).combined
+    a, b = ds.sel(variant="base"), ds.sel(variant="dear_email")
+    for name in ("conversions", "stage_count", "orders", "revenue"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert float(b.spend.sum()) > float(a.spend.sum())
+    assert not ds.conversions.sel(variant="base", replicate=0).equals(
+        ds.conversions.sel(variant="base", replicate=1))
+
+
+# -- nothing lost --------------------------------------------------------------------------
+
+
+def test_interrupted_sweep_keeps_complete_runs_and_resumes_identically(reference, small,
+                                                                        tmp_path):
+    out = tmp_path / "cut"
+
+    def stop_after_three(done, total):
+        if done >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(load_experiment(small), out, threads=1, progress=stop_after_three)
+    saved = visible_runs(out)
+    assert len(saved) == 3
+    assert not [p for p in out.rglob(".*")]  # no temporary left behind
+    assert not (out / "combined.nc").exists()
+    for p in saved:
+        read_netcdf(p)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "running" and manifest["runs_done"] == 3
+    before = stamps(saved)
+    with pytest.raises(Exception, match="already holds a sweep"):
+        run_sweep(load_experiment(small), out, threads=1)
+    res = run_sweep(load_experiment(small), out, threads=1, resume=True)
+    assert (res.reused, res.computed) == (3, 5)
+    assert stamps(saved) == before
+    xr.testing.assert_identical(res.combined, reference.combined)
+
+
+KILL = f"""
+name = "kill"
+base = "{DEFAULT}"
+seed = 99
+replicates = 4
+agents = 20000
+days = 60
+[[variants]]
+name = "base"
+[[variants]]
+name = "social"
+set = {{ "channels.paid_social.daily_budget" = 500.0 }}
+"""
+
+
+def test_sigkill_midway_then_resume_equals_an_uninterrupted_sweep(tmp_path):
+    exp = write(tmp_path / "kill.toml", KILL)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulation", "sweep", str(exp), "--out", str(out), "--jobs", "1",
+         "--threads", "1", "--quiet"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "runs").exists() or len(visible_runs(out)) < 2:
+            if proc.poll() is not None:
+                pytest.fail(f"the sweep exited ({proc.returncode}) before it was killed: "
+                            f"{proc.stderr.read().decode()[-2000:]}")
+            assert time.monotonic() < deadline, "the sweep did not start"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    saved = visible_runs(out)
+    assert 2 <= len(saved) < 8, "the sweep finished before it was killed"
+    for p in saved:  # only complete files under their final names
+        read_netcdf(p)
+    assert not (out / "combined.nc").exists()
+    before = stamps(saved)
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["sweep", str(exp), "--out", str(out), "--resume", "--threads", "1"])
+    assert rc == 0
+    assert f"{8 - len(saved)} run(s) computed, {len(saved)} reused" in buf.getvalue()
+    assert stamps(saved) == before  # finished runs were not recomputed
+    assert not [p for p in out.rglob(".*")]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [e["computed"] for e in manifest["runs"]] == [1] * 8
+
+    fresh = run_sweep(load_experiment(exp), tmp_path / "fresh", threads=1)
+    xr.testing.assert_identical(read_netcdf(out / "combined.nc"), fresh.combined)
+
+
+# -- what workers return, outcomes, the summary ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_run():
+    return simulation.run(simulation.load_scenario(DEFAULT), agents=2000, days=30, seed=1,
+                          threads=1)
+
+
+def test_workers_return_a_shrunk_dataset(one_run):
+    default = shrink(one_run, Outputs())
+    assert "stage_count_by_segment" not in default and "segment" not in default.coords
+    assert set(default.data_vars) == {v for v in one_run.data_vars
+                                      if not {"day", "segment"} <= set(one_run[v].dims)}
+    picked = shrink(one_run, Outputs(variables=["leads_*", "cac"]))
+    assert set(picked.data_vars) == (REQUIRED & set(one_run.data_vars)) | {
+        "leads_new", "leads_lost", "leads_served", "cac"}
+    assert "attribution_model" not in picked.coords
+    assert set(shrink(one_run, Outputs(variables="all")).data_vars) == set(one_run.data_vars)
+
+
+def test_outcomes_of_a_run(one_run):
+    o = outcomes(one_run)
+    spend = float(one_run.spend.sum())
+    programmes = float(one_run.programme_cost.sum() + one_run.programme_fixed_cost.sum())
+    assert math.isclose(float(o.profit), float(one_run.gross_margin.sum()) - spend - programmes)
+    customers = float(one_run.customers.sum())
+    assert float(o.customers) == customers
+    assert math.isclose(float(o.cac), spend / customers)
+    assert math.isclose(float(o.churn), float(one_run.churned.sum()) / customers)
+    assert float(o.brand_equity) == float(one_run.brand_equity[-1])
+    assert "brand_equity" not in outcomes(one_run.drop_vars("brand_equity"))
+
+
+def test_t_interval_and_probability_of_beating():
+    v = np.array([1.0, 2.0, 4.0, 7.0])
+    mean, low, high, n = t_interval(v)
+    half = stats.t.ppf(0.975, 3) * v.std(ddof=1) / 2
+    assert (n, mean) == (4, 3.5) and math.isclose(high - mean, half) and math.isclose(
+        mean - low, half)
+    assert math.isnan(t_interval(np.array([2.0]))[1])
+    assert p_positive(np.array([1.0, 1.0, 1.0])) == 1.0
+    assert p_positive(np.array([-1.0, 1.0])) == 0.5
+    d = np.array([0.5, 1.5, -0.2, 0.9])
+    assert math.isclose(p_positive(d), stats.t.cdf(d.mean() / (d.std(ddof=1) / 2), 3))
+
+
+def test_summary_picks_the_best_variant_with_paired_differences(reference):
+    ds = reference.combined
+    s = summarise(ds)
+    assert [r["variant"] for r in s.rows] == [
+        "base, channels.search.daily_budget=50", "base, channels.search.daily_budget=300",
+        "social, channels.search.daily_budget=50", "social, channels.search.daily_budget=300"]
+    profit = outcomes(ds).profit.transpose("variant", "channels.search.daily_budget",
+                                           "replicate").values.reshape(4, 2)
+    means = profit.mean(axis=1)
+    assert np.allclose([r["profit_mean"] for r in s.rows], means)
+    order = np.argsort(-means)
+    assert s.best.variant == s.rows[order[0]]["variant"]
+    assert s.best.runner_up == s.rows[order[1]]["variant"]
+    diff = profit[order[0]] - profit[order[1]]
+    assert math.isclose(s.best.difference, diff.mean())
+    assert s.best.p_beats_runner_up == p_positive(diff)
+    assert s.best.wins == int((diff > 0).sum()) and s.best.replicates == 2
+    for name in ("profit", "customers", "cac", "ltv_cac", "churn", "brand_equity"):
+        assert name in s.outcomes
+    cheapest = summarise(ds, "cac")
+    cac = [r["cac_mean"] for r in cheapest.rows]
+    assert cheapest.best.variant == cheapest.rows[int(np.argmin(cac))]["variant"]
+    assert "brand_equity" not in summarise(ds.drop_vars("brand_equity")).outcomes
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(args)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_prints_the_variants_and_the_winner(reference, small, tmp_path):
+    rc, out, _ = run_cli(["sweep", str(small), "--out", str(tmp_path / "s"), "--threads", "1",
+                          "--replicates", "1", "--objective", "cac"])
+    assert rc == 0
+    assert "social, channels.search.daily_budget=300" in out
+    assert "best by cac (lowest)" in out and "ahead in" in out
+    ds = read_netcdf(tmp_path / "s" / "combined.nc")
+    assert ds.sizes["replicate"] == 1
+    xr.testing.assert_equal(ds.conversions, reference.combined.conversions.isel(
+        replicate=[0]))
+
+
+@pytest.mark.parametrize("text, args, words", [
+    ("replicates = 0\n", [], "replicates: Input should be greater than or equal to 1"),
+    ('[[variants]]\nname = "x"\nset = { "channels.tv.daily_budget" = 1 }\n', [],
+     "variants.x.set.channels.tv: no entry named 'tv'"),
+    ("", ["--agents", "300000000"], "--agents: Input should be less than or equal to"),
+    ("", ["--objective", "happiness"], "--objective: expected METRIC"),
+])
+def test_cli_bad_input_is_one_line_exit_2_nothing_written(tmp_path, text, args, words):
+    exp = write(tmp_path / "bad.toml", f'base = "{DEFAULT}"\n' + text)
+    out = tmp_path / "out"
+    rc, _, err = run_cli(["sweep", str(exp), "--out", str(out), *args])
+    assert rc == 2
+    assert words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_refuses_to_clobber_a_sweep_or_a_file(reference, small, tmp_path):
+    rc, _, err = run_cli(["sweep", str(small), "--out", str(reference.out)])
+    assert rc == 2 and "--resume" in err
+    rc, _, err = run_cli(["sweep", str(small), "--out", str(reference.out), "--resume",
+                          "--days", "20"])
+    assert rc == 2 and "different experiment" in err
+    afile = write(tmp_path / "file", "x")
+    rc, _, err = run_cli(["sweep", str(small), "--out", str(afile)])
+    assert rc == 2 and "not a directory" in err
+
+
+# -- the example experiments ----------------------------------------------------------------
+
+
+def test_there_are_example_experiments():
+    assert {p.stem for p in EXAMPLES} >= {"scaling_strategies", "positioning", "post_purchase",
+                                          "saas_channels"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_experiment_runs_at_a_small_size(path, tmp_path):
+    out = tmp_path / path.stem
+    rc, stdout, _ = run_cli(["sweep", str(path), "--agents", "1500", "--days", "30",
+                             "--replicates", "1", "--threads", "1", "--out", str(out)])
+    assert rc == 0
+    ds = read_netcdf(out / "combined.nc")
+    exp = load_experiment(path)
+    assert ds.sizes["variant"] == len(exp.spec.variants)
+    assert ds.sizes["replicate"] == 1 and ds.attrs["agents"] == 1500
+    assert (ds.stage_count.sum("stage") == 1500).all()
+    assert "best by" in stdout
