@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 
 from simulation.scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
 
+BACKENDS = ("numba", "mesa")
+
 
 def run(scenario: Scenario, *, agents: int | None = None, days: int | None = None,
         seed: int | None = None, backend: str = "numba", threads: int | None = None,
@@ -22,11 +24,28 @@ def run(scenario: Scenario, *, agents: int | None = None, days: int | None = Non
     ``threads`` caps the numba threads for this run (the result does not depend on it);
     ``progress(day, days)`` is called after each day. With ``events_path`` the events of
     ``events_sample`` customers drawn uniformly are written there as Parquet.
+
+    ``backend="mesa"`` steps one Mesa agent per customer (``simulation.reference``): the
+    same rules written independently, for docking and reading; meant for up to ~100k
+    customers, single-threaded (``threads`` is ignored), reproducible for a seed.
     """
     from simulation.model import MarketModel, set_threads
 
-    if backend != "numba":
-        raise ValueError(f"unknown backend {backend!r} (available: numba)")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+    if backend == "mesa":
+        from simulation.reference import ReferenceMarketModel
+
+        model = ReferenceMarketModel(scenario, agents=agents, days=days, seed=seed)
+        if events_path is not None:
+            model.sample_events(events_sample)
+        model.run_model(progress)
+        ds = model.results(backend)
+        if events_path is not None:
+            from simulation.io import write_events
+
+            write_events(model.event_columns(), model.channel_names, events_path)
+        return ds
     previous = set_threads(threads)
     try:
         model = MarketModel(scenario, agents=agents, days=days, seed=seed)

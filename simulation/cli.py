@@ -114,6 +114,21 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_validate_model(args) -> int:
+    """Run tests/validation with pytest: 0 if every check passes, 1 otherwise."""
+    import simulation
+
+    suite = Path(simulation.__file__).resolve().parents[1] / "tests" / "validation"
+    if not suite.is_dir():
+        raise BadInput(f"{suite}: validation suite not found (it comes with the source tree)")
+    try:
+        import pytest
+    except ImportError:
+        raise BadInput("validate-model needs pytest and hypothesis: pip install 'distsim[dev]'") from None
+    options = ["-q", "-p", "no:cacheprovider", *(["-k", args.k] if args.k else [])]
+    return 0 if pytest.main([str(suite), *options]) == 0 else 1
+
+
 def cmd_run(args) -> int:
     import simulation
     from simulation.io import write_netcdf
@@ -231,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--events", help="write the events of a customer sample to this Parquet file")
     run.add_argument("--events-sample", type=_positive, default=10_000, metavar="N",
                      help="customers in the event sample (default 10000)")
-    run.add_argument("--backend", choices=("numba",), default="numba")
+    run.add_argument("--backend", choices=("numba", "mesa"), default="numba",
+                     help="numba: the kernels (default); mesa: one Mesa agent per customer, "
+                          "the reference for docking (up to ~100k customers, slow)")
     run.add_argument("--threads", type=_positive, help="numba threads (results do not depend on it)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table")
     run.set_defaults(func=cmd_run)
@@ -240,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("scenario")
     val.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     val.set_defaults(func=cmd_validate)
+
+    vm = sub.add_parser("validate-model", help="run the model validation suite: closed forms, "
+                                               "conservation laws, stylised facts (a few minutes)")
+    vm.add_argument("-k", metavar="EXPRESSION", help="only the tests matching (as pytest -k)")
+    vm.set_defaults(func=cmd_validate_model)
 
     plot = sub.add_parser("plot", help="plot a saved result or sweep")
     plot.add_argument("result", help="result NetCDF file, or a sweep directory / its combined.nc")

@@ -1,0 +1,416 @@
+"""One customer as an ordinary Mesa agent: the rules of a customer's day in plain Python.
+
+This is the reference backend's half of the docking pair. It is written from the
+model's description (``shared/MODEL.md``) and the kernels' documented day order, not
+translated from the kernels: where the kernels take shortcuts for speed, this agent
+does the obvious thing, and the two must agree in distribution.
+
+- Each reaching channel gets its own draw (the kernels find the first reaching
+  channel by conditioning one uniform on "at least one reaches").
+- An active customer's purchase cycle is decided day by day: a repeat buyer has an
+  order chance each day with probability ``1 - exp(-rate)``, a subscriber renews when a
+  period has passed since the last payment, a one-time buyer lapses each day with the
+  hazard fixed at the last order (the kernels draw the whole geometric wait at the order
+  and schedule the event).
+- Health is a float in [0, 1] (the kernels store it in a byte).
+- Randomness comes from the model's seeded ``random.Random`` (``self.random``), so a
+  seed reproduces a run, but the streams are unrelated to the kernels'.
+
+A customer's day, in order (the order is part of the rules):
+
+1. a lead waiting for a capacity-limited channel may go cold (back to aware); that is
+   the day;
+2. an active customer's purchase-cycle event, if one falls today (renewal, order chance
+   or replenishment reminder, lapse), is the day;
+3. otherwise every channel reaching the customer's segment and stage may reach them;
+   each reach is counted, and a touch on the journey of a prospect (or of a lapsed
+   customer); the first reaching channel whose effect works moves them one stage on;
+4. an aware or considering customer whom nothing moved may forget.
+
+Leads still waiting at the end of their day join their channel's queue; the model
+serves the queues up to capacity after everyone has had their day.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mesa
+
+from simulation.kernels import day as K  # counter layout of the result format only
+from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, RING, UNAWARE
+
+EV_TOUCH, EV_PURCHASE, EV_CHURN = K.EV_TOUCH, K.EV_PURCHASE, K.EV_CHURN
+
+
+class Customer(mesa.Agent):
+    """A potential customer: segment, journey stage, purchase history, health."""
+
+    def __init__(self, model: mesa.Model, index: int, segment: int, consented: bool):
+        super().__init__(model)
+        self.index = index                # position in the population (the event export's id)
+        self.segment = segment
+        self.consented = consented        # accepts personalised contact
+        self.stage = UNAWARE
+        self.lead = None                  # capacity-limited channel the prospect waits for
+        self.first_touch = None           # (channel, day) of the journey's first touch
+        self.recent = None                # the journey's last RING touches, (channel, day)
+        self.touches = 0                  # touches on the current journey
+        self.reached = 0                  # bit c set once channel c has reached the customer
+        self.acquired_by = None           # acquisition channel: the last touch at the first order
+        self.acquired_day = None
+        self.churn_day = None
+        self.orders = 0
+        self.revenue = 0.0
+        self.margin = 0.0
+        self.health = 0.0                 # engagement at health_day; declines day by day
+        self.health_day = 0
+        self.order_chance = 0.0           # repeat buyers: daily chance of an order opportunity
+        self.dropout = 0.0                # repeat buyers: chance of dropping out at an opportunity
+        self.cycle_start = 0              # day of the last order (or unanswered reminder)
+        self.lapse_hazard = 0.0           # one-time buyers: daily lapse hazard since the last order
+        self.onboarded = False
+        self.member = False
+        self.logged = False               # in the event-export sample
+
+    # -- the day ---------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One day of this customer's life, in the order the module docstring gives."""
+        model = self.model
+        day = model.day
+        rules = model.rules
+        random = model.random.random  # the model's seeded generator (self.random)
+        if self.lead is not None:
+            if random() < rules.lead_decay[self.lead]:
+                self._lead_goes_cold()
+                return
+        elif self.stage == ACTIVE and self._purchase_cycle(day):
+            return
+        stage = self.stage
+        moved = self._exposures(day, stage)
+        if not moved and (stage == AWARE or stage == CONSIDERING):
+            if random() < rules.forget[stage]:
+                self._forget()
+        if self.lead is not None:
+            model.queues[self.lead].append(self)
+
+    def _exposures(self, day: int, stage: int) -> bool:
+        """Channels reaching the customer today; returns whether one moved them on."""
+        model = self.model
+        offers = model.offers[self.segment][stage]
+        if not offers:
+            return False
+        random = model.random.random
+        ledger = model.ledger
+        moved = False
+        for c, reach, effect, queues, personalised in offers:
+            if random() >= reach:
+                continue
+            if personalised and not self.consented:
+                continue  # personalised contact reaches only those who consented
+            ledger.add(K.REACHED, c)
+            self.reached |= 1 << c
+            if stage != UNAWARE and stage != ACTIVE:
+                self._touch(c, day)
+            if moved:
+                continue
+            if stage == CONSIDERING and queues:
+                # a capacity-limited channel (a sales team) queues the prospect; its
+                # decision effect applies when the lead is served
+                if self.lead is None:
+                    self.lead = c
+                    ledger.add(K.LEADS_NEW, c)
+                continue
+            if effect > 0.0 and random() < effect:
+                moved = True
+                self._move_on(c, stage, day)
+        return moved
+
+    def _move_on(self, c: int, stage: int, day: int) -> None:
+        """What a channel's working exposure does in each stage."""
+        model = self.model
+        ledger = model.ledger
+        if stage == UNAWARE:
+            self._touch(c, day)
+            ledger.add(K.MOVED_AWARE, c)
+            target = model.rules.word_of_mouth_target if c == model.word_of_mouth_index else AWARE
+            if target == ACTIVE:
+                self._convert(c, day)
+            else:
+                self.stage = target
+                if target == CONSIDERING:
+                    ledger.add(K.MOVED_CONSIDERING, c)
+        elif stage == AWARE:
+            self.stage = CONSIDERING
+            ledger.add(K.MOVED_CONSIDERING, c)
+        elif stage == CONSIDERING:
+            self._convert(c, day)
+        elif stage == CHURNED:
+            self._win_back(c, day)
+        else:  # a retention touch lifts an active customer's health
+            self._set_health(day, self.health_on(day) + model.rules.order_boost)
+
+    def _forget(self) -> None:
+        ledger = self.model.ledger
+        if self.stage == CONSIDERING:
+            self.stage = AWARE
+            self.lead = None
+            ledger.add_scalar(K.SC_FORGOT_CONSIDERING)
+        else:
+            self.stage = UNAWARE
+            ledger.add_scalar(K.SC_FORGOT_AWARE)
+
+    def _lead_goes_cold(self) -> None:
+        self.model.ledger.add(K.LEADS_LOST, self.lead)
+        self.lead = None
+        self.stage = AWARE
+
+    def serve_lead(self, day: int) -> None:
+        """The channel this lead waits for has time for them today (a demo, a call)."""
+        c = self.lead
+        self.model.ledger.add(K.LEADS_SERVED, c)
+        self.lead = None
+        self._touch(c, day)
+        if self.random.random() < self.model.effects[self.segment][CONSIDERING][c]:
+            self._convert(c, day)
+
+    # -- the purchase cycle of an active customer --------------------------------------
+
+    def _purchase_cycle(self, day: int) -> bool:
+        """Today's renewal, order chance, reminder or lapse, if any; True if one happened."""
+        rules = self.model.rules
+        random = self.random.random
+        if rules.business_model == "subscription":
+            if day - self.cycle_start < rules.period:
+                return False
+            if random() < rules.subscription_churn * self.churn_multiplier(day):
+                self._churn(day)
+            else:
+                self._reorder(day)
+            return True
+        if rules.business_model == "repeat":
+            if random() < self.order_chance:
+                self._order_opportunity(day)
+                return True
+            if (rules.reminders and self.consented
+                    and day - self.cycle_start == rules.reminder_cycle):
+                self._reminder(day)
+                return True
+            return False
+        # one-time buyers do not buy again: they lapse, and a channel may win them back
+        hazard = self.lapse_hazard
+        if self.onboarded and day - self.acquired_day <= rules.onboarding_days:
+            hazard *= 1.0 - rules.onboarding_churn_cut
+        if random() < min(1.0, hazard):
+            self._churn(day)
+            return True
+        return False
+
+    def _reminder(self, day: int) -> None:
+        """A replenishment reminder at the expected run-out: it may bring the order forward."""
+        a = self.acquired_by
+        ledger = self.model.ledger
+        rules = self.model.rules
+        ledger.add(K.REMINDERS, a)
+        ledger.add(K.PROGRAMME_COST, a, rules.reminder_cost)
+        if self.random.random() < rules.reminder_response:
+            ledger.add(K.REMINDER_ORDERS, a)
+            self._order_opportunity(day)
+        else:
+            self.cycle_start = day  # the next run-out comes a cycle later
+
+    def _order_opportunity(self, day: int) -> None:
+        """A repeat buyer's chance to order: drop out first, else order.
+
+        The drop-out is drawn at every opportunity, the first after acquisition included
+        (as the kernels do): the modified BG/NBD, where a customer may leave without ever
+        buying again (tests/validation/test_closed_forms.py)."""
+        rules = self.model.rules
+        p = self.dropout * self.churn_multiplier(day)
+        if rules.reminders and self.consented:
+            p *= 1.0 - rules.reminder_dropout_cut
+        if self.random.random() < p:
+            self._churn(day)
+        else:
+            self._reorder(day)
+
+    def churn_multiplier(self, day: int) -> float:
+        """The segment's churn multiplier, raised by low health, cut by onboarding and community."""
+        rules = self.model.rules
+        m = rules.churn_multiplier[self.segment]
+        if rules.health_sensitivity > 0.0:
+            m *= math.exp(rules.health_sensitivity * (0.5 - self.health_on(day)))
+        if self.onboarded and day - self.acquired_day <= rules.onboarding_days:
+            m *= 1.0 - rules.onboarding_churn_cut
+        if self.member:
+            m *= 1.0 - self.model.community_churn_cut
+        return m
+
+    def _restart_cycle(self, day: int) -> None:
+        """After an order: the purchase cycle starts again today."""
+        self.cycle_start = day
+        rules = self.model.rules
+        if rules.business_model == "one_time":
+            hazard = rules.lapse_rate * rules.churn_multiplier[self.segment]
+            if self.member:
+                hazard *= 1.0 - self.model.community_churn_cut
+            self.lapse_hazard = hazard
+
+    # -- orders --------------------------------------------------------------------------
+
+    def _convert(self, c: int, day: int) -> None:
+        """The first order, through channel c (the last touch): a new customer."""
+        model = self.model
+        rules = model.rules
+        ledger = model.ledger
+        journey = self._journey()
+        self.stage = ACTIVE
+        self.acquired_by = c
+        self.acquired_day = day
+        self.lead = None
+        if rules.business_model == "repeat":
+            shape, scale = rules.purchase_rate[self.segment]
+            rate = self.random.gammavariate(shape, scale)
+            self.order_chance = 1.0 - math.exp(-rate)  # at most one order a day
+            a, b = rules.dropout[self.segment]
+            self.dropout = self.random.betavariate(a, b)
+        ledger.add(K.CONVERSIONS, c)
+        health = rules.initial_health
+        if rules.onboarding_reach > 0.0 and self.random.random() < rules.onboarding_reach:
+            self.onboarded = True
+            ledger.add(K.ONBOARDED_BY, c)
+            ledger.add(K.PROGRAMME_COST, c, rules.onboarding_cost)
+            health += rules.onboarding_boost
+        revenue, margin, fees = self._book_order(c, day)
+        ledger.add(K.FIRST_REVENUE, c, revenue)
+        ledger.add(K.FIRST_MARGIN, c, margin)
+        ledger.add(K.ACQ_FEES, c, fees)
+        model.attribution.credit(journey, day, revenue)
+        self._reset_journey()
+        self._set_health(day, health + self._after_order(c))
+        self._restart_cycle(day)
+
+    def _reorder(self, day: int) -> None:
+        a = self.acquired_by
+        self._book_order(a, day)
+        boost = self._after_order(a)
+        self._set_health(day, self.health_on(day) + self.model.rules.order_boost + boost)
+        self._restart_cycle(day)
+
+    def _win_back(self, c: int, day: int) -> None:
+        """A lapsed customer comes back through channel c; the order is the acquirer's."""
+        self.stage = ACTIVE
+        self.churn_day = None
+        self._reset_journey()
+        self.model.ledger.add(K.WINBACKS, c)
+        a = self.acquired_by
+        self._book_order(a, day)
+        self._set_health(day, self.model.rules.initial_health + self._after_order(a))
+        self._restart_cycle(day)
+
+    def _book_order(self, a: int, day: int) -> tuple[float, float, float]:
+        """One order, booked to acquisition channel a at that channel's price.
+
+        Returns its net revenue, gross margin and the channel's commission and fee."""
+        rules = self.model.rules
+        ledger = self.model.ledger
+        price = rules.price * rules.price_multiplier[a]
+        returned = rules.return_rate > 0.0 and self.random.random() < rules.return_rate
+        revenue = 0.0 if returned else price
+        commission = rules.commission[a] * revenue
+        fee = rules.fee_per_order[a]
+        return_cost = rules.return_cost if returned else 0.0
+        ledger.add(K.ORDERS, a)
+        ledger.add(K.REVENUE, a, revenue)
+        ledger.add(K.COGS, a, rules.unit_cost)
+        ledger.add(K.FULFILMENT, a, rules.fulfilment_cost)
+        ledger.add(K.RETURN_COST, a, return_cost)
+        ledger.add(K.COMMISSION, a, commission)
+        ledger.add(K.ORDER_FEES, a, fee)
+        if returned:
+            ledger.add(K.RETURNS, a)
+            ledger.add(K.REFUNDS, a, price)
+        margin = revenue - rules.unit_cost - rules.fulfilment_cost - return_cost - commission - fee
+        self.orders += 1
+        self.revenue += revenue
+        self.margin += margin
+        self._log(day, EV_PURCHASE, a, revenue)
+        return revenue, margin, commission + fee
+
+    def _after_order(self, a: int) -> float:
+        """Satisfaction, unboxing shares, a feedback survey, joining the community.
+
+        Returns the health the order adds beyond the base (satisfaction and feedback).
+        """
+        rules = self.model.rules
+        ledger = self.model.ledger
+        random = self.random.random
+        if self.orders == 2:
+            ledger.add(K.REPEATERS, a)
+        boost = rules.satisfaction_boost
+        if rules.share_rate > 0.0 and random() < rules.share_rate:
+            ledger.add(K.SHARES, a)
+        if rules.feedback_rate > 0.0:
+            ledger.add(K.PROGRAMME_COST, a, rules.feedback_cost)
+            if random() < rules.feedback_rate:
+                ledger.add(K.FEEDBACK, a)
+                boost += rules.feedback_boost
+        if rules.join_rate > 0.0 and not self.member and random() < rules.join_rate:
+            self.member = True
+            ledger.add(K.JOINS, a)
+        return boost
+
+    def _churn(self, day: int) -> None:
+        a = self.acquired_by
+        ledger = self.model.ledger
+        self.stage = CHURNED
+        self.churn_day = day
+        ledger.add(K.CHURNED_BY, a)
+        ledger.add(K.HEALTH_AT_CHURN, a, self.health_on(day))
+        if self.member:
+            self.member = False
+            ledger.add(K.LEAVES, a)
+        self._log(day, EV_CHURN, a, 0.0)
+
+    # -- health --------------------------------------------------------------------------
+
+    def health_on(self, day: int) -> float:
+        h = self.health - self.model.rules.health_decay * (day - self.health_day)
+        return h if h > 0.0 else 0.0
+
+    def _set_health(self, day: int, h: float) -> None:
+        self.health = min(1.0, max(0.0, h))
+        self.health_day = day
+
+    # -- the journey (for attribution) ---------------------------------------------------
+
+    def _touch(self, c: int, day: int) -> None:
+        if self.first_touch is None:
+            self.first_touch = (c, day)
+        if self.recent is None:
+            self.recent = []
+        self.recent.append((c, day))
+        if len(self.recent) > RING:
+            del self.recent[0]
+        self.touches += 1
+        self._log(day, EV_TOUCH, c, 0.0)
+
+    def _journey(self) -> list[tuple[int, int]]:
+        """The touches attribution sees: the first touch, then the most recent ones.
+
+        Like the kernels, only the last RING touches are remembered besides the first,
+        so a long journey loses its middle.
+        """
+        if not self.touches:
+            return []
+        recent = list(self.recent)
+        return [self.first_touch, *recent] if self.touches > RING else recent
+
+    def _reset_journey(self) -> None:
+        self.touches = 0
+        self.recent = None
+
+    def _log(self, day: int, kind: int, c: int, amount: float) -> None:
+        if self.logged:
+            self.model.events.append((self.index, day, kind, c, amount))

@@ -1,0 +1,477 @@
+"""ReferenceMarketModel: the same market stepped by one Mesa agent per customer.
+
+The docking partner of :class:`simulation.model.MarketModel`. It shares with the
+numba backend what is not per-customer logic: the scenario, the channel, word-of-mouth
+and firm agents (each day's reach and effect probabilities per segment and stage), the
+strategy components (scaling, positioning, post-purchase) and the result format (the
+per-day counter rows the :class:`~simulation.metrics.Recorder` turns into the dataset).
+The per-customer rules are :class:`~simulation.reference.customer.Customer`, written
+independently of the kernels; the two backends must agree in distribution.
+
+Each day:
+
+1. the components set today's budgets and programme values, every channel plans its
+   reach and effects from yesterday's audience;
+2. every customer has their day (``AgentSet.do``: customers do not interact within a
+   day, so the activation order does not matter);
+3. leads queued at capacity-limited channels are served up to capacity, in random order;
+4. a census of the population (``AgentSet.groupby``) gives the stage occupancy, which
+   the ``DataCollector`` records; channels book their spend, the firm its P&L, and the
+   components read the day.
+
+Meant for up to ~100k customers: Mesa agents cost about a kilobyte and a few
+microseconds a day each.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+
+from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
+from simulation.components import Positioning, PostPurchase, Scaling
+from simulation.kernels import day as K
+from simulation.metrics import Recorder
+from simulation.reference.customer import Customer
+from simulation.scenario import STAGES, Scenario, resolve_size
+from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, UNAWARE, Population
+
+PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
+"""NPS proxy: active customers at least this healthy promote, below the second detract."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The scenario's customer-level parameters, by name, read once from the scenario."""
+
+    business_model: str
+    price: float
+    unit_cost: float
+    fulfilment_cost: float
+    return_rate: float
+    return_cost: float
+    price_multiplier: tuple[float, ...]   # per channel: 1 - discount
+    commission: tuple[float, ...]
+    fee_per_order: tuple[float, ...]
+    lead_decay: tuple[float, ...]
+    period: int
+    subscription_churn: float
+    lapse_rate: float
+    purchase_rate: tuple[tuple[float, float], ...]  # per segment: gamma (shape, scale)
+    dropout: tuple[tuple[float, float], ...]        # per segment: beta (a, b)
+    churn_multiplier: tuple[float, ...]
+    forget: tuple[float, ...]                       # per stage
+    word_of_mouth_target: int
+    initial_health: float
+    health_decay: float
+    order_boost: float
+    health_sensitivity: float
+    satisfaction_boost: float
+    share_rate: float
+    onboarding_reach: float
+    onboarding_churn_cut: float
+    onboarding_days: int
+    onboarding_boost: float
+    onboarding_cost: float
+    reminders: bool
+    reminder_cycle: int
+    reminder_response: float
+    reminder_dropout_cut: float
+    reminder_cost: float
+    feedback_rate: float
+    feedback_boost: float
+    feedback_cost: float
+    join_rate: float
+
+    @classmethod
+    def from_scenario(cls, sc: Scenario, post_purchase: PostPurchase) -> Rules:
+        p, h, pp = sc.product, sc.health, sc.post_purchase
+        free = (0.0,)  # word of mouth: no commission, fee or discount
+        return cls(
+            business_model=p.business_model,
+            price=p.price,
+            unit_cost=p.unit_cost,
+            fulfilment_cost=p.fulfilment_cost + post_purchase.per_order_cost(),
+            return_rate=post_purchase.return_rate(p.return_rate),
+            return_cost=p.return_cost,
+            price_multiplier=tuple(1.0 - c.discount for c in sc.channels) + (1.0,),
+            commission=tuple(c.commission for c in sc.channels) + free,
+            fee_per_order=tuple(c.fee_per_order for c in sc.channels) + free,
+            lead_decay=tuple(c.lead_decay for c in sc.channels) + free,
+            period=p.subscription.period_days,
+            subscription_churn=p.subscription.churn,
+            lapse_rate=p.one_time.lapse_rate,
+            # a mean of one order per mean_days: rate ~ Gamma(shape, 1 / (shape * mean_days))
+            purchase_rate=tuple((s.purchase_rate.shape,
+                                 1.0 / (s.purchase_rate.shape * s.purchase_rate.mean_days))
+                                for s in sc.segments),
+            dropout=tuple((s.dropout.a, s.dropout.b) for s in sc.segments),
+            churn_multiplier=tuple(s.churn_multiplier for s in sc.segments),
+            forget=(0.0, sc.forgetting.aware, sc.forgetting.considering, 0.0, 0.0),
+            word_of_mouth_target={"aware": AWARE, "considering": CONSIDERING,
+                                  "active": ACTIVE}[sc.word_of_mouth.adoption],
+            initial_health=h.initial,
+            health_decay=h.decay,
+            order_boost=h.order_boost,
+            health_sensitivity=h.churn_sensitivity,
+            satisfaction_boost=pp.satisfaction_weight * (post_purchase.satisfaction() - 0.5),
+            share_rate=pp.packaging.share_rate,
+            onboarding_reach=pp.onboarding.reach if pp.onboarding.enabled else 0.0,
+            onboarding_churn_cut=pp.onboarding.churn_reduction if pp.onboarding.enabled else 0.0,
+            onboarding_days=pp.onboarding.effect_days,
+            onboarding_boost=pp.onboarding.health_boost,
+            onboarding_cost=pp.onboarding.cost_per_customer,
+            reminders=pp.reminders.enabled,
+            reminder_cycle=pp.reminders.cycle_days,
+            reminder_response=pp.reminders.response,
+            reminder_dropout_cut=pp.reminders.dropout_reduction,
+            reminder_cost=pp.reminders.cost_per_reminder,
+            feedback_rate=pp.feedback.response_rate if pp.feedback.enabled else 0.0,
+            feedback_boost=pp.feedback.health_boost,
+            feedback_cost=pp.feedback.cost_per_survey,
+            join_rate=pp.community.join_rate if pp.community.enabled else 0.0,
+        )
+
+
+class Ledger:
+    """The day's counters, in the result format's layout (``simulation.kernels.day``)."""
+
+    def __init__(self, n_channels: int, n_segments: int):
+        self.nch = n_channels
+        self.width = K.counter_width(n_channels, n_segments)
+        self.scalar_offset = K.N_BLOCKS * n_channels + 5 * n_segments
+        self.values = [0.0] * self.width
+
+    def add(self, block: int, channel: int, amount: float = 1.0) -> None:
+        self.values[block * self.nch + channel] += amount
+
+    def add_scalar(self, which: int, amount: float = 1.0) -> None:
+        self.values[self.scalar_offset + which] += amount
+
+    def clear(self) -> None:
+        self.values = [0.0] * self.width
+
+    def row(self) -> np.ndarray:
+        return np.array(self.values)
+
+
+class Attribution:
+    """Credit for conversions, and for their first order's revenue, under each rule-based
+    model; and the journey transitions Markov attribution is computed from."""
+
+    def __init__(self, n_channels: int, half_life: float):
+        self.nch = n_channels
+        self.half_life = half_life
+        # [0, model, channel]: conversions; [1, model, channel]: first-order revenue
+        self.credit_by_model = np.zeros((2, len(K.ATTR_MODELS), n_channels))
+        # states: 0 start, 1..nch channels, nch+1 conversion, nch+2 no conversion
+        self.transitions = np.zeros((n_channels + 3, n_channels + 3))
+
+    def weights(self, journey: list[tuple[int, int]], day: int) -> list[list[float]]:
+        """Each model's share of the credit for each touch of the journey."""
+        n = len(journey)
+        first = [1.0] + [0.0] * (n - 1)
+        last = [0.0] * (n - 1) + [1.0]
+        linear = [1.0 / n] * n
+        decay = [0.5 ** ((day - d) / self.half_life) for _, d in journey]
+        time_decay = [w / sum(decay) for w in decay]
+        if n == 1:
+            position = [1.0]
+        elif n == 2:
+            position = [0.5, 0.5]
+        else:  # 40% to the first and the last touch, 20% spread over the middle
+            position = [0.4] + [0.2 / (n - 2)] * (n - 2) + [0.4]
+        return [first, last, linear, time_decay, position]  # the order of K.ATTR_MODELS
+
+    def credit(self, journey: list[tuple[int, int]], day: int, revenue: float) -> None:
+        if not journey:
+            return
+        self._transitions(journey, self.nch + 1)
+        for m, shares in enumerate(self.weights(journey, day)):
+            for (c, _), share in zip(journey, shares, strict=True):
+                self.credit_by_model[0, m, c] += share
+                self.credit_by_model[1, m, c] += share * revenue
+
+    def did_not_convert(self, journey: list[tuple[int, int]]) -> None:
+        if journey:
+            self._transitions(journey, self.nch + 2)
+
+    def _transitions(self, journey, end: int) -> None:
+        state = 0
+        for c, _ in journey:
+            self.transitions[state, c + 1] += 1.0
+            state = c + 1
+        self.transitions[state, end] += 1.0
+
+
+class ReferenceMarketModel(mesa.Model):
+    """A market of ``agents`` customers, each a :class:`Customer`, stepped for ``days`` days.
+
+    ``agents``, ``days`` and ``seed`` override the scenario's ``[simulation]`` table, as for
+    :class:`simulation.model.MarketModel`; the same seed gives the same result.
+    """
+
+    def __init__(self, scenario: Scenario, *, agents: int | None = None, days: int | None = None,
+                 seed: int | None = None):
+        scenario = resolve_size(scenario, agents, days, seed)
+        sim = scenario.simulation
+        self.n = sim.agents
+        self.days = sim.days
+        self.seed_value = sim.seed
+        super().__init__(seed=self.seed_value)
+        self.scenario = scenario
+        nseg = len(scenario.segments)
+        self.par = np.zeros(K.N_PAR)  # only PostPurchase writes here (the community's churn cut)
+        self.scaling = Scaling(self)
+        self.positioning = Positioning(self)
+        self.post_purchase = PostPurchase(self)
+        self.firm = Firm(self)
+        self.channel_agents = [ChannelAgent(self, c, i) for i, c in enumerate(scenario.channels)]
+        self.word_of_mouth = WordOfMouthAgent(self)
+        self.marketers = [*self.channel_agents, self.word_of_mouth]
+        self.channel_names = scenario.channel_names
+        nch = len(self.marketers)
+        self.word_of_mouth_index = nch - 1
+        self.rules = Rules.from_scenario(scenario, self.post_purchase)
+        self.capacity = [c.capacity for c in scenario.channels] + [None]
+        self.personalised = [c.personalised for c in scenario.channels] + [False]
+        self.ledger = Ledger(nch, nseg)
+        self.recorder = Recorder(self.days, nch, nseg, self.ledger.width)
+        self.attribution = Attribution(nch, scenario.attribution.half_life_days)
+        self.reach = np.zeros((nseg, len(STAGES), nch))
+        self.eff = np.zeros((nseg, len(STAGES), nch))
+        self.offers: list[list[list[tuple]]] = []
+        self.effects: list = []
+        self.queues: dict[int, list[Customer]] = {}
+        self.community_churn_cut = 0.0
+        self.events: list[tuple] | None = None
+        self.day = 0
+
+        shares = [s.share for s in scenario.segments]
+        opt_out = scenario.post_purchase.opt_out_share
+        rand = self.random
+        segments = rand.choices(range(nseg), weights=shares, k=self.n)
+        consent = [rand.random() >= opt_out for _ in range(self.n)]
+        self.customers = Customer.create_agents(self, self.n, list(range(self.n)), segments,
+                                                consent)
+        self.occupancy = np.zeros((nseg, len(STAGES)))
+        np.add.at(self.occupancy[:, UNAWARE], segments, 1.0)
+        self.datacollector = mesa.DataCollector(model_reporters={
+            **{name: _stage_reporter(s) for s, name in enumerate(STAGES)},
+            "mean_health": lambda m: m.mean_health,
+            "community_size": lambda m: m.members,
+        })
+        self.mean_health = math.nan
+        self.members = 0
+
+    # -- the day -----------------------------------------------------------------------
+
+    def step(self) -> None:
+        day = self.day
+        self.scaling.before_day(self, day)
+        self.positioning.before_day(self, day)
+        self.post_purchase.before_day(self, day)
+        self.community_churn_cut = self._community_churn_cut()
+        for c, a in enumerate(self.marketers):
+            self.reach[:, :, c] = a.plan(day, self.occupancy)
+            self.eff[:, :, c] = a.effects
+        self._offers()
+        self.ledger.clear()
+        self.queues = {c: [] for c, cap in enumerate(self.capacity) if cap is not None}
+        self._step_customers()
+        self._serve_leads(day)
+        self._census(day)
+        row = self.recorder.record(day, self.ledger.row()[None, :])
+        self.occupancy = self.recorder.occupancy(day).copy()
+        self.datacollector.collect(self)
+        self._book(day, row)
+        self.day += 1
+
+    def _step_customers(self) -> None:
+        self.customers.do("step")
+
+    def _community_churn_cut(self) -> float:
+        c = self.scenario.post_purchase.community
+        return c.churn_reduction * self.post_purchase.community_value() if c.enabled else 0.0
+
+    def _offers(self) -> None:
+        """Per segment and stage, the channels that may reach a customer today (as plain
+        Python numbers: customers read them millions of times)."""
+        reach = self.reach.tolist()
+        eff = self.eff.tolist()
+        self.effects = eff
+        queues = [cap is not None for cap in self.capacity]
+        self.offers = [
+            [[(c, r, eff[g][s][c], queues[c], self.personalised[c])
+              for c, r in enumerate(reach[g][s]) if r > 0.0]
+             for s in range(len(STAGES))]
+            for g in range(len(reach))
+        ]
+
+    def _serve_leads(self, day: int) -> None:
+        """Each capacity-limited channel serves as many waiting leads as it can, in random order."""
+        for c, queue in self.queues.items():
+            self.random.shuffle(queue)
+            for customer in queue[: self.capacity[c]]:
+                customer.serve_lead(day)
+
+    def _census(self, day: int) -> None:
+        """End-of-day stage occupancy by segment, and the health of active customers."""
+        ledger = self.ledger
+        base = K.N_BLOCKS * ledger.nch
+        groups = self.customers.groupby(lambda a: (a.segment, a.stage), result_type="list")
+        health_sum = promoters = detractors = members = 0.0
+        for (g, s), group in groups:
+            ledger.values[base + 5 * g + s] = float(len(group))
+            if s != ACTIVE:
+                continue
+            for customer in group:
+                ledger.add(K.ACTIVE_BY, customer.acquired_by)
+                h = customer.health_on(day)
+                health_sum += h
+                if h >= PROMOTER_HEALTH:
+                    promoters += 1.0
+                elif h < DETRACTOR_HEALTH:
+                    detractors += 1.0
+                if customer.member:
+                    members += 1.0
+        ledger.add_scalar(K.SC_HEALTH_SUM, health_sum)
+        ledger.add_scalar(K.SC_PROMOTERS, promoters)
+        ledger.add_scalar(K.SC_DETRACTORS, detractors)
+        ledger.add_scalar(K.SC_MEMBERS, members)
+        active = sum(len(group) for (_, s), group in groups if s == ACTIVE)
+        self.mean_health = health_sum / active if active else math.nan
+        self.members = int(members)
+
+    def _book(self, day: int, row: np.ndarray) -> None:
+        """Channels book their spend, the firm its P&L; the components read the day."""
+        nch = len(self.marketers)
+        reached = row[K.REACHED * nch: (K.REACHED + 1) * nch]
+        marketing = 0.0
+        for c, a in enumerate(self.marketers):
+            media, fixed = a.book(reached[c])
+            self.recorder.media[day, c] = media
+            self.recorder.fixed[day, c] = fixed
+            marketing += media + fixed
+        rev = row[K.REVENUE * nch: (K.REVENUE + 1) * nch].sum()
+        costs = sum(row[b * nch: (b + 1) * nch].sum()
+                    for b in (K.COGS, K.FULFILMENT, K.RETURN_COST, K.COMMISSION, K.ORDER_FEES))
+        programmes = (row[K.PROGRAMME_COST * nch: (K.PROGRAMME_COST + 1) * nch].sum()
+                      + self.post_purchase.fixed_cost[day])
+        self.firm.book(rev, rev - costs, marketing, programmes)
+        self.scaling.after_day(self, day, row)
+        self.positioning.after_day(self, day, reached)
+        scalars = self.recorder.scalars(day)
+        self.post_purchase.after_day(self, day, scalars[K.SC_MEMBERS],
+                                     row[K.SHARES * nch: (K.SHARES + 1) * nch].sum())
+
+    def gross_margin_to_date(self, c: int, day: int) -> float:
+        """Gross margin booked so far to customers acquired through channel c."""
+        return float(self.recorder.gross_margin()[: day + 1, c].sum())
+
+    def run_model(self, progress=None) -> None:
+        for _ in range(self.days - self.day):
+            self.step()
+            if progress is not None:
+                progress(self.day, self.days)
+
+    # -- event export ------------------------------------------------------------------
+
+    def sample_events(self, sample: int) -> None:
+        """Log every event of ``sample`` customers drawn uniformly (for ``--events``)."""
+        if self.day != 0:
+            raise RuntimeError("sample_events must be called before the run starts")
+        self.events = []
+        customers = list(self.customers)
+        for i in self.random.sample(range(self.n), min(int(sample), self.n)):
+            customers[i].logged = True
+
+    def event_columns(self) -> tuple[np.ndarray, ...]:
+        """customer, day, kind, channel, amount, ordered by day then customer."""
+        rows = self.events or []
+        cols = (np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int32),
+                np.array([r[2] for r in rows], np.int8), np.array([r[3] for r in rows], np.int16),
+                np.array([r[4] for r in rows], np.float64))
+        order = np.lexsort((cols[0], cols[1]))
+        return tuple(c[order] for c in cols)
+
+    # -- results -----------------------------------------------------------------------
+
+    @property
+    def population(self) -> Population:
+        """The customers' final state as the numba backend's struct-of-arrays (for the
+        cohort table and checks that read per-customer ledgers)."""
+        pop = Population(self.n)
+        for a in self.customers:
+            i = a.index
+            pop.segment[i] = a.segment
+            pop.stage[i] = a.stage
+            pop.orders[i] = min(a.orders, 65535)
+            pop.revenue[i] = a.revenue
+            pop.margin[i] = a.margin
+            pop.reached_mask[i] = a.reached
+            pop.touches[i] = min(a.touches, 255)
+            if a.acquired_by is not None:
+                pop.acq_channel[i] = a.acquired_by
+                pop.acquired_day[i] = a.acquired_day
+            if a.stage == CHURNED:
+                pop.next_day[i] = a.churn_day
+        return pop
+
+    def results(self, backend: str = "mesa"):
+        from simulation import __version__
+        from simulation.model import cohort_retention
+
+        nch = len(self.marketers)
+        unique = np.zeros(nch, np.int64)
+        transitions = Attribution(nch, 1.0)
+        for a in self.customers:
+            for c in range(nch):
+                if a.reached >> c & 1:
+                    unique[c] += 1
+            if a.acquired_by is None:
+                transitions.did_not_convert(a._journey())
+        trans = self.attribution.transitions + transitions.transitions
+        attrs = {
+            "scenario": self.scenario.to_toml(),
+            "scenario_name": self.scenario.name,
+            "seed": self.seed_value,
+            "agents": self.n,
+            "days": self.days,
+            "backend": backend,
+            "simulation_version": __version__,
+            "bytes_per_customer": bytes_per_customer(self.customers[0]) if self.n else 0,
+            "time_decay_half_life_days": float(self.scenario.attribution.half_life_days),
+            "segments": [s.name for s in self.scenario.segments],
+        }
+        extras = {
+            "budget": (("day", "channel"), self.scaling.budget),
+            "guardrail_action": (("day", "channel"), self.scaling.action),
+            "running": (("day", "channel"), self.scaling.running_days),
+            "brand_equity": (("day",), self.positioning.history),
+            "programme_fixed_cost": (("day",), self.post_purchase.fixed_cost),
+        }
+        ds = self.recorder.dataset(self.channel_names, self.attribution.credit_by_model.copy(),
+                                   trans, unique, attrs, extras)
+        ds["cohort_retention"] = cohort_retention(self.population, self.days, self.channel_names)
+        return ds
+
+
+def _stage_reporter(stage: int):
+    return lambda m: int(m.occupancy[:, stage].sum())
+
+
+def bytes_per_customer(agent: Customer) -> int:
+    """Rough memory of one customer agent: the object, its attribute dict, its journey,
+    and the weak references Mesa keeps to it."""
+    size = sys.getsizeof(agent) + sys.getsizeof(vars(agent))
+    if agent.recent is not None:
+        size += sys.getsizeof(agent.recent) + len(agent.recent) * 64
+    return int(size + 2 * 100)
+
+
+__all__ = ["ReferenceMarketModel", "Customer", "Rules"]

@@ -1,0 +1,1 @@
+"""Model validation: closed forms, conservation laws and stylised facts (``distsim validate-model``)."""

@@ -1,0 +1,164 @@
+"""Mechanisms against independent closed forms, on both backends.
+
+Customers are independent whenever reach does not depend on the population's state
+(``list`` reach, no word of mouth), so each stage count is binomial around the closed
+form and a z-score bound is exact; word of mouth couples customers and gets a tolerance
+from the run's size instead.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from scipy.special import hyp2f1, roots_genlaguerre, roots_jacobi
+from test_mechanisms import bass, list_channel, markov_matrix, z_bound
+
+from .common import everyone_buys_on_day_0, market, simulate
+
+STAGES = ["unaware", "aware", "considering", "active", "churned"]
+SIZES = {"numba": 100_000, "mesa": 6_000}
+BOTH = pytest.mark.parametrize("backend", ["numba", "mesa"])
+
+
+# -- the journey is the Markov chain of its daily transition probabilities ----------------
+
+@BOTH
+def test_stage_occupancy_is_the_markov_chain(backend):
+    channels = [
+        list_channel("social", 0.3, awareness=0.05, consideration=0.02),
+        list_channel("search", 0.1, audience=["aware", "considering", "churned"],
+                     consideration=0.15, decision=0.1, retention=0.05),
+        list_channel("shop", 0.05, decision=0.3),
+    ]
+    data = market(channels=channels, forgetting={"aware": 0.02, "considering": 0.05},
+                  product={"price": 10.0, "business_model": "one_time",
+                           "one_time": {"lapse_rate": 0.01}})
+    n, days = SIZES[backend], 150
+    ds, _ = simulate(backend, data, n, days, seed=11)
+    P = markov_matrix(channels, 0.02, 0.05, 0.01)
+    x = np.eye(5)[0]
+    expected = []
+    for _ in range(days):
+        x = x @ P
+        expected.append(x)
+    expected = np.array(expected)  # row t: end of day t
+    observed = ds.stage_count.sel(stage=STAGES).values
+    ok = z_bound(observed, n, expected)
+    assert ok.all(), [(int(t), STAGES[s]) for t, s in np.argwhere(~ok)[:5]]
+    assert expected[-1, 3] > 0.1 and expected[-1, 4] > 0.02  # the chain moved
+
+
+# -- lifetimes are geometric -----------------------------------------------------------------
+
+@BOTH
+@pytest.mark.parametrize("product,survival", [
+    ({"business_model": "subscription", "subscription": {"period_days": 3, "churn": 0.1}},
+     lambda t: 0.9 ** (t // 3)),  # a 10% chance of cancelling at each renewal
+    ({"business_model": "one_time", "one_time": {"lapse_rate": 0.03}},
+     lambda t: 0.97 ** t),        # a 3% daily lapse hazard
+], ids=["subscription", "one_time"])
+def test_customer_lifetime_is_geometric(backend, product, survival):
+    n, days = SIZES[backend], 90
+    ds, _ = simulate(backend, everyone_buys_on_day_0(**product), n, days, seed=5)
+    assert int(ds.conversions.isel(day=0).sum()) == n
+    t = np.arange(days)
+    active = ds.stage_count.sel(stage="active").values
+    ok = z_bound(active, n, survival(t))
+    assert ok.all(), np.flatnonzero(~ok)[:5]
+    assert survival(days - 1) < 0.1  # most of the lifetimes were observed
+
+
+# -- word of mouth alone is Bass diffusion ----------------------------------------------------
+
+@BOTH
+def test_word_of_mouth_alone_is_the_bass_curve(backend):
+    p, q, days = 0.004, 0.06, 150
+    n = 2 * SIZES[backend]
+    data = market(word_of_mouth={"enabled": True, "p": p, "q": q, "advocacy": 1.0,
+                                 "adoption": "active"})
+    ds, _ = simulate(backend, data, n, days, seed=2)
+    F = ds.stage_count.sel(stage="active").values / n
+    recursion, f = [], 0.0  # the model's daily form: hazard p + q F(yesterday)
+    for _ in range(days):
+        f += (1 - f) * (p + q * f)
+        recursion.append(f)
+    # adopters feed the hazard, so early chance compounds: over 30 seeds the largest daily
+    # deviation was at most 3.1 / sqrt(n)
+    tolerance = 4.5 / np.sqrt(n)
+    assert np.abs(F - np.array(recursion)).max() < tolerance
+    t = np.arange(1, days + 1)  # the continuous curve, up to the one-day Euler step
+    assert np.abs(F - bass(t, p, q)).max() < tolerance + 0.0125
+
+
+# -- repeat buying: expected purchases of the BG/NBD family ---------------------------------
+
+R_SHAPE, MEAN_DAYS, A, B = 2.0, 60.0, 3.0, 6.0   # rate ~ Gamma(r, alpha), dropout ~ Beta(a, b)
+ALPHA = R_SHAPE * MEAN_DAYS                     # mean rate r / alpha = 1 / MEAN_DAYS
+CHECKPOINTS = (30, 90, 180, 239)
+
+
+def bg_nbd(t):
+    """E[X(t)], BG/NBD (Fader, Hardie & Lee 2005, eq. 9): drop-out only after a repeat purchase."""
+    z = t / (ALPHA + t)
+    return (A + B - 1) / (A - 1) * (1 - (ALPHA / (ALPHA + t)) ** R_SHAPE
+                                    * hyp2f1(R_SHAPE, B, A + B - 1, z))
+
+
+def mbg_nbd(t):
+    """E[X(t)] when a customer may also drop out before the first repeat purchase
+    (the modified BG/NBD of Batislam, Denizel & Filiztekin 2007)."""
+    z = t / (ALPHA + t)
+    return B / (A - 1) * (1 - (ALPHA / (ALPHA + t)) ** R_SHAPE * hyp2f1(R_SHAPE, B + 1, A + B, z))
+
+
+def daily_exact(t):
+    """The same expectation in the model's daily time: at most one order chance a day, with
+    probability c = 1 - exp(-rate); each chance is a drop-out with probability p, else an
+    order. Given rate and p: (1-p)/p (1 - (1 - c p)^t), averaged over Gamma x Beta by
+    Gauss quadrature (generalised Laguerre for the rate, Jacobi for p)."""
+    x, wx = roots_genlaguerre(80, R_SHAPE - 1)
+    y, wy = roots_jacobi(80, B - 1, A - 1)
+    c = -np.expm1(-x / ALPHA)[:, None]
+    p = ((1 + y) / 2)[None, :]
+    value = (1 - p) / p * (1 - (1 - c * p) ** t)
+    return float(wx @ value @ wy / (wx.sum() * wy.sum()))
+
+
+@functools.cache
+def repeat_purchases(backend, n):
+    """Mean repeat purchases per customer by day t, all customers acquired on day 0."""
+    data = everyone_buys_on_day_0(business_model="repeat")
+    data["segments"] = [{"name": "all", "share": 1.0, "price_sensitivity": 0.0,
+                         "purchase_rate": {"shape": R_SHAPE, "mean_days": MEAN_DAYS},
+                         "dropout": {"a": A, "b": B}}]
+    ds, model = simulate(backend, data, n, max(CHECKPOINTS) + 1, seed=3)
+    repeats = np.cumsum(ds.orders.sum("channel").values) - n
+    per_customer = model.population.orders.astype(float) - 1.0
+    se = per_customer.std() / np.sqrt(n)  # of the final mean; earlier means vary less
+    return {t: repeats[t] / n for t in CHECKPOINTS}, se
+
+
+SIZES_BG = {"numba": 40_000, "mesa": 4_000}
+
+
+@BOTH
+def test_repeat_purchases_follow_the_modified_bg_nbd(backend):
+    """The model's repeat buyers: Gamma rates, Beta drop-out at every purchase opportunity,
+    including the first after acquisition; daily time is a negligible correction."""
+    simulated, se = repeat_purchases(backend, SIZES_BG[backend])
+    for t in CHECKPOINTS:
+        exact = daily_exact(t)
+        assert abs(exact - mbg_nbd(t)) < 0.01 * mbg_nbd(t)  # daily discretisation
+        assert abs(simulated[t] - exact) < 4 * se, (t, simulated[t], exact, se)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the kernels (and the reference customer) draw the drop-out at every order chance, "
+    "including the first after acquisition, which is the modified BG/NBD; BG/NBD lets "
+    "customers drop out only after a repeat purchase (about 40% more repeats here)"))
+def test_repeat_purchases_follow_bg_nbd():
+    simulated, se = repeat_purchases("numba", SIZES_BG["numba"])
+    for t in CHECKPOINTS:
+        assert abs(simulated[t] - bg_nbd(t)) < 4 * se + 0.01 * bg_nbd(t), (t, simulated[t])
