@@ -202,7 +202,7 @@ def test_interrupted_sweep_keeps_complete_runs_and_resumes_identically(reference
     for p in saved:
         read_netcdf(p)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "running" and manifest["runs_done"] == 3
+    assert manifest["status"] == "interrupted" and manifest["runs_done"] == 3
     before = stamps(saved)
     with pytest.raises(Exception, match="already holds a sweep"):
         run_sweep(load_experiment(small), out, threads=1)

@@ -33,6 +33,7 @@ from simulation.scenario import Scenario, ScenarioError, with_overrides
 from simulation.sweep.experiment import Experiment, Outputs, Plan, RunSpec, expand
 
 MANIFEST_FORMAT = "distsim-sweep/1"
+MANIFEST_EVERY_S = 1.0
 REQUIRED = frozenset({
     "spend", "revenue", "gross_margin", "contribution", "programme_cost",
     "programme_fixed_cost", "conversions", "customers", "churned", "stage_count",
@@ -190,6 +191,7 @@ class RunStore:
         self.plan = plan
         self.width = max(5, len(str(len(plan.runs) - 1)))
         self.entries: list[dict] = []
+        self.written_at = 0.0
 
     def run_path(self, index: int) -> Path:
         return self.runs_dir / f"{index:0{self.width}d}.nc"
@@ -215,7 +217,8 @@ class RunStore:
                                 "add --resume to finish it, or choose another --out")
         if old.get("fingerprint") != self.plan.fingerprint():
             raise ScenarioError(str(self.out), "", "holds a sweep of a different experiment "
-                                "(or other --agents/--days); it cannot be resumed with this one")
+                                "(or other --agents/--days/--replicates); it cannot be resumed "
+                                "with this one")
         return old
 
     def start(self, experiment: Experiment, old: dict | None) -> dict[int, xr.Dataset]:
@@ -238,7 +241,7 @@ class RunStore:
             before = previous.get(run.index)
             if before and before.get("key") == run.key:
                 entry["computed"] = before.get("computed", 0)
-                for k in ("sim_seconds", "warm", "worker", "finished"):
+                for k in ("sim_seconds", "write_seconds", "warm", "worker", "finished"):
                     if k in before:
                         entry[k] = before[k]
             ds = self.load_complete(run)
@@ -279,9 +282,13 @@ class RunStore:
         entry["status"] = "done"
         entry["computed"] += 1
         entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        self.write_manifest("running")
+        # the run files are the truth; the manifest follows at most a second behind (so a
+        # sweep of many short runs does not rewrite it thousands of times)
+        if time.monotonic() - self.written_at >= MANIFEST_EVERY_S:
+            self.write_manifest("running")
 
     def write_manifest(self, status: str, **extra) -> None:
+        self.written_at = time.monotonic()
         done = sum(e["status"] == "done" for e in self.entries)
         body = {**self.header, "status": status, "runs_done": done, **extra,
                 "runs": self.entries}
@@ -353,6 +360,9 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
                 sim_seconds += info["sim_seconds"]
                 if progress:
                     progress(finished, total)
+        except BaseException as exc:
+            store.write_manifest("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            raise
         finally:
             close = getattr(results, "close", None)
             if close:
