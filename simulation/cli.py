@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="plot a saved result or sweep")
     plot.add_argument("result", help="result NetCDF file, or a sweep directory / its combined.nc")
     plot.add_argument("--kind", choices=KINDS, default="funnel",
-                      help="; ".join(f"{k}: {DESCRIPTIONS[k]}" for k in KINDS))
+                      help="; ".join(f"{k}: {DESCRIPTIONS[k]}" for k in KINDS).replace("%", "%%"))
     plot.add_argument("--metric", choices=tuple(SWEEP_KPIS), default=None,
                       help="figure for --kind heatmap (default profit) or variants (default four)")
     plot.add_argument("--out", help="PNG file (default beside the result)")

@@ -61,12 +61,15 @@ def kernel_parameters(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
     return par, segp
 
 
-class MarketModel(mesa.Model):
-    """A market of ``agents`` customers stepped for ``days`` days under one scenario.
+class MarketShell(mesa.Model):
+    """What every backend's market shares: the seed, the channels, word of mouth and the
+    firm (Mesa agents), the strategy components, and the day's planning and booking.
 
-    ``agents``, ``days`` and ``seed`` override the scenario's ``[simulation]`` table; the
-    resolved scenario (what actually runs) is what the result's ``scenario`` attribute holds.
-    A value outside the schema's limits raises :class:`ScenarioError`.
+    A backend adds the customers: it steps them between :meth:`plan_day` and
+    :meth:`book_day`. ``agents``, ``days`` and ``seed`` override the scenario's
+    ``[simulation]`` table; the resolved scenario (what actually runs) is what the
+    result's ``scenario`` attribute holds. A value outside the schema's limits raises
+    :class:`ScenarioError`.
     """
 
     def __init__(self, scenario: Scenario, *, agents: int | None = None, days: int | None = None,
@@ -78,8 +81,9 @@ class MarketModel(mesa.Model):
         self.seed_value = sim.seed
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
-        self.key = rng.seed_key(self.seed_value)
-        self.population = Population(self.n)
+        self.day = 0
+        # kernel parameters: also where the components write daily values (community cut)
+        self.par, self.segp = kernel_parameters(scenario)
         self.scaling = Scaling(self)
         self.positioning = Positioning(self)
         self.post_purchase = PostPurchase(self)
@@ -88,66 +92,21 @@ class MarketModel(mesa.Model):
         self.word_of_mouth = WordOfMouthAgent(self)
         self.marketers = [*self.channel_agents, self.word_of_mouth]
         self.channel_names = scenario.channel_names
-        nch = len(self.marketers)
-        nseg = len(scenario.segments)
-        self.par, self.segp = kernel_parameters(scenario)
-        self.post_purchase.fill_parameters(self.par)
-        self.chp = np.zeros((nch, K.N_CHP))
-        self.chp[:, K.C_PRICE_MULT] = 1.0
-        for a in self.channel_agents:
-            c = a.config
-            self.chp[a.index] = (c.commission, c.fee_per_order, c.capacity is not None, c.lead_decay,
-                                 1.0 - c.discount, c.personalised)
-        self.capacity = np.array(
-            [a.config.capacity if a.config.capacity is not None else -1 for a in self.channel_agents]
-            + [-1], dtype=np.int64)
-        self.eff = np.zeros((nseg, len(STAGES), nch))
-        self.forget = np.zeros(len(STAGES))
-        self.forget[1] = scenario.forgetting.aware
-        self.forget[2] = scenario.forgetting.considering
-        self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
-        self.counters = np.zeros((self.n_chunks, K.counter_width(nch, nseg)))
-        self.attr = np.zeros((self.n_chunks, 2, len(K.ATTR_MODELS), nch))
-        self.trans = np.zeros((self.n_chunks, nch + 3, nch + 3))
-        self.events = None
-        self.log = empty_log(self.n_chunks)
-        self.waiting = np.zeros((self.n_chunks, nch), np.int64)
+        nch, nseg = len(self.marketers), len(scenario.segments)
         self.reach = np.zeros((nseg, len(STAGES), nch))
-        self.recorder = Recorder(self.days, nch, nseg, self.counters.shape[1])
-        self.day = 0
-        cum = np.cumsum([s.share for s in scenario.segments])
-        cum[-1] = 1.0
-        K.assign_segments(self.population.segment, cum, rng.day_key(self.key, 0, SALT_SEGMENT))
-        K.assign_consent(self.population.flags, scenario.post_purchase.opt_out_share,
-                         rng.day_key(self.key, 0, SALT_CONSENT))
-        seg_counts = np.bincount(self.population.segment, minlength=nseg).astype(float)
-        self.occupancy = np.zeros((nseg, len(STAGES)))
-        self.occupancy[:, UNAWARE] = seg_counts
+        self.eff = np.zeros((nseg, len(STAGES), nch))
 
-    def step(self) -> None:
-        day = self.day
+    def plan_day(self, day: int) -> None:
+        """Components set the day up; every channel plans its reach and effects."""
         self.scaling.before_day(self, day)
         self.positioning.before_day(self, day)
         self.post_purchase.before_day(self, day)
         for c, a in enumerate(self.marketers):
             self.reach[:, :, c] = a.plan(day, self.occupancy)
             self.eff[:, :, c] = a.effects
-        p_any = -np.expm1(np.log1p(-np.minimum(self.reach, 1.0 - 1e-16)).sum(axis=2))
-        p_any[self.reach.max(axis=2) >= 1.0] = 1.0
-        self.counters.fill(0.0)
-        self.waiting.fill(0)
-        pop = self.population.arrays()
-        if self.events is not None:
-            self.log[6].fill(0)
-        K.step_day(day, rng.day_key(self.key, day, SALT_STEP), pop, self.reach, p_any,
-                   self.eff, self.forget, self.par, self.segp, self.chp,
-                   self.counters, self.attr, self.trans, self.waiting, self.log)
-        if (self.capacity >= 0).any():
-            self._serve_leads(day, pop)
-        if self.events is not None:
-            self.events.collect(self.log)
-        row = self.recorder.record(day, self.counters)
-        self.occupancy = self.recorder.occupancy(day).copy()
+
+    def book_day(self, day: int, row: np.ndarray) -> None:
+        """Channels book their spend, the firm its P&L; the components read the day."""
         nch = len(self.marketers)
         reached = row[K.REACHED * nch : (K.REACHED + 1) * nch]
         marketing = 0.0
@@ -167,11 +126,116 @@ class MarketModel(mesa.Model):
         scalars = self.recorder.scalars(day)
         self.post_purchase.after_day(self, day, scalars[K.SC_MEMBERS],
                                      row[K.SHARES * nch : (K.SHARES + 1) * nch].sum())
-        self.day += 1
 
     def gross_margin_to_date(self, c: int, day: int) -> float:
         """Gross margin booked so far to customers acquired through channel c."""
         return float(self.recorder.gross_margin()[: day + 1, c].sum())
+
+    def run_model(self, progress=None) -> None:
+        for _ in range(self.days - self.day):
+            self.step()
+            if progress is not None:
+                progress(self.day, self.days)
+
+    def result_attrs(self, backend: str, bytes_per_customer: int) -> dict:
+        from simulation import __version__
+
+        return {
+            "scenario": self.scenario.to_toml(),
+            "scenario_name": self.scenario.name,
+            "seed": self.seed_value,
+            "agents": self.n,
+            "days": self.days,
+            "backend": backend,
+            "simulation_version": __version__,
+            "bytes_per_customer": int(bytes_per_customer),
+            "time_decay_half_life_days": float(self.scenario.attribution.half_life_days),
+            "segments": [s.name for s in self.scenario.segments],
+        }
+
+    def result_extras(self) -> dict:
+        """Daily series kept by the components, for the result dataset."""
+        return {
+            "budget": (("day", "channel"), self.scaling.budget),
+            "guardrail_action": (("day", "channel"), self.scaling.action),
+            "running": (("day", "channel"), self.scaling.running_days),
+            "brand_equity": (("day",), self.positioning.history),
+            "programme_fixed_cost": (("day",), self.post_purchase.fixed_cost),
+        }
+
+    def dataset(self, backend: str, bytes_per_customer: int, attr, trans, unique,
+                population: Population):
+        """The result dataset, from the recorder and the backend's attribution and population."""
+        ds = self.recorder.dataset(self.channel_names, attr, trans, unique,
+                                   self.result_attrs(backend, bytes_per_customer),
+                                   self.result_extras())
+        ds["cohort_retention"] = cohort_retention(population, self.days, self.channel_names)
+        return ds
+
+
+class MarketModel(MarketShell):
+    """A market of ``agents`` customers stepped for ``days`` days under one scenario: the
+    customers are a struct-of-arrays population stepped by the numba kernels."""
+
+    def __init__(self, scenario: Scenario, *, agents: int | None = None, days: int | None = None,
+                 seed: int | None = None):
+        super().__init__(scenario, agents=agents, days=days, seed=seed)
+        scenario = self.scenario
+        self.key = rng.seed_key(self.seed_value)
+        self.population = Population(self.n)
+        nch = len(self.marketers)
+        nseg = len(scenario.segments)
+        self.post_purchase.fill_parameters(self.par)
+        self.chp = np.zeros((nch, K.N_CHP))
+        self.chp[:, K.C_PRICE_MULT] = 1.0
+        for a in self.channel_agents:
+            c = a.config
+            self.chp[a.index] = (c.commission, c.fee_per_order, c.capacity is not None, c.lead_decay,
+                                 1.0 - c.discount, c.personalised)
+        self.capacity = np.array(
+            [a.config.capacity if a.config.capacity is not None else -1 for a in self.channel_agents]
+            + [-1], dtype=np.int64)
+        self.forget = np.zeros(len(STAGES))
+        self.forget[1] = scenario.forgetting.aware
+        self.forget[2] = scenario.forgetting.considering
+        self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
+        self.counters = np.zeros((self.n_chunks, K.counter_width(nch, nseg)))
+        self.attr = np.zeros((self.n_chunks, 2, len(K.ATTR_MODELS), nch))
+        self.trans = np.zeros((self.n_chunks, nch + 3, nch + 3))
+        self.events = None
+        self.log = empty_log(self.n_chunks)
+        self.waiting = np.zeros((self.n_chunks, nch), np.int64)
+        self.recorder = Recorder(self.days, nch, nseg, self.counters.shape[1])
+        cum = np.cumsum([s.share for s in scenario.segments])
+        cum[-1] = 1.0
+        K.assign_segments(self.population.segment, cum, rng.day_key(self.key, 0, SALT_SEGMENT))
+        K.assign_consent(self.population.flags, scenario.post_purchase.opt_out_share,
+                         rng.day_key(self.key, 0, SALT_CONSENT))
+        seg_counts = np.bincount(self.population.segment, minlength=nseg).astype(float)
+        self.occupancy = np.zeros((nseg, len(STAGES)))
+        self.occupancy[:, UNAWARE] = seg_counts
+
+    def step(self) -> None:
+        day = self.day
+        self.plan_day(day)
+        p_any = -np.expm1(np.log1p(-np.minimum(self.reach, 1.0 - 1e-16)).sum(axis=2))
+        p_any[self.reach.max(axis=2) >= 1.0] = 1.0
+        self.counters.fill(0.0)
+        self.waiting.fill(0)
+        pop = self.population.arrays()
+        if self.events is not None:
+            self.log[6].fill(0)
+        K.step_day(day, rng.day_key(self.key, day, SALT_STEP), pop, self.reach, p_any,
+                   self.eff, self.forget, self.par, self.segp, self.chp,
+                   self.counters, self.attr, self.trans, self.waiting, self.log)
+        if (self.capacity >= 0).any():
+            self._serve_leads(day, pop)
+        if self.events is not None:
+            self.events.collect(self.log)
+        row = self.recorder.record(day, self.counters)
+        self.occupancy = self.recorder.occupancy(day).copy()
+        self.book_day(day, row)
+        self.day += 1
 
     def _serve_leads(self, day: int, pop: tuple) -> None:
         """Split each channel's daily capacity over chunks, starting at a rotating chunk."""
@@ -201,43 +265,13 @@ class MarketModel(mesa.Model):
         self.events = EventLog(self.n, self.n_chunks, len(self.marketers), sample, self.key)
         self.log = self.events.buffers
 
-    def run_model(self, progress=None) -> None:
-        for _ in range(self.days - self.day):
-            self.step()
-            if progress is not None:
-                progress(self.day, self.days)
-
     def results(self, backend: str = "numba"):
-        from simulation import __version__
-
         nch = len(self.marketers)
         unique = K.unique_reach(self.population.reached_mask, nch, self.n_chunks)
         trans = self.trans.copy()
         K.unconverted_journeys(self.population.arrays(), trans)
-        trans = trans.sum(axis=0)
-        attrs = {
-            "scenario": self.scenario.to_toml(),
-            "scenario_name": self.scenario.name,
-            "seed": self.seed_value,
-            "agents": self.n,
-            "days": self.days,
-            "backend": backend,
-            "simulation_version": __version__,
-            "bytes_per_customer": int(self.population.nbytes // self.n),
-            "time_decay_half_life_days": float(self.scenario.attribution.half_life_days),
-            "segments": [s.name for s in self.scenario.segments],
-        }
-        extras = {
-            "budget": (("day", "channel"), self.scaling.budget),
-            "guardrail_action": (("day", "channel"), self.scaling.action),
-            "running": (("day", "channel"), self.scaling.running_days),
-            "brand_equity": (("day",), self.positioning.history),
-            "programme_fixed_cost": (("day",), self.post_purchase.fixed_cost),
-        }
-        ds = self.recorder.dataset(self.channel_names, self.attr.sum(axis=0), trans, unique,
-                                   attrs, extras)
-        ds["cohort_retention"] = cohort_retention(self.population, self.days, self.channel_names)
-        return ds
+        return self.dataset(backend, self.population.nbytes // self.n, self.attr.sum(axis=0),
+                            trans.sum(axis=0), unique, self.population)
 
 
 def cohort_retention(pop: Population, days: int, channels: list[str]):

@@ -603,3 +603,11 @@ def test_subprocess_run_bad_set_writes_nothing(tmp_path):
     assert proc.returncode == 2
     assert_one_clear_line(proc.stderr, str(DEFAULT), "channels.search.daily_budget")
     assert listing(out_dir) == []
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "plot", "report", "sweep", "validate-model"])
+def test_every_subcommand_has_working_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: distsim" in capsys.readouterr().out

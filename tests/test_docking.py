@@ -152,10 +152,6 @@ def test_a_changed_rule_is_detected(monkeypatch):
     assert any(f.startswith("conversions[") for f in failures), failures
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kernel bug found by docking: simulation/kernels/day.py _set_health stores health "
-    "below 0 as uint8(h * 255 + 0.5), which wraps around (health -1 reads back as ~0.5), "
-    "so unhappy customers churn as if half-healthy; clamping h at 0 there fixes it"))
 def test_backends_agree_when_orders_hurt_health():
     """Bad delivery with no initial goodwill: each order takes health below zero."""
     data = {"name": "unhappy",

@@ -120,7 +120,8 @@ def test_subscription_churn_gives_geometric_lifetime(period, churn):
         word_of_mouth={"enabled": True, "p": 1.0, "q": 0.0, "adoption": "active"},
     )
     n = 100_000
-    days = int(period * 25 / churn) + 1  # survival (1-h)^25/h is negligible
+    periods = int(np.ceil(np.log(1e-7) / np.log(1 - churn)))  # survival (1-h)^k < 1e-7
+    days = period * periods + 1
     ds = simulation.run(scenario_from_dict(data), agents=n, days=days, seed=5)
     assert int(ds.conversions.isel(day=0).sum()) == n
     churned = ds.churned.sum("channel").values

@@ -134,6 +134,8 @@ def _health_now(pop, i, day, decay):
 def _set_health(pop, i, day, h):
     if h > 1.0:
         h = 1.0
+    elif h < 0.0:  # stored as uint8: a negative value would wrap around
+        h = 0.0
     pop[F_HEALTH][i] = np.uint8(h * 255.0 + 0.5)
     pop[F_HEALTH_DAY][i] = day
 
@@ -457,7 +459,10 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
     if bm == BM_SUBSCRIPTION:
         churn = u < par[P_SUB_CHURN] * _churn_multiplier(pop, i, day, g, par, segp)
     elif bm == BM_REPEAT:
-        churn = u < pop[F_DROPOUT][i] * dropout_cut * _churn_multiplier(pop, i, day, g, par, segp)
+        # BG/NBD: a customer drops out only after a repeat purchase, so the first chance
+        # after the first order is always an order
+        churn = pop[F_ORDERS][i] > 1 and (
+            u < pop[F_DROPOUT][i] * dropout_cut * _churn_multiplier(pop, i, day, g, par, segp))
     else:
         churn = True
     if churn:

@@ -223,14 +223,13 @@ class Customer(mesa.Agent):
     def _order_opportunity(self, day: int) -> None:
         """A repeat buyer's chance to order: drop out first, else order.
 
-        The drop-out is drawn at every opportunity, the first after acquisition included
-        (as the kernels do): the modified BG/NBD, where a customer may leave without ever
-        buying again (tests/validation/test_closed_forms.py)."""
+        BG/NBD: the drop-out can happen only after a repeat purchase, so the first chance
+        after the first order is always an order (tests/validation/test_closed_forms.py)."""
         rules = self.model.rules
         p = self.dropout * self.churn_multiplier(day)
         if rules.reminders and self.consented:
             p *= 1.0 - rules.reminder_dropout_cut
-        if self.random.random() < p:
+        if self.orders > 1 and self.random.random() < p:
             self._churn(day)
         else:
             self._reorder(day)

@@ -32,12 +32,12 @@ from dataclasses import dataclass
 import mesa
 import numpy as np
 
-from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
-from simulation.components import Positioning, PostPurchase, Scaling
+from simulation.components import PostPurchase
 from simulation.kernels import day as K
 from simulation.metrics import Recorder
+from simulation.model import MarketShell
 from simulation.reference.customer import Customer
-from simulation.scenario import STAGES, Scenario, resolve_size
+from simulation.scenario import STAGES, Scenario
 from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, UNAWARE, Population
 
 PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
@@ -208,32 +208,20 @@ class Attribution:
         self.transitions[state, end] += 1.0
 
 
-class ReferenceMarketModel(mesa.Model):
+class ReferenceMarketModel(MarketShell):
     """A market of ``agents`` customers, each a :class:`Customer`, stepped for ``days`` days.
 
     ``agents``, ``days`` and ``seed`` override the scenario's ``[simulation]`` table, as for
-    :class:`simulation.model.MarketModel`; the same seed gives the same result.
+    :class:`simulation.model.MarketModel`; the same seed gives the same result. The channels,
+    word of mouth, the firm, the components and the day's planning and booking come from
+    :class:`simulation.model.MarketShell`; only the customers are this backend's own.
     """
 
     def __init__(self, scenario: Scenario, *, agents: int | None = None, days: int | None = None,
                  seed: int | None = None):
-        scenario = resolve_size(scenario, agents, days, seed)
-        sim = scenario.simulation
-        self.n = sim.agents
-        self.days = sim.days
-        self.seed_value = sim.seed
-        super().__init__(seed=self.seed_value)
-        self.scenario = scenario
+        super().__init__(scenario, agents=agents, days=days, seed=seed)
+        scenario = self.scenario
         nseg = len(scenario.segments)
-        self.par = np.zeros(K.N_PAR)  # only PostPurchase writes here (the community's churn cut)
-        self.scaling = Scaling(self)
-        self.positioning = Positioning(self)
-        self.post_purchase = PostPurchase(self)
-        self.firm = Firm(self)
-        self.channel_agents = [ChannelAgent(self, c, i) for i, c in enumerate(scenario.channels)]
-        self.word_of_mouth = WordOfMouthAgent(self)
-        self.marketers = [*self.channel_agents, self.word_of_mouth]
-        self.channel_names = scenario.channel_names
         nch = len(self.marketers)
         self.word_of_mouth_index = nch - 1
         self.rules = Rules.from_scenario(scenario, self.post_purchase)
@@ -242,14 +230,11 @@ class ReferenceMarketModel(mesa.Model):
         self.ledger = Ledger(nch, nseg)
         self.recorder = Recorder(self.days, nch, nseg, self.ledger.width)
         self.attribution = Attribution(nch, scenario.attribution.half_life_days)
-        self.reach = np.zeros((nseg, len(STAGES), nch))
-        self.eff = np.zeros((nseg, len(STAGES), nch))
         self.offers: list[list[list[tuple]]] = []
         self.effects: list = []
         self.queues: dict[int, list[Customer]] = {}
         self.community_churn_cut = 0.0
         self.events: list[tuple] | None = None
-        self.day = 0
 
         shares = [s.share for s in scenario.segments]
         opt_out = scenario.post_purchase.opt_out_share
@@ -272,13 +257,8 @@ class ReferenceMarketModel(mesa.Model):
 
     def step(self) -> None:
         day = self.day
-        self.scaling.before_day(self, day)
-        self.positioning.before_day(self, day)
-        self.post_purchase.before_day(self, day)
+        self.plan_day(day)
         self.community_churn_cut = self._community_churn_cut()
-        for c, a in enumerate(self.marketers):
-            self.reach[:, :, c] = a.plan(day, self.occupancy)
-            self.eff[:, :, c] = a.effects
         self._offers()
         self.ledger.clear()
         self.queues = {c: [] for c, cap in enumerate(self.capacity) if cap is not None}
@@ -288,7 +268,7 @@ class ReferenceMarketModel(mesa.Model):
         row = self.recorder.record(day, self.ledger.row()[None, :])
         self.occupancy = self.recorder.occupancy(day).copy()
         self.datacollector.collect(self)
-        self._book(day, row)
+        self.book_day(day, row)
         self.day += 1
 
     def _step_customers(self) -> None:
@@ -347,38 +327,6 @@ class ReferenceMarketModel(mesa.Model):
         self.mean_health = health_sum / active if active else math.nan
         self.members = int(members)
 
-    def _book(self, day: int, row: np.ndarray) -> None:
-        """Channels book their spend, the firm its P&L; the components read the day."""
-        nch = len(self.marketers)
-        reached = row[K.REACHED * nch: (K.REACHED + 1) * nch]
-        marketing = 0.0
-        for c, a in enumerate(self.marketers):
-            media, fixed = a.book(reached[c])
-            self.recorder.media[day, c] = media
-            self.recorder.fixed[day, c] = fixed
-            marketing += media + fixed
-        rev = row[K.REVENUE * nch: (K.REVENUE + 1) * nch].sum()
-        costs = sum(row[b * nch: (b + 1) * nch].sum()
-                    for b in (K.COGS, K.FULFILMENT, K.RETURN_COST, K.COMMISSION, K.ORDER_FEES))
-        programmes = (row[K.PROGRAMME_COST * nch: (K.PROGRAMME_COST + 1) * nch].sum()
-                      + self.post_purchase.fixed_cost[day])
-        self.firm.book(rev, rev - costs, marketing, programmes)
-        self.scaling.after_day(self, day, row)
-        self.positioning.after_day(self, day, reached)
-        scalars = self.recorder.scalars(day)
-        self.post_purchase.after_day(self, day, scalars[K.SC_MEMBERS],
-                                     row[K.SHARES * nch: (K.SHARES + 1) * nch].sum())
-
-    def gross_margin_to_date(self, c: int, day: int) -> float:
-        """Gross margin booked so far to customers acquired through channel c."""
-        return float(self.recorder.gross_margin()[: day + 1, c].sum())
-
-    def run_model(self, progress=None) -> None:
-        for _ in range(self.days - self.day):
-            self.step()
-            if progress is not None:
-                progress(self.day, self.days)
-
     # -- event export ------------------------------------------------------------------
 
     def sample_events(self, sample: int) -> None:
@@ -423,9 +371,6 @@ class ReferenceMarketModel(mesa.Model):
         return pop
 
     def results(self, backend: str = "mesa"):
-        from simulation import __version__
-        from simulation.model import cohort_retention
-
         nch = len(self.marketers)
         unique = np.zeros(nch, np.int64)
         transitions = Attribution(nch, 1.0)
@@ -436,29 +381,9 @@ class ReferenceMarketModel(mesa.Model):
             if a.acquired_by is None:
                 transitions.did_not_convert(a._journey())
         trans = self.attribution.transitions + transitions.transitions
-        attrs = {
-            "scenario": self.scenario.to_toml(),
-            "scenario_name": self.scenario.name,
-            "seed": self.seed_value,
-            "agents": self.n,
-            "days": self.days,
-            "backend": backend,
-            "simulation_version": __version__,
-            "bytes_per_customer": bytes_per_customer(self.customers[0]) if self.n else 0,
-            "time_decay_half_life_days": float(self.scenario.attribution.half_life_days),
-            "segments": [s.name for s in self.scenario.segments],
-        }
-        extras = {
-            "budget": (("day", "channel"), self.scaling.budget),
-            "guardrail_action": (("day", "channel"), self.scaling.action),
-            "running": (("day", "channel"), self.scaling.running_days),
-            "brand_equity": (("day",), self.positioning.history),
-            "programme_fixed_cost": (("day",), self.post_purchase.fixed_cost),
-        }
-        ds = self.recorder.dataset(self.channel_names, self.attribution.credit_by_model.copy(),
-                                   trans, unique, attrs, extras)
-        ds["cohort_retention"] = cohort_retention(self.population, self.days, self.channel_names)
-        return ds
+        size = bytes_per_customer(self.customers[0]) if self.n else 0
+        return self.dataset(backend, size, self.attribution.credit_by_model.copy(), trans, unique,
+                            self.population)
 
 
 def _stage_reporter(stage: int):

@@ -93,5 +93,5 @@ def test_repeat_buying_heterogeneity_skews_customer_value():
     assert top_share(mixed) > 0.55                            # a fifth bring most of the revenue
     assert top_share(mixed) > top_share(alike) + 0.1
     assert stats.skew(mixed) > 3.0 and stats.skew(alike) < 1.0
-    assert mixed.mean() > 2.0 * np.median(mixed)             # a long right tail
+    assert mixed.mean() > 1.5 * np.median(mixed)             # a long right tail
     assert alike.mean() < 1.2 * np.median(alike)
