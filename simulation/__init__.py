@@ -34,9 +34,14 @@ def run(scenario: Scenario, *, agents: int | None = None, days: int | None = Non
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
     if backend == "mesa":
-        from simulation.reference import ReferenceMarketModel
+        from simulation.reference import ReferenceMarketModel as Model
 
-        model = ReferenceMarketModel(scenario, agents=agents, days=days, seed=seed)
+        threads = None  # one Python thread; nothing to set
+    else:
+        Model = MarketModel
+    previous = set_threads(threads)
+    try:
+        model = Model(scenario, agents=agents, days=days, seed=seed)
         if events_path is not None:
             model.sample_events(events_sample)
         model.run_model(progress)
@@ -45,18 +50,6 @@ def run(scenario: Scenario, *, agents: int | None = None, days: int | None = Non
             from simulation.io import write_events
 
             write_events(model.event_columns(), model.channel_names, events_path)
-        return ds
-    previous = set_threads(threads)
-    try:
-        model = MarketModel(scenario, agents=agents, days=days, seed=seed)
-        if events_path is not None:
-            model.sample_events(events_sample)
-        model.run_model(progress)
-        ds = model.results(backend)
-        if events_path is not None:
-            from simulation.io import write_events
-
-            write_events(model.events.columns(), model.channel_names, events_path)
         return ds
     finally:
         set_threads(previous)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+
+from simulation.progress import ProgressBar
 
 EXIT_BAD_INPUT = 2
 
@@ -67,43 +68,6 @@ def _non_negative(text: str) -> int:
     return value
 
 
-class _Progress:
-    """A rich progress bar that appears only once a run has taken more than a second."""
-
-    def __init__(self, console: Console, label: str, enabled: bool = True):
-        self.console = console
-        self.label = label
-        self.enabled = enabled
-        self.start = time.perf_counter()
-        self.bar = None
-        self.task = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            if time.perf_counter() - self.start < 1.0:
-                return
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("days"), TimeRemainingColumn(),
-                                console=self.console, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(self.label, total=total)
-        self.bar.update(self.task, completed=done)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def cmd_validate(args) -> int:
     from simulation.scenario import load_scenario
 
@@ -145,7 +109,8 @@ def cmd_run(args) -> int:
     for path, flag in ((out, "--out"), (args.plot, "--plot"), (args.events, "--events")):
         _check_output(path, flag)
     console = _console()
-    progress = _Progress(console, f"simulating {scenario.name}", enabled=not args.quiet)
+    progress = ProgressBar(console, f"simulating {scenario.name}", "days",
+                           enabled=not args.quiet, delay=1.0)
     try:
         ds = simulation.run(scenario, backend=args.backend, threads=args.threads, progress=progress,
                             events_sample=args.events_sample, events_path=args.events)

@@ -265,6 +265,10 @@ class MarketModel(MarketShell):
         self.events = EventLog(self.n, self.n_chunks, len(self.marketers), sample, self.key)
         self.log = self.events.buffers
 
+    def event_columns(self) -> tuple[np.ndarray, ...]:
+        """customer, day, kind, channel, amount of the sampled customers' events."""
+        return self.events.columns()
+
     def results(self, backend: str = "numba"):
         nch = len(self.marketers)
         unique = K.unique_reach(self.population.reached_mask, nch, self.n_chunks)

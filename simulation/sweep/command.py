@@ -17,47 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from simulation.progress import ProgressBar
 from simulation.scenario import ScenarioError
 from simulation.sweep.combine import OUTCOME_INFO, TABLE_OUTCOMES, Summary
 
 EXIT_INTERRUPTED = 130
-
-
-class RunProgress:
-    """A rich progress bar over runs with the time left (runs found on disk count as done)."""
-
-    def __init__(self, console: Console, label: str, enabled: bool = True):
-        self.console = console
-        self.label = label
-        self.enabled = enabled
-        self.bar = None
-        self.task = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(),
-                                TextColumn("left"), TimeRemainingColumn(),
-                                console=self.console, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(self.label, total=total, completed=done)
-            return
-        self.bar.update(self.task, completed=done)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @contextlib.contextmanager
@@ -98,7 +62,8 @@ def sweep_command(args, console: Console) -> int:
                                 f"METRIC one of {', '.join(OUTCOME_INFO)}; got "
                                 f"{args.objective!r}") from None
     out = Path(args.out) if args.out else Path("results") / Path(args.experiment).stem
-    progress = RunProgress(console, f"sweep {experiment.name}", enabled=not args.quiet)
+    # runs found on disk (a resumed sweep) count as done
+    progress = ProgressBar(console, f"sweep {experiment.name}", "runs", enabled=not args.quiet)
     t0 = time.perf_counter()
     try:
         with _terminate_as_interrupt():
