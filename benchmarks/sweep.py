@@ -1,7 +1,7 @@
 """Sweep runner: speed-up of ``--jobs 2`` over ``--jobs 1`` and the per-run overhead.
 
 Usage: python benchmarks/sweep.py [--agents 200000] [--days 365] [--variants 4]
-       [--replicates 4] [--jobs 2] [--repeat 1] [--keep DIR]
+       [--replicates 4] [--jobs 2] [--repeat 2] [--keep DIR]
 
 Runs the same experiment (``--variants`` paid-social budgets x ``--replicates``, on
 scenarios/default.toml) through ``distsim sweep`` twice, as a user would: with
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=4)
     ap.add_argument("--replicates", type=int, default=4)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=1, help="alternate the sweeps K times, "
+    ap.add_argument("--repeat", type=int, default=2, help="alternate the sweeps K times, "
                     "keep the fastest of each")
     ap.add_argument("--keep", help="keep the sweep directories here")
     args = ap.parse_args()
@@ -100,10 +100,17 @@ def main() -> None:
     sim1 = sum(r["sim_seconds"] for r in one)
     warm = [r["sim_seconds"] for r in one if r["warm"]]
     warm_many = [r["sim_seconds"] for r in many if r["warm"]]
-    cold = [r["sim_seconds"] for r in one + many if not r["warm"]]
     per_warm = sum(warm) / len(warm)
     write1 = sum(r["write_seconds"] for r in one) / n
     workers = len({r["worker"] for r in many})
+    # kernel load: a process's first run against the warm runs of the same variant
+    load = []
+    for r in one + many:
+        if not r["warm"]:
+            same = [q["sim_seconds"] for q in one + many
+                    if q["warm"] and q["labels"] == r["labels"]]
+            if same:
+                load.append(r["sim_seconds"] - sum(same) / len(same))
     print(f"experiment          {n} runs ({args.variants} variants x {args.replicates} "
           f"replicates) of {args.agents:,} customers x {args.days} days, 1 thread per run")
     print(f"machine             {os.cpu_count()} cores, load average {load0:.1f} before, "
@@ -114,10 +121,18 @@ def main() -> None:
           f"{sum(warm_many) / len(warm_many):.2f} s per warm run)")
     print(f"speed-up            {wall1 / wallj:.2f}x  (--jobs {args.jobs} over --jobs 1; "
           f"ideal {min(args.jobs, os.cpu_count() or 1):.2f}x)")
+    sim_many = sum(r["sim_seconds"] for r in many)
+    slower = (sum(warm_many) / len(warm_many)) / per_warm
+    if slower > 1.15:
+        free = wall1 / (wallj - max(0.0, sim_many - sim1) / args.jobs)
+        print(f"contention          the parallel runs simulated {slower:.2f}x slower than the "
+              f"lone ones: other processes held cores; without that extra time the speed-up "
+              f"would be about {free:.2f}x")
     print(f"per-run overhead    {(wall1 - sim1) / n:.2f} s  ((wall - simulation) / runs at "
           f"--jobs 1), of which writing the run file {write1:.2f} s")
-    print(f"kernel load         {sum(cold) / len(cold) - per_warm:.2f} s extra in the first "
-          f"run of each process (cached kernels loaded, not compiled)")
+    if load:
+        print(f"kernel load         {sum(load) / len(load):.2f} s extra in the first run of each "
+              f"process (cached kernels loaded, not compiled)")
     print(f"identical results   {'yes' if identical else 'NO'}")
 
 
