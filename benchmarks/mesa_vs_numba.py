@@ -77,12 +77,16 @@ def timed(model_cls, scenario, agents: int, days: int, seed: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default="scenarios/default.toml")
-    ap.add_argument("--agents", type=int, default=20_000)
-    ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--agents", type=int, default=None,
+                    help="customers (default: the scenario's own size, whose budgets it is "
+                         "written for; a smaller market is a denser one per customer)")
+    ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=numba.config.NUMBA_NUM_THREADS)
     args = ap.parse_args()
     scenario = simulation.load_scenario(args.scenario)
+    if args.agents is None:
+        args.agents = scenario.simulation.agents
     steps = args.agents * args.days
 
     t0 = time.perf_counter()

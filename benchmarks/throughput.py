@@ -5,7 +5,8 @@ Usage: python benchmarks/throughput.py [--scenario scenarios/default.toml]
 
 Compile time (first call, or loading the on-disk cache) is measured by a tiny
 warm-up run and reported separately from the timed run. ``--scaling`` also times
-100k, 1M and 10M customers to show run time growing linearly with agents, and
+100k, 1M and 10M customers (the same market per customer: budgets, visitors and
+capacity scaled with the size) to show run time growing linearly with agents, and
 1 versus all threads.
 """
 
@@ -19,6 +20,30 @@ import numba
 import simulation
 from simulation.model import MarketModel, set_threads
 from simulation.state import BYTES_PER_CUSTOMER
+
+
+def scaled(scenario, agents: int):
+    """The same market per customer at another size: budgets, visitors and capacity scale
+    with the number of customers, so each customer sees the same reach and the time per
+    agent-step shows the engine's scaling, not a thinner market."""
+    import tomllib
+
+    from simulation.scenario import scenario_from_dict
+
+    f = agents / scenario.simulation.agents
+    data = tomllib.loads(scenario.to_toml())  # plain data, unset options left out
+    data["simulation"]["agents"] = agents
+    for ch in data.get("channels", []):
+        ch["daily_budget"] *= f
+        sch = ch["schedule"]
+        sch["end_budget"] *= f
+        if "cap" in sch:
+            sch["cap"] *= f
+        sch["steps"] = [[d, b * f] for d, b in sch["steps"]]
+        ch["reach"]["daily_visitors"] *= f
+        if "capacity" in ch:
+            ch["capacity"] = max(1, round(ch["capacity"] * f))
+    return scenario_from_dict(data)
 
 
 def timed_run(scenario, agents: int, days: int, threads: int | None = None) -> tuple[float, float]:
@@ -62,10 +87,12 @@ def main() -> None:
     print(f"agent-steps/s       {steps / run_s / 1e6:.1f} million")
 
     if args.scaling:
-        print("\nscaling with agents (days as above):")
+        print("\nscaling with agents (days as above), the same market per customer "
+              "(budgets, visitors, capacity scaled with agents):")
         for n in (100_000, 1_000_000, 10_000_000):
-            s, _ = timed_run(scenario, n, args.days, args.threads)
-            print(f"  {n:>11,} agents  {s:7.2f} s  {n * args.days / s / 1e6:7.1f} M steps/s")
+            s, _ = timed_run(scaled(scenario, n), n, args.days, args.threads)
+            print(f"  {n:>11,} agents  {s:7.2f} s  {n * args.days / s / 1e6:7.1f} M steps/s"
+                  f"  {s / (n * args.days) * 1e9:6.1f} ns per agent-step")
         print("scaling with threads:")
         for t in range(1, numba.config.NUMBA_NUM_THREADS + 1):
             s, _ = timed_run(scenario, args.agents, args.days, t)

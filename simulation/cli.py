@@ -192,8 +192,8 @@ def cmd_sweep(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from simulation import __version__
-    from simulation.analysis.sweep import KPIS as SWEEP_KPIS
-    from simulation.plots import DESCRIPTIONS, KINDS
+    from simulation.plot_kinds import DESCRIPTIONS, KINDS
+    from simulation.plot_kinds import KPIS as SWEEP_KPIS
 
     ap = argparse.ArgumentParser(prog="distsim", description="Agent-based simulator of distribution strategies.")
     ap.add_argument("--version", action="version", version=f"distsim {__version__}")

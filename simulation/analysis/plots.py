@@ -44,19 +44,8 @@ STAGE_COLOURS = {
     "unaware": "#d9d9d9", "aware": "#9ecae1", "considering": "#4292c6",
     "active": "#31a354", "churned": "#de2d26",
 }
-RUN_KINDS = ("funnel", "economics", "cohorts", "attribution", "saturation", "dashboard")
-SWEEP_KINDS = ("variants", "heatmap")
-KINDS = RUN_KINDS + SWEEP_KINDS
-DESCRIPTIONS = {
-    "funnel": "journey stage occupancy over time",
-    "economics": "CAC versus LTV per acquisition channel, contribution and payback",
-    "cohorts": "cohort retention curves by acquisition channel",
-    "attribution": "conversions and revenue credited to each channel under each model",
-    "saturation": "spend versus new customers: saturation, marginal and average CAC",
-    "dashboard": "weekly channel review: spend, customers, CAC, ROAS, actives, margin",
-    "variants": "sweep: variants compared, means with 95% confidence intervals",
-    "heatmap": "sweep: a figure over two swept parameters",
-}
+from simulation.plot_kinds import DESCRIPTIONS, KINDS, RUN_KINDS, SWEEP_KINDS  # noqa: E402,F401
+
 MODEL_MARKERS = {"first_touch": "<", "last_touch": ">", "linear": "s", "time_decay": "v",
                  "position_based": "D", "markov": "o"}
 DPI = 110

@@ -16,16 +16,7 @@ from scipy import stats
 from simulation.analysis.common import REPLICATE, safe_div, sweep_dims
 
 # name -> (label, units)
-KPIS = {
-    "profit": ("profit (gross margin - programme costs - spend)", "currency"),
-    "revenue": ("revenue", "currency"),
-    "customers": ("new customers", "customers"),
-    "cac": ("blended CAC (spend / new customers)", "currency per customer"),
-    "ltv": ("realised LTV (margin after programmes / new customers)", "currency per customer"),
-    "ltv_cac": ("realised LTV / CAC", "ratio"),
-    "roas": ("ROAS (revenue / spend)", "ratio"),
-    "active_at_end": ("active customers at the end", "customers"),
-}
+from simulation.plot_kinds import KPIS  # noqa: E402
 
 
 def kpis(ds: xr.Dataset) -> xr.Dataset:

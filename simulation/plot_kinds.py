@@ -1,0 +1,28 @@
+"""Names the command line offers before anything heavy is imported: plot kinds and the
+key figures a sweep compares. The plots (matplotlib) and sweep analysis (scipy) import
+these, so each name has one home and ``distsim --help`` stays fast."""
+
+RUN_KINDS = ("funnel", "economics", "cohorts", "attribution", "saturation", "dashboard")
+SWEEP_KINDS = ("variants", "heatmap")
+KINDS = RUN_KINDS + SWEEP_KINDS
+DESCRIPTIONS = {
+    "funnel": "journey stage occupancy over time",
+    "economics": "CAC versus LTV per acquisition channel, contribution and payback",
+    "cohorts": "cohort retention curves by acquisition channel",
+    "attribution": "conversions and revenue credited to each channel under each model",
+    "saturation": "spend versus new customers: saturation, marginal and average CAC",
+    "dashboard": "weekly channel review: spend, customers, CAC, ROAS, actives, margin",
+    "variants": "sweep: variants compared, means with 95% confidence intervals",
+    "heatmap": "sweep: a figure over two swept parameters",
+}
+
+KPIS = {
+    "profit": ("profit (gross margin - programme costs - spend)", "currency"),
+    "revenue": ("revenue", "currency"),
+    "customers": ("new customers", "customers"),
+    "cac": ("blended CAC (spend / new customers)", "currency per customer"),
+    "ltv": ("realised LTV (margin after programmes / new customers)", "currency per customer"),
+    "ltv_cac": ("realised LTV / CAC", "ratio"),
+    "roas": ("ROAS (revenue / spend)", "ratio"),
+    "active_at_end": ("active customers at the end", "customers"),
+}
