@@ -66,9 +66,12 @@ def figure_kind(key: str) -> str:
     return "money"
 
 
-def _f(x: float, kind: str = "money") -> str:
+def format_figure(x: float | None, kind: str = "money", *, missing: str = "n/a",
+                  days_unit: bool = True, whole_from: float = float("inf")) -> str:
+    """A figure as people read it: pct, int, ratio, days or money (whole units from
+    ``whole_from`` up); the diagnostics and the report differ only in the options."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
+        return missing
     if isinstance(x, float) and math.isinf(x):
         return "never" if kind == "days" else "∞"
     if kind == "pct":
@@ -78,8 +81,11 @@ def _f(x: float, kind: str = "money") -> str:
     if kind == "ratio":
         return f"{x:.2f}"
     if kind == "days":
-        return f"{x:,.0f} days"
-    return f"{x:,.2f}"
+        return f"{x:,.0f} days" if days_unit else f"{x:,.0f}"
+    return f"{x:,.2f}" if abs(x) < whole_from else f"{x:,.0f}"
+
+
+_f = format_figure  # the diagnostics write figures with the defaults
 
 
 def diagnose(ds: xr.Dataset, *, traffic_share: float = 0.10, conversion_factor: float = 0.5,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -22,7 +21,13 @@ from simulation.analysis.common import (
     sweep_dims,
     title_of,
 )
-from simulation.analysis.diagnostics import KIND_TITLES, Finding, diagnose, figure_kind
+from simulation.analysis.diagnostics import (
+    KIND_TITLES,
+    Finding,
+    diagnose,
+    figure_kind,
+    format_figure,
+)
 from simulation.analysis.economics import unit_economics
 from simulation.analysis.plots import (
     DESCRIPTIONS,
@@ -61,19 +66,7 @@ def _num(x, kind: str = "money") -> str:
         x = float(x)
     except (TypeError, ValueError):
         return _esc(x)
-    if math.isnan(x):
-        return "–"
-    if math.isinf(x):
-        return "never" if kind == "days" else "∞"
-    if kind == "pct":
-        return f"{100 * x:.1f}%"
-    if kind == "int":
-        return f"{x:,.0f}"
-    if kind == "ratio":
-        return f"{x:.2f}"
-    if kind == "days":
-        return f"{x:,.0f}"
-    return f"{x:,.2f}" if abs(x) < 1000 else f"{x:,.0f}"
+    return format_figure(x, kind, missing="–", days_unit=False, whole_from=1000)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
