@@ -150,13 +150,20 @@ def _load_result(result: str):
     return path, ds
 
 
+def _output_beside(path: Path, out: str | None, suffix: str) -> Path:
+    """``--out``, or a file beside the result named after it (a sweep: after its folder)."""
+    if out is None:
+        stem = path.parent.name if path.name == "combined.nc" else path.stem
+        out = path.with_name(f"{stem}_{suffix}")
+    _check_output(out, "--out")
+    return Path(out)
+
+
 def cmd_plot(args) -> int:
     from simulation.plots import PlotError, plot
 
     path, ds = _load_result(args.result)
-    stem = path.parent.name if path.name == "combined.nc" else path.stem
-    out = Path(args.out) if args.out else path.with_name(f"{stem}_{args.kind}.png")
-    _check_output(out, "--out")
+    out = _output_beside(path, args.out, f"{args.kind}.png")
     try:
         plot(ds, args.kind, out, metric=args.metric)
     except PlotError as exc:
@@ -170,9 +177,7 @@ def cmd_report(args) -> int:
     from simulation.plots import PlotError
 
     path, ds = _load_result(args.result)
-    stem = path.parent.name if path.name == "combined.nc" else path.stem
-    out = Path(args.out) if args.out else path.with_name(f"{stem}_report.html")
-    _check_output(out, "--out")
+    out = _output_beside(path, args.out, "report.html")
     try:
         write_report(ds, out, source=str(path))
     except PlotError as exc:
