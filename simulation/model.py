@@ -288,10 +288,10 @@ def cohort_retention(pop: Population, days: int, channels: list[str]):
     """
     import xarray as xr
 
-    from simulation.state import CHURNED
+    from simulation.state import CHURNED, NO_CHANNEL
 
     weeks = (days + 6) // 7
-    bought = pop.acq_channel != 255
+    bought = pop.acq_channel != NO_CHANNEL
     acq = pop.acq_channel[bought].astype(np.int64)
     start = pop.acquired_day[bought].astype(np.int64)
     stage = pop.stage[bought]

@@ -62,6 +62,8 @@ from simulation.state import (
     F_STAGE,
     F_TOUCHES,
     MEMBER,
+    NEVER,
+    NO_CHANNEL,
     ONBOARDED,
     REMINDER,
     RING,
@@ -112,7 +114,7 @@ S_GAMMA_SHAPE, S_GAMMA_SCALE, S_BETA_A, S_BETA_B, S_CHURN_MULT = range(5)
 C_COMMISSION, C_FEE, C_CAPACITY, C_LEAD_DECAY, C_PRICE_MULT, C_PERSONAL = range(6)
 N_CHP = 6
 
-NEVER_DAY = 65535
+NEVER_DAY = int(NEVER)
 
 # Event log of sampled customers (``--events``): kinds.
 EV_TOUCH, EV_PURCHASE, EV_CHURN = 0, 1, 2
@@ -280,7 +282,7 @@ def _after_order(pop, i, a, day, nch, cnt, par, st):
 @njit(cache=True, inline="always")
 def _touch(pop, i, c, day, log, ch):
     touches = pop[F_TOUCHES]
-    if touches[i] == 0 and pop[F_FIRST_CHANNEL][i] == 255:
+    if touches[i] == 0 and pop[F_FIRST_CHANNEL][i] == NO_CHANNEL:
         pop[F_FIRST_CHANNEL][i] = c
         pop[F_FIRST_DAY][i] = day
     h = pop[F_RING_HEAD][i]
@@ -685,7 +687,7 @@ def unconverted_journeys(pop, trans_all):
         lo = ch * CHUNK
         hi = min(n, lo + CHUNK)
         for i in range(lo, hi):
-            if pop[F_ACQ_CHANNEL][i] != 255 or pop[F_TOUCHES][i] == 0:
+            if pop[F_ACQ_CHANNEL][i] != NO_CHANNEL or pop[F_TOUCHES][i] == 0:
                 continue
             length = _path(pop, i, chans, days)
             _transitions(trans, chans, length, trans.shape[0] - 1)
