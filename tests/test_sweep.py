@@ -32,7 +32,14 @@ from simulation.io import read_netcdf
 from simulation.scenario import with_overrides
 from simulation.sweep.combine import outcomes, p_positive, summarise, t_interval
 from simulation.sweep.experiment import Outputs, load_experiment
-from simulation.sweep.runner import REQUIRED, default_threads, run_sweep, shrink
+from simulation.sweep.runner import (
+    REQUIRED,
+    LongestFirst,
+    Task,
+    default_threads,
+    run_sweep,
+    shrink,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "scenarios" / "default.toml"
@@ -140,6 +147,28 @@ def test_jobs_2_gives_the_same_result(reference, small, tmp_path):
     xr.testing.assert_identical(res.combined, reference.combined)
     xr.testing.assert_identical(read_netcdf(tmp_path / "j2" / "combined.nc"),
                                 read_netcdf(reference.out / "combined.nc"))
+
+
+def test_runs_go_out_longest_first_once_their_point_is_timed():
+    """Each point (variant) is timed by its first run, in plan order; then the longest
+    point's runs go first, so the short ones fill in at the end (LPT)."""
+    tasks = [Task(i, str(i), i // 3, 0, None, {}, Outputs(), 1, {"variant": "abc"[i % 3]})
+             for i in range(9)]
+    order = LongestFirst(tasks)
+    first = [order.pop() for _ in range(3)]
+    assert [t.index for t in first] == [0, 1, 2]  # never timed: plan order
+    seconds = {"a": 1.0, "b": 3.0, "c": 2.0}
+    for t in first:
+        order.record(t, {"sim_seconds": seconds[t.labels["variant"]] + 5.0, "warm": False})
+    # a process's first run (kernel load) is replaced by the first warm one
+    order.record(tasks[3], {"sim_seconds": 1.0, "warm": True})
+    assert order.expected(tasks[6]) == 1.0
+    assert order.expected(tasks[4]) == 8.0
+    order.record(tasks[4], {"sim_seconds": 3.0, "warm": True})
+    order.record(tasks[5], {"sim_seconds": 2.0, "warm": True})
+    rest = [order.pop().labels["variant"] for _ in range(len(order))]
+    assert rest == ["b", "b", "c", "c", "a", "a"]
+    assert len(order) == 0
 
 
 @pytest.fixture(scope="module")

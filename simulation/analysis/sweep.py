@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from scipy import stats
+from scipy.special import stdtrit
 
 from simulation.analysis.common import REPLICATE, safe_div, sweep_dims
 
@@ -90,7 +90,7 @@ def interval(da: xr.DataArray, level: float = 0.95) -> xr.Dataset:
     n = da.notnull().sum(REPLICATE)
     mean = da.mean(REPLICATE)
     sd = da.std(REPLICATE, ddof=1)
-    t = xr.apply_ufunc(lambda k: stats.t.ppf(0.5 + level / 2, np.maximum(k - 1, 1)), n)
+    t = xr.apply_ufunc(lambda k: stdtrit(np.maximum(k - 1, 1), 0.5 + level / 2), n)
     half = xr.where(n > 1, t * sd / np.sqrt(n), np.nan)
     return xr.Dataset({"mean": mean, "low": mean - half, "high": mean + half, "n": n})
 

@@ -12,6 +12,7 @@ import math
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -19,7 +20,10 @@ from rich.table import Table
 
 from simulation.progress import ProgressBar
 from simulation.scenario import ScenarioError
-from simulation.sweep.combine import OUTCOME_INFO, TABLE_OUTCOMES, Summary
+from simulation.sweep.experiment import OUTCOMES
+
+if TYPE_CHECKING:
+    from simulation.sweep.combine import Summary
 
 EXIT_INTERRUPTED = 130
 
@@ -42,8 +46,16 @@ def _terminate_as_interrupt():
 
 
 def sweep_command(args, console: Console) -> int:
+    from simulation.sweep import pool
+
+    try:
+        return _sweep(args, console)
+    finally:
+        pool.release_workers()  # the process exits next: no need to wait for them
+
+
+def _sweep(args, console: Console) -> int:
     from simulation.sweep.experiment import Objective, load_experiment
-    from simulation.sweep.runner import run_sweep
 
     experiment = load_experiment(args.experiment)
     try:
@@ -59,8 +71,15 @@ def sweep_command(args, console: Console) -> int:
             objective = Objective.model_validate({"metric": metric, "goal": goal or None})
         except Exception:
             raise ScenarioError("--objective", "", f"expected METRIC or METRIC:max|min with "
-                                f"METRIC one of {', '.join(OUTCOME_INFO)}; got "
+                                f"METRIC one of {', '.join(OUTCOMES)}; got "
                                 f"{args.objective!r}") from None
+    if args.jobs > 1 and args.scheduler is None:
+        # the input is valid: let the workers spawn and import the model while this
+        # process imports xarray and the runner
+        from simulation.sweep.pool import start_workers
+
+        start_workers(args.jobs, args.threads)
+    from simulation.sweep.runner import run_sweep
     out = Path(args.out) if args.out else Path("results") / Path(args.experiment).stem
     # runs found on disk (a resumed sweep) count as done
     progress = ProgressBar(console, f"sweep {experiment.name}", "runs", enabled=not args.quiet)
@@ -69,7 +88,7 @@ def sweep_command(args, console: Console) -> int:
         with _terminate_as_interrupt():
             result = run_sweep(experiment, out, jobs=args.jobs, scheduler=args.scheduler,
                                resume=args.resume, threads=args.threads, progress=progress,
-                               objective=objective)
+                               objective=objective, keep_workers=False)
     except KeyboardInterrupt:
         progress.close()
         done = _done_runs(out)
@@ -121,6 +140,8 @@ def _cell(row: dict, name: str) -> str:
 
 def summary_table(summary: Summary, attrs: dict | None = None) -> Table:
     """Each variant's key outcomes (mean ± 95% CI half-width) and the best by the objective."""
+    from simulation.sweep.combine import OUTCOME_INFO, TABLE_OUTCOMES
+
     attrs = attrs or {}
     reps = attrs.get("replicates", "?")
     title = (f"{escape(str(attrs.get('experiment_name', 'sweep')))}: "

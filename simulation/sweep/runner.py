@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ import xarray as xr
 from simulation.io import atomic_path, read_netcdf, write_netcdf
 from simulation.scenario import Scenario, ScenarioError, with_overrides
 from simulation.sweep.experiment import Experiment, Outputs, Plan, RunSpec, expand
+from simulation.sweep.pool import default_threads, release_workers, worker_pool
 
 MANIFEST_FORMAT = "distsim-sweep/1"
 MANIFEST_EVERY_S = 1.0
@@ -40,18 +42,6 @@ REQUIRED = frozenset({
     "brand_equity",
 })
 """Variables the summary needs: kept whatever the experiment's ``outputs`` say."""
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def default_threads(jobs: int) -> int:
-    """Numba threads per run so that ``jobs`` runs share the cores without oversubscribing."""
-    return max(1, available_cores() // max(1, jobs))
 
 
 # -- the worker side -------------------------------------------------------------
@@ -109,6 +99,7 @@ def simulate(task: Task) -> tuple[int, xr.Dataset, dict]:
     scenario = with_overrides(task.base, {**task.overrides, "simulation.seed": task.seed},
                               source=f"run {task.index}")
     warm = _runs_in_this_process > 0
+    started = time.time()
     t0 = time.perf_counter()
     ds = simulation.run(scenario, threads=task.threads)
     sim_seconds = time.perf_counter() - t0
@@ -126,27 +117,92 @@ def simulate(task: Task) -> tuple[int, xr.Dataset, dict]:
         write_netcdf(ds, task.path)
     info = {"sim_seconds": round(sim_seconds, 4), "write_seconds":
             round(time.perf_counter() - t1, 4) if task.path else 0.0, "warm": warm,
-            "worker": f"{os.uname().nodename}:{os.getpid()}"}
+            "worker": f"{os.uname().nodename}:{os.getpid()}",
+            "started": round(started, 3), "ended": round(time.time(), 3)}
     return task.index, ds, info
 
 
 # -- executors -------------------------------------------------------------------
 
 
-def run_joblib(tasks: Iterable[Task], jobs: int, threads: int) -> Iterator[tuple]:
-    """Results as they finish, from ``jobs`` loky processes (in this process for 1 job)."""
-    from joblib import Parallel, delayed, parallel_config
+class LongestFirst:
+    """The order in which runs go to the workers: the longest expected first.
+
+    With a few runs per worker, the sweep ends when its last run does; handing out the
+    runs in plan order can leave one worker finishing a long run while the others sit
+    idle. Runs of the same point of the grid (same variant and parameter values, any
+    replicate) take about the same time, so each finished run teaches its point's time:
+    a point never timed goes first (in plan order, to learn it), then the point with
+    the longest time, so the short runs fill in at the end (the classic
+    longest-processing-time rule). The order changes nothing in the results: each run
+    is its own seed and scenario, and the combined dataset is built in plan order.
+    """
+
+    def __init__(self, tasks: Iterable[Task]):
+        self.pending = list(tasks)
+        self.seconds: dict[str, list[float]] = {}
+        self.cold: set[str] = set()  # points timed only by a process's first run
+
+    @staticmethod
+    def point(task: Task) -> str:
+        return json.dumps(task.labels, sort_keys=True, default=str)
+
+    def record(self, task: Task, info: dict) -> None:
+        """Learn from a finished run (a process's first run also loads the kernels: a
+        warm run's time replaces it)."""
+        point = self.point(task)
+        warm = info.get("warm", True)
+        if point not in self.seconds or (warm and point in self.cold):
+            self.seconds[point] = []
+            self.cold.discard(point)
+            if not warm:
+                self.cold.add(point)
+        elif not warm:
+            return
+        self.seconds[point].append(info["sim_seconds"])
+
+    def expected(self, task: Task) -> float:
+        times = self.seconds.get(self.point(task))
+        return math.inf if not times else sum(times) / len(times)
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def pop(self) -> Task:
+        best = max(range(len(self.pending)), key=lambda i: (self.expected(self.pending[i]), -i))
+        return self.pending.pop(best)
+
+
+def run_joblib(tasks: Iterable[Task], jobs: int, threads: int, pool=None) -> Iterator[tuple]:
+    """Results as they finish, from ``jobs`` loky processes (in this process for 1 job).
+
+    Exactly one run per worker is in flight, and the next run is chosen when one
+    finishes (:class:`LongestFirst`), with what has been learnt by then.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     if jobs == 1:
         for task in tasks:
             yield simulate(task)
         return
-    # inner_max_num_threads sets NUMBA_NUM_THREADS (and OMP_...) in the workers: the cap
-    # that simulation.run's threads= lowers to, so runs never oversubscribe the cores
-    with parallel_config(backend="loky", inner_max_num_threads=threads):
-        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1,
-                            pre_dispatch="2*n_jobs")
-        yield from parallel(delayed(simulate)(t) for t in tasks)
+    order = LongestFirst(tasks)
+    pool = pool or worker_pool(jobs, threads)
+    running: dict = {}
+    try:
+        while order or running:
+            while order and len(running) < jobs:
+                task = order.pop()
+                running[pool.submit(simulate, task)] = task
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = running.pop(future)
+                result = future.result()
+                order.record(task, result[2])
+                yield result
+    finally:
+        if running:  # interrupted: end the runs under way (their files are written
+            # atomically, so a run cut short leaves only a temporary that resume clears)
+            pool.shutdown(wait=False, kill_workers=True)
 
 
 def connect(scheduler) -> Any:
@@ -315,7 +371,7 @@ class SweepResult:
 def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, scheduler=None,
               resume: bool = False, threads: int | None = None,
               progress: Callable[[int, int], None] | None = None,
-              objective=None) -> SweepResult:
+              objective=None, keep_workers: bool = True) -> SweepResult:
     """Run every run of ``experiment`` not already in ``out`` and write the combined result.
 
     ``jobs`` processes on this machine, or the Dask cluster at ``scheduler`` (an address,
@@ -323,6 +379,8 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
     cores shared between the jobs; 1 per run on a cluster). ``progress(done, total)``
     is called at the start and after each run is saved. ``objective`` (default: the
     experiment's) picks the best variant in ``DIR/summary.csv`` and ``summary.json``.
+    ``keep_workers=False`` ends the worker processes as soon as the last run is in (the
+    command line does, as it exits next); by default the next sweep reuses them.
     """
     from simulation.sweep.combine import combine, summarise
 
@@ -343,12 +401,13 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
             per_run = threads or 1
         else:
             per_run = threads or default_threads(jobs)
+        pool = worker_pool(jobs, per_run) if client is None and jobs > 1 else None
         tasks = (Task(r.index, r.key, r.replicate, r.seed, experiment.base, r.overrides,
                       experiment.spec.outputs, per_run, r.labels,
                       None if client is not None else str(store.run_path(r.index)))
                  for r in plan.runs if r.index not in done)
         results = run_dask(tasks, client) if client is not None else run_joblib(
-            tasks, jobs, per_run)
+            tasks, jobs, per_run, pool)
         computed, sim_seconds, finished = 0, 0.0, len(done)
         reused = len(done)
         try:
@@ -367,6 +426,8 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
             close = getattr(results, "close", None)
             if close:
                 close()
+            if pool is not None and not keep_workers:
+                release_workers()
         combined = combine(experiment, plan, [done[r.index] for r in plan.runs])
         write_netcdf(combined, store.combined_path)
         summary = summarise(combined, objective or experiment.spec.objective)
