@@ -51,9 +51,25 @@ def experiment_text(agents: int, days: int, variants: int, replicates: int) -> s
 def sweep(exp: Path, out: Path, jobs: int) -> float:
     cmd = [sys.executable, "-m", "simulation", "sweep", str(exp), "--out", str(out),
            "--jobs", str(jobs), "--threads", "1", "--quiet"]
-    t0 = time.perf_counter()
+    t0, e0 = time.perf_counter(), time.time()
     subprocess.run(cmd, cwd=ROOT, check=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    (out / "wall.json").write_text(json.dumps({"start": e0, "end": e0 + wall}))
+    return wall
+
+
+def phases(out: Path) -> tuple[float, float, float]:
+    """(start-up: command start to the first run, idle: worker time spent waiting for the
+    last run at the end, finish: last run to command exit) of a sweep, from the run
+    timestamps in its manifest."""
+    wall = json.loads((out / "wall.json").read_text())
+    runs = runs_of(out)
+    first = min(r["started"] for r in runs)
+    last = max(r["ended"] for r in runs)
+    ends: dict[str, float] = {}
+    for r in runs:
+        ends[r["worker"]] = max(ends.get(r["worker"], 0.0), r["ended"])
+    return first - wall["start"], sum(last - e for e in ends.values()), wall["end"] - last
 
 
 def runs_of(out: Path) -> list[dict]:
@@ -87,10 +103,12 @@ def main() -> None:
         for k in range(args.repeat):
             w = sweep(exp, where / f"jobs1_{k}", 1)
             if w < wall1:
-                wall1, one = w, runs_of(where / f"jobs1_{k}")
+                wall1, one, phases1 = w, runs_of(where / f"jobs1_{k}"), phases(
+                    where / f"jobs1_{k}")
             w = sweep(exp, where / f"jobs{args.jobs}_{k}", args.jobs)
             if w < wallj:
-                wallj, many = w, runs_of(where / f"jobs{args.jobs}_{k}")
+                wallj, many, phasesj = w, runs_of(where / f"jobs{args.jobs}_{k}"), phases(
+                    where / f"jobs{args.jobs}_{k}")
         load1 = os.getloadavg()[0]
         with xr.open_dataset(where / "jobs1_0" / "combined.nc", engine="h5netcdf") as a, \
                 xr.open_dataset(where / f"jobs{args.jobs}_0" / "combined.nc",
@@ -128,6 +146,10 @@ def main() -> None:
         print(f"contention          the parallel runs simulated {slower:.2f}x slower than the "
               f"lone ones: other processes held cores; without that extra time the speed-up "
               f"would be about {free:.2f}x")
+    for label, (start, idle, finish) in ((" 1", phases1), (f"{args.jobs:2d}", phasesj)):
+        print(f"--jobs{label} phases     start-up {start:.2f} s (command start to first run), "
+              f"finish {finish:.2f} s (last run to exit), workers idle at the end "
+              f"{idle:.2f} s in all")
     print(f"per-run overhead    {(wall1 - sim1) / n:.2f} s  ((wall - simulation) / runs at "
           f"--jobs 1), of which writing the run file {write1:.2f} s")
     if load:

@@ -44,9 +44,22 @@ def _umask() -> int:
 
 
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write ``ds`` to ``path`` atomically (h5netcdf engine)."""
+    """Write ``ds`` (in memory, not dask-backed) to ``path`` atomically, with h5netcdf.
+
+    The same file as ``ds.to_netcdf(path, engine="h5netcdf")``, written through the
+    h5netcdf store with HDF5's lock given: ``to_netcdf`` first asks which dask
+    scheduler is active, and that question imports ``dask.distributed``, about half a
+    second in every process that writes a result (each sweep worker included).
+    """
+    from xarray.backends import H5NetCDFStore
+    from xarray.backends.locks import HDF5_LOCK
+
     with atomic_path(path, ".nc") as tmp:
-        ds.to_netcdf(tmp, engine=ENGINE)
+        store = H5NetCDFStore.open(str(tmp), mode="w", lock=HDF5_LOCK)
+        try:
+            ds.dump_to_store(store, unlimited_dims=ds.encoding.get("unlimited_dims"))
+        finally:
+            store.close()
     return Path(path)
 
 

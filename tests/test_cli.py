@@ -491,12 +491,16 @@ def failing_to_netcdf(monkeypatch):
     """Make every NetCDF write put a few bytes on disk and then fail, like a full disk."""
     calls = []
 
-    def half_write(self, path=None, *args, **kwargs):
-        calls.append(Path(path))
-        Path(path).write_bytes(b"\x89HDF\r\n\x1a\npartial")
+    def half_write(self, store, *args, **kwargs):
+        path = Path(store.ds.filename)  # the open HDF5 file (h5netcdf)
+        calls.append(path)
+        store.ds.attrs["partial"] = "a few bytes on disk"
+        store.ds.flush()
+        assert path.stat().st_size > 0
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", half_write)
+    # simulation.io.write_netcdf goes through Dataset.dump_to_store (see its docstring)
+    monkeypatch.setattr(xr.Dataset, "dump_to_store", half_write)
     return calls
 
 

@@ -143,6 +143,8 @@ def test_runs_are_the_simulations_of_their_scenarios(reference, small):
 def test_jobs_2_gives_the_same_result(reference, small, tmp_path):
     res = run_sweep(load_experiment(small), tmp_path / "j2", jobs=2)
     assert res.threads == default_threads(2)  # the cores shared between the jobs
+    # this process has simulated (numba threads are up): loky's fresh processes, not forks
+    assert json.loads((tmp_path / "j2" / "manifest.json").read_text())["workers"] == "loky"
     assert res.computed == 8
     xr.testing.assert_identical(res.combined, reference.combined)
     xr.testing.assert_identical(read_netcdf(tmp_path / "j2" / "combined.nc"),
@@ -256,11 +258,30 @@ set = {{ "channels.paid_social.daily_budget" = 500.0 }}
 """
 
 
+def children(pid: int) -> set[int]:
+    """Live child processes of ``pid`` (Linux /proc)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_sigkill_midway_then_resume_equals_an_uninterrupted_sweep(tmp_path):
+    """The sweep's process alone is killed (SIGKILL), with two workers busy: only complete
+    run files remain, no worker outlives it, and --resume finishes it identically."""
     exp = write(tmp_path / "kill.toml", KILL)
     out = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulation", "sweep", str(exp), "--out", str(out), "--jobs", "1",
+        [sys.executable, "-m", "simulation", "sweep", str(exp), "--out", str(out), "--jobs", "2",
          "--threads", "1", "--quiet"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -271,8 +292,13 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_sweep(tmp_path):
                             f"{proc.stderr.read().decode()[-2000:]}")
             assert time.monotonic() < deadline, "the sweep did not start"
             time.sleep(0.01)
+        workers = children(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert workers and not any(alive(w) for w in workers), "a worker outlived the sweep"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -391,6 +417,30 @@ def test_cli_prints_the_variants_and_the_winner(reference, small, tmp_path):
     assert ds.sizes["replicate"] == 1
     xr.testing.assert_equal(ds.conversions, reference.combined.conversions.isel(
         replicate=[0]))
+
+
+def test_cli_jobs_2_forks_workers_and_gives_the_same_result(reference, small, tmp_path):
+    """The command line forks its workers (a fresh process, no numba threads yet): same
+    runs, same combined dataset, and the workers do not outlive the command."""
+    out = tmp_path / "cli2"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulation", "sweep", str(small), "--out", str(out),
+         "--jobs", "2", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    xr.testing.assert_identical(read_netcdf(out / "combined.nc"),
+                                read_netcdf(reference.out / "combined.nc"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["workers"] == "forked"
+    assert len({r["worker"] for r in manifest["runs"]}) == 2
+    assert not [p for p in out.rglob(".*")]
+
+
+def test_fork_is_refused_once_numba_threads_run(reference):
+    """This test process has simulated (numba's thread pool is up): no forking here, the
+    sweep uses loky's fresh processes instead."""
+    from simulation.sweep.pool import fork_is_safe
+
+    assert not fork_is_safe()
 
 
 @pytest.mark.parametrize("text, args, words", [

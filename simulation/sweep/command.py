@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -74,10 +75,13 @@ def _sweep(args, console: Console) -> int:
                                 f"METRIC one of {', '.join(OUTCOMES)}; got "
                                 f"{args.objective!r}") from None
     if args.jobs > 1 and args.scheduler is None:
-        # the input is valid: let the workers spawn and import the model while this
-        # process imports xarray and the runner
-        from simulation.sweep.pool import start_workers
+        from simulation.sweep.pool import THREAD_VARIABLES, default_threads, start_workers
 
+        # this process never simulates: its numba (not imported yet) is configured as
+        # the workers it may fork need it
+        for var in THREAD_VARIABLES:
+            os.environ[var] = str(args.threads or default_threads(args.jobs))
+        # the input is valid: start the workers now (where they are not forked later)
         start_workers(args.jobs, args.threads)
     from simulation.sweep.runner import run_sweep
     out = Path(args.out) if args.out else Path("results") / Path(args.experiment).stem

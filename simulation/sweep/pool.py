@@ -1,21 +1,33 @@
-"""The worker processes of a sweep on one machine: joblib's loky process pool.
+"""The worker processes of a sweep on one machine.
 
-Kept free of heavy imports so that the command line can start the workers first
-thing: they spawn and import numpy, xarray, numba and the model while the parent
-process is still importing its own modules and reading the experiment, instead of
-after it. On a 2-core machine that overlap is most of the start-up a parallel sweep
-pays over a serial one.
+A worker needs numpy, xarray, pydantic, numba, Mesa and the model: about 1.3 s of
+imports, which a fresh Python process pays before its first run. Two pools:
 
-The pool is loky's reusable executor, the one ``joblib.Parallel(backend="loky")``
-runs on. The runner drives it directly (``submit`` and ``wait``) so that it can hand
+- **forked workers** (Linux, when it is safe): the parent imports the model once and
+  forks the workers, which start with everything imported. Safe means this process
+  has no other thread and numba has not started its thread pool here (a fork copies
+  no threads, and GNU OpenMP cannot run in a child forked after it started). The
+  command line is always in that state; so is a Python session that has not
+  simulated yet. The workers live for one sweep.
+- otherwise **joblib's loky pool** (``joblib.Parallel(backend="loky")`` runs on the
+  same reusable executor): fresh processes, which import the model themselves. The
+  pool outlives the sweep, so the next sweep in the process reuses its workers and
+  their loaded kernels. The command line starts it before importing the runner
+  (this module is kept free of heavy imports for that), so that the workers import
+  while the parent does.
+
+Either way the runner drives the pool with ``submit`` and ``wait``, so that it hands
 each worker its next run when it finishes, chosen by what has been learnt
-(``runner.LongestFirst``), and so that a command about to exit can end the workers at
-once rather than wait for them at interpreter exit.
+(``runner.LongestFirst``), and ends the workers at once when a command is about to
+exit rather than wait for them at interpreter exit.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
+import threading
 
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "MKL_NUM_THREADS")
@@ -40,28 +52,104 @@ def default_threads(jobs: int) -> int:
     return max(1, available_cores() // max(1, jobs))
 
 
+def fork_is_safe() -> bool:
+    """Whether worker processes may be forked from this process now."""
+    if sys.platform != "linux" or threading.active_count() > 1:
+        return False
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return True
+    try:
+        numba.threading_layer()
+    except ValueError:  # "Threading layer is not initialized": no numba threads yet
+        return True
+    return False
+
+
+class ForkedPool:
+    """``jobs`` workers forked from this process, with loky's ``shutdown`` signature."""
+
+    def __init__(self, jobs: int):
+        from concurrent.futures import ProcessPoolExecutor
+
+        prepare()  # here once, rather than in each worker: a fork shares it
+
+        before = set(multiprocessing.active_children())
+        self.executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=_die_with_parent, initargs=(os.getpid(),))
+        self.executor.submit(os.getpid).result()  # the first submit forks every worker
+        self.processes = set(multiprocessing.active_children()) - before
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self.executor.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, kill_workers: bool = False) -> None:
+        """End the pool (again: nothing more to do); ``kill_workers`` ends runs under way."""
+        if kill_workers:
+            for process in self.processes:
+                if process.is_alive():
+                    process.kill()
+        self.executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a forked worker: end when the sweep's process ends, however it ends.
+
+    A forked worker holds its own copy of the task pipe, so it would never see the
+    parent go and would wait for tasks for ever; a killed sweep (SIGKILL) must not
+    leave workers behind. Linux's parent-death signal ends it with the parent; a run
+    it was writing leaves only a temporary file, which ``--resume`` clears.
+    """
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent ended before the signal was asked for
+        os._exit(1)
+
+
 def worker_pool(jobs: int, threads: int):
-    """The pool of ``jobs`` worker processes running ``threads`` numba threads each
-    (the live one when it was started with the same settings)."""
+    """A pool of ``jobs`` worker processes for runs of ``threads`` numba threads each:
+    forked when that is safe (a new pool, for this sweep: shut it down after), else
+    loky's reusable pool (the live one when it was started with the same settings)."""
+    if fork_is_safe():
+        return ForkedPool(jobs)
     from joblib.externals.loky import get_reusable_executor
 
     env = {var: str(threads) for var in THREAD_VARIABLES}
     return get_reusable_executor(max_workers=jobs, timeout=IDLE_TIMEOUT_S, env=env)
 
 
-def _prepare() -> int:
-    """In a worker: import what a run needs (the model pulls in numba and Mesa)."""
+def prepare() -> int:
+    """Do what every worker does before its first run, once: import the model (numba,
+    Mesa, xarray), let xarray look for dask (it imports ``dask.array`` the first time
+    it builds a dataset), import h5netcdf (the run files) and let numba load its
+    typing registries (done at the first kernel taken from the on-disk cache; a
+    scalar kernel, so numba starts no threads). Loky workers call it as they start;
+    forked workers inherit it from the parent, which needs most of it too (the
+    combined dataset is built and written there).
+    """
+    import h5netcdf  # noqa: F401
+    import xarray as xr
+
     import simulation.model  # noqa: F401
     import simulation.sweep.runner  # noqa: F401
+    from simulation.rng import seed_key
 
+    xr.Dataset({"x": ("d", [0])}, coords={"d": [0]})
+    seed_key(0)
     return os.getpid()
 
 
 def start_workers(jobs: int, threads: int | None = None) -> None:
-    """Spawn the pool now and let each worker import the model in the background."""
+    """Spawn loky's pool now and let each worker import the model in the background
+    (nothing to do where the sweep will fork its workers: they start ready)."""
+    if fork_is_safe():
+        return
     pool = worker_pool(jobs, threads or default_threads(jobs))
     for _ in range(jobs):
-        pool.submit(_prepare)
+        pool.submit(prepare)
 
 
 def release_workers() -> None:

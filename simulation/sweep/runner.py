@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import importlib
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ import xarray as xr
 from simulation.io import atomic_path, read_netcdf, write_netcdf
 from simulation.scenario import Scenario, ScenarioError, with_overrides
 from simulation.sweep.experiment import Experiment, Outputs, Plan, RunSpec, expand
-from simulation.sweep.pool import default_threads, release_workers, worker_pool
+from simulation.sweep.pool import ForkedPool, default_threads, release_workers, worker_pool
 
 MANIFEST_FORMAT = "distsim-sweep/1"
 MANIFEST_EVERY_S = 1.0
@@ -233,6 +235,17 @@ def run_dask(tasks: Iterable[Task], client) -> Iterator[tuple]:
         client.cancel(futures)
 
 
+def workers_kind(client, jobs: int, pool) -> str:
+    """Where the runs of this call ran, for the manifest."""
+    if client is not None:
+        return "dask"
+    if jobs == 1:
+        return "this process"
+    if pool is None:
+        return "none (every run was on disk)"
+    return "forked" if isinstance(pool, ForkedPool) else "loky"
+
+
 # -- the run store -----------------------------------------------------------------
 
 
@@ -379,8 +392,9 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
     cores shared between the jobs; 1 per run on a cluster). ``progress(done, total)``
     is called at the start and after each run is saved. ``objective`` (default: the
     experiment's) picks the best variant in ``DIR/summary.csv`` and ``summary.json``.
-    ``keep_workers=False`` ends the worker processes as soon as the last run is in (the
-    command line does, as it exits next); by default the next sweep reuses them.
+    ``keep_workers=False`` ends loky's worker processes as soon as the last run is in
+    (the command line does, as it exits next); by default the next sweep reuses them.
+    Workers forked for the sweep (``simulation.sweep.pool``) always end with it.
     """
     from simulation.sweep.combine import combine, summarise
 
@@ -392,16 +406,25 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
         raise ScenarioError("--jobs", "", "must be at least 1")
     client = connect(scheduler) if scheduler is not None else None
     own_client = client is not None and client is not scheduler
+    pool = None
     try:
         done = store.start(experiment, old)
         total = len(plan.runs)
-        if progress:
-            progress(len(done), total)
         if client is not None:
             per_run = threads or 1
         else:
             per_run = threads or default_threads(jobs)
-        pool = worker_pool(jobs, per_run) if client is None and jobs > 1 else None
+        # before the progress bar starts its thread: workers may be forked
+        pool = (worker_pool(jobs, per_run)
+                if client is None and jobs > 1 and len(done) < total else None)
+        store.header["workers"] = workers_kind(client, jobs, pool)
+        if pool is not None:
+            # this process waits while the workers run: import what the summary needs
+            # now rather than after the last run
+            threading.Thread(target=importlib.import_module, args=("scipy.special",),
+                             daemon=True).start()
+        if progress:
+            progress(len(done), total)
         tasks = (Task(r.index, r.key, r.replicate, r.seed, experiment.base, r.overrides,
                       experiment.spec.outputs, per_run, r.labels,
                       None if client is not None else str(store.run_path(r.index)))
@@ -426,7 +449,9 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
             close = getattr(results, "close", None)
             if close:
                 close()
-            if pool is not None and not keep_workers:
+            if isinstance(pool, ForkedPool):  # this sweep's own workers, idle by now
+                pool.shutdown(wait=False, kill_workers=True)
+            elif pool is not None and not keep_workers:
                 release_workers()
         combined = combine(experiment, plan, [done[r.index] for r in plan.runs])
         write_netcdf(combined, store.combined_path)
@@ -437,6 +462,8 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
             tmp.write_text(summary.to_json(), encoding="utf-8")
         store.write_manifest("complete", combined=store.combined_path.name)
     finally:
+        if isinstance(pool, ForkedPool):  # however this call ends, its workers end
+            pool.shutdown(wait=False, kill_workers=True)
         if own_client:
             client.close()
     return SweepResult(combined, store.out, computed, reused,
