@@ -1,5 +1,3 @@
-import sys
+from simulation.cli import entry_point
 
-from simulation.cli import main
-
-sys.exit(main())
+entry_point()
