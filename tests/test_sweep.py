@@ -1,6 +1,6 @@
-"""Running sweeps: joblib and Dask give the same result, nothing is lost when a sweep is
-killed, the combined dataset and the summary, the ``distsim sweep`` command, and every
-example experiment at a small size.
+"""Running sweeps: one job, forked or loky workers and Dask give the same result,
+nothing is lost when a sweep is killed, the combined dataset and the summary, the
+``distsim sweep`` command, and every example experiment at a small size.
 
 Contract (shared/MODEL.md, "Sweep results"): one file per run in ``DIR/runs/`` written
 atomically, the combined dataset ``DIR/combined.nc`` with a dimension per swept

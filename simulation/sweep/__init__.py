@@ -1,5 +1,5 @@
 """Sweeps: an experiment (a base scenario, named variants, swept parameters, replicates)
-expanded into runs, run in parallel (joblib or Dask), stored run by run, combined.
+expanded into runs, run in parallel (worker processes or Dask), stored run by run, combined.
 
     experiment = load_experiment("experiments/scaling_strategies.toml")
     result = run_sweep(experiment, "results/scaling", jobs=2)

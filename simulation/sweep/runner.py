@@ -1,14 +1,16 @@
 """Running a sweep: workers, the run store, the manifest, resuming.
 
-Runs go to joblib (processes on this machine) or to a Dask cluster. A worker gets a
-small task (the base scenario, the run's overrides, its seed), simulates, shrinks the
-result to the variables the experiment keeps and sends back only that: the customer
-population never leaves the worker. Kernels are compiled once per worker process
-(numba loads them from the on-disk cache), not once per run.
+Runs go to worker processes on this machine (``simulation.sweep.pool``: forked from
+this process, or joblib's loky pool), longest first once timed (:class:`LongestFirst`),
+or to a Dask cluster. A worker gets a small task (the base scenario, the run's
+overrides, its seed), simulates, shrinks the result to the variables the experiment
+keeps and sends back only that: the customer population never leaves the worker.
+Kernels are loaded once per worker process (numba takes them from the on-disk cache),
+not once per run.
 
-Nothing is lost: the parent writes each result to its own file in ``DIR/runs/`` the
-moment it arrives (atomically: a crash leaves the whole file or none), then updates
-``DIR/manifest.json``. The run files are the truth: each carries its run's key (a hash
+Nothing is lost: each result is written to its own file in ``DIR/runs/`` the moment
+the run finishes (atomically: a crash leaves the whole file or none; by the worker on
+this machine, by this process for a cluster), then ``DIR/manifest.json`` is updated. The run files are the truth: each carries its run's key (a hash
 of the scenario, seed and outputs), so ``resume`` keeps every file whose key matches
 and computes only the rest. The combined dataset is built from the files alone, so an
 interrupted and resumed sweep gives exactly the dataset of an uninterrupted one.
@@ -91,7 +93,7 @@ _runs_in_this_process = 0
 def simulate(task: Task) -> tuple[int, xr.Dataset, dict]:
     """Run one task in a worker: (index, shrunk dataset, timings).
 
-    With ``task.path`` (workers that share the sweep's disk: joblib) the worker also
+    With ``task.path`` (workers that share the sweep's disk: this machine) the worker also
     writes the run file, atomically, so writing is as parallel as simulating; otherwise
     (a Dask cluster) the parent writes what comes back.
     """
@@ -175,8 +177,8 @@ class LongestFirst:
         return self.pending.pop(best)
 
 
-def run_joblib(tasks: Iterable[Task], jobs: int, threads: int, pool=None) -> Iterator[tuple]:
-    """Results as they finish, from ``jobs`` loky processes (in this process for 1 job).
+def run_local(tasks: Iterable[Task], jobs: int, threads: int, pool=None) -> Iterator[tuple]:
+    """Results as they finish, from ``jobs`` worker processes (this process for 1 job).
 
     Exactly one run per worker is in flight, and the next run is chosen when one
     finishes (:class:`LongestFirst`), with what has been learnt by then.
@@ -429,7 +431,7 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
                       experiment.spec.outputs, per_run, r.labels,
                       None if client is not None else str(store.run_path(r.index)))
                  for r in plan.runs if r.index not in done)
-        results = run_dask(tasks, client) if client is not None else run_joblib(
+        results = run_dask(tasks, client) if client is not None else run_local(
             tasks, jobs, per_run, pool)
         computed, sim_seconds, finished = 0, 0.0, len(done)
         reused = len(done)
