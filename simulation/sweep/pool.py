@@ -73,7 +73,7 @@ class ForkedPool:
     def __init__(self, jobs: int):
         from concurrent.futures import ProcessPoolExecutor
 
-        prepare()  # here once, rather than in each worker: a fork shares it
+        prepare()  # here once, rather than in each worker: a fork shares it (again: cheap)
 
         before = set(multiprocessing.active_children())
         self.executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
@@ -122,7 +122,9 @@ def worker_pool(jobs: int, threads: int):
     forked when that is safe (a new pool, for this sweep: shut it down after), else
     loky's reusable pool (the live one when it was started with the same settings)."""
     if fork_is_safe():
-        return ForkedPool(jobs)
+        prepare()
+        if fork_is_safe():  # still: preparing started no thread
+            return ForkedPool(jobs)
     from joblib.externals.loky import get_reusable_executor
 
     env = {var: str(threads) for var in THREAD_VARIABLES}
