@@ -77,12 +77,13 @@ def _sweep(args, console: Console) -> int:
     if args.jobs > 1 and args.scheduler is None:
         from simulation.sweep.pool import THREAD_VARIABLES, default_threads, start_workers
 
+        threads = args.threads or default_threads(args.jobs)
         # this process never simulates: its numba (not imported yet) is configured as
         # the workers it may fork need it
         for var in THREAD_VARIABLES:
-            os.environ[var] = str(args.threads or default_threads(args.jobs))
+            os.environ[var] = str(threads)
         # the input is valid: start the workers now (where they are not forked later)
-        start_workers(args.jobs, args.threads)
+        start_workers(args.jobs, threads)
     from simulation.sweep.runner import run_sweep
     out = Path(args.out) if args.out else Path("results") / Path(args.experiment).stem
     # runs found on disk (a resumed sweep) count as done

@@ -68,12 +68,12 @@ def fork_is_safe() -> bool:
 
 
 class ForkedPool:
-    """``jobs`` workers forked from this process, with loky's ``shutdown`` signature."""
+    """``jobs`` workers forked from this process, with loky's ``shutdown`` signature.
+    Made by :func:`worker_pool`, once this process has run :func:`prepare` (a fork
+    shares it, so it is done once rather than in each worker)."""
 
     def __init__(self, jobs: int):
         from concurrent.futures import ProcessPoolExecutor
-
-        prepare()  # here once, rather than in each worker: a fork shares it (again: cheap)
 
         before = set(multiprocessing.active_children())
         self.executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
@@ -152,12 +152,12 @@ def prepare() -> int:
     return os.getpid()
 
 
-def start_workers(jobs: int, threads: int | None = None) -> None:
+def start_workers(jobs: int, threads: int) -> None:
     """Spawn loky's pool now and let each worker import the model in the background
     (nothing to do where the sweep will fork its workers: they start ready)."""
     if fork_is_safe():
         return
-    pool = worker_pool(jobs, threads or default_threads(jobs))
+    pool = worker_pool(jobs, threads)
     for _ in range(jobs):
         pool.submit(prepare)
 
