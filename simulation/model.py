@@ -195,6 +195,7 @@ class MarketModel(MarketShell):
         self.capacity = np.array(
             [a.config.capacity if a.config.capacity is not None else -1 for a in self.channel_agents]
             + [-1], dtype=np.int64)
+        self.channel_keys = K.channel_keys(self.channel_names)
         self.forget = np.zeros(len(STAGES))
         self.forget[1] = scenario.forgetting.aware
         self.forget[2] = scenario.forgetting.considering
@@ -218,15 +219,14 @@ class MarketModel(MarketShell):
     def step(self) -> None:
         day = self.day
         self.plan_day(day)
-        p_any = -np.expm1(np.log1p(-np.minimum(self.reach, 1.0 - 1e-16)).sum(axis=2))
-        p_any[self.reach.max(axis=2) >= 1.0] = 1.0
+        reachable = (self.reach > 0.0).any(axis=2)
         self.counters.fill(0.0)
         self.waiting.fill(0)
         pop = self.population.arrays()
         if self.events is not None:
             self.log[6].fill(0)
-        K.step_day(day, rng.day_key(self.key, day, SALT_STEP), pop, self.reach, p_any,
-                   self.eff, self.forget, self.par, self.segp, self.chp,
+        K.step_day(day, rng.day_key(self.key, day, SALT_STEP), pop, self.reach, reachable,
+                   self.eff, self.channel_keys, self.forget, self.par, self.segp, self.chp,
                    self.counters, self.attr, self.trans, self.waiting, self.log)
         if (self.capacity >= 0).any():
             self._serve_leads(day, pop)

@@ -1,15 +1,21 @@
-"""Per-customer random streams, counter-based so results do not depend on threads.
+"""Random streams keyed by decision, counter-based so results do not depend on threads.
 
-A draw is a hash of (run seed, day, customer, draw index): no generator state is
-stored per customer and no two threads share one. The same customer sees the same
-numbers on the same day under every strategy of a sweep replicate (common random
-numbers) wherever the strategy does not change how many draws come before.
+A draw is a hash of (run seed, day, customer, decision, draw index): no generator
+state is stored per customer and no two threads share one. Each decision of a
+customer-day (is channel c reaching them, does its effect work, do they forget, churn,
+return the order, ...) has its own stream, keyed by the decision's name, so the draws
+of one decision never depend on which other decisions were drawn first. The same
+customer therefore sees the same numbers for the same decision on the same day under
+every strategy of a sweep replicate (common random numbers), even when a strategy
+switches a programme on or moves another channel's budget.
 
 The mixer is splitmix64's finaliser (Steele, Lea & Flood 2014), which passes
 BigCrush as a counter-based generator.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 from numba import njit
@@ -43,8 +49,26 @@ def _day_key(seed_key, day, salt):
 
 @njit(cache=True, inline="always")
 def stream(key, customer):
-    """The stream state of one customer on one day."""
+    """The stream state of one customer on one day; decisions branch from it with
+    :func:`decision`. Mixed here, once per customer-day, so that the draws of neighbouring
+    customers' streams never overlap."""
     return mix64(np.uint64(key) + np.uint64(customer) * GOLDEN)
+
+
+@njit(cache=True, inline="always")
+def decision(base, key):
+    """The stream of one decision of a customer-day: ``base`` is :func:`stream`, ``key`` the
+    decision's :func:`decision_key`. Draw from it with :func:`uniform` and the others."""
+    return np.uint64(base) ^ np.uint64(key)
+
+
+def decision_key(name: str) -> np.uint64:
+    """64-bit key of a named decision: the first 8 bytes of its BLAKE2b digest.
+
+    Stable across runs, versions and platforms, and independent of the order in which
+    decisions or channels are declared (a channel's reach is keyed by its name)."""
+    return np.uint64(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(),
+                                    "little"))
 
 
 @njit(cache=True, inline="always")

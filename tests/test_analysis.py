@@ -230,11 +230,14 @@ def test_each_rule_fires_where_the_figures_say_so(default_run):
                                                ds.gross_margin * 0.1)
     assert "low_ltv" in kinds(diagnose(ds), "marketplace")
     assert "low_ltv" not in kinds(base, "marketplace")
-    # search spends three times as much in the last four weeks for the same customers
+    # search spends ten times as much in the last four weeks for the same customers (its
+    # marginal CAC starts below its average: the aware pool search converts builds up)
     ds = default_run.copy(deep=True)
     late = (ds.day >= ds.sizes["day"] - 28) & (ds.channel == "search")
-    ds["spend"] = ds.spend.where(~late, ds.spend * 3)
+    ds["spend"] = ds.spend.where(~late, ds.spend * 10)
     m = marginal_cac(ds).sel(channel="search")
+    before = marginal_cac(default_run).sel(channel="search")
+    assert float(m.marginal_cac) == pytest.approx(10 * float(before.marginal_cac))
     assert float(m.marginal_cac) > 1.5 * float(m.average_cac)
     assert "diminishing_returns" in kinds(diagnose(ds), "search")
     assert "diminishing_returns" not in kinds(base, "search")

@@ -4,7 +4,10 @@ Plain functions over arrays and scalars, nothing hidden. The population is
 split into fixed chunks of ``CHUNK`` customers; each chunk is stepped by one
 thread and writes only its own row of the counter matrix, so there are no
 races and every float sum is done in the same order whatever the thread count.
-Random numbers come from :mod:`simulation.rng` keyed by (day, customer).
+Random numbers come from :mod:`simulation.rng` keyed by (day, customer, decision): each
+helper below derives the stream of its own decision from the customer-day's ``base``, so
+switching a programme on, or moving one channel's budget, never shifts another decision's
+draws (common random numbers across strategies).
 
 The population arrives as one tuple ``pop`` (``Population.arrays()``) indexed by
 the ``F_*`` constants of :mod:`simulation.state`; the accumulators of a chunk
@@ -18,10 +21,10 @@ What happens to a customer on a day, in order:
 2. an active customer whose scheduled event falls today has it: a renewal
    (subscription, with churn at renewal), an order chance (repeat buyers: drop
    out with their BG/NBD probability, else order), or a lapse (one-time buyers);
-3. one uniform decides whether any channel reaches the customer today (the
-   common case is "none", and it costs this single draw); reached channels are
-   found by sequential conditioning, each counted, each a touch, and the first
-   whose stage effect succeeds moves the customer one stage on;
+3. each channel that can reach the customer's segment and stage draws whether it
+   does, from its own stream keyed by the channel's name; each reach is counted and
+   is a touch, and the first reaching channel whose stage effect succeeds (its own
+   draw) moves the customer one stage on;
 4. if nothing moved an aware or considering customer, they may forget.
 
 Customers who have nothing to decide today (nobody can reach them, they cannot
@@ -33,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from simulation.rng import beta, gamma, geometric_days, stream, uniform
+from simulation.rng import beta, decision, decision_key, gamma, geometric_days, stream, uniform
 from simulation.state import (
     ACTIVE,
     AWARE,
@@ -116,6 +119,35 @@ N_CHP = 6
 
 NEVER_DAY = int(NEVER)
 
+# The decisions of a customer-day, each with its own random stream. Channels' reach and
+# effect draws are keyed by the channel's name (``channel_keys``).
+D_LEAD_DECAY = decision_key("lead_decay")
+D_LEAD_SERVED = decision_key("lead_served")
+D_RETURN = decision_key("return")
+D_SHARE = decision_key("share")
+D_FEEDBACK = decision_key("feedback")
+D_JOIN = decision_key("community_join")
+D_WAIT = decision_key("next_event_wait")
+D_PURCHASE_RATE = decision_key("purchase_rate")
+D_DROPOUT = decision_key("dropout")
+D_ONBOARDING = decision_key("onboarding")
+D_REMINDER = decision_key("reminder_response")
+D_CHURN = decision_key("churn")
+D_FORGET = decision_key("forget")
+
+
+def channel_keys(names) -> np.ndarray:
+    """Decision keys of the channels' exposures (whether channel c reaches a customer and
+    whether its effect works), each keyed by the channel's name, not its position."""
+    return np.array([decision_key("exposure:" + n) for n in names], dtype=np.uint64)
+
+
+@njit(cache=True, inline="always")
+def _draw(base, key):
+    """The first uniform of a decision's stream."""
+    u, _ = uniform(decision(base, key))
+    return u
+
 # Event log of sampled customers (``--events``): kinds.
 EV_TOUCH, EV_PURCHASE, EV_CHURN = 0, 1, 2
 EVENT_KINDS = ("touch", "purchase", "churn")
@@ -165,16 +197,15 @@ def _log(log, ch, i, day, kind, c, amount):
 
 
 @njit(cache=True)
-def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st):
+def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base):
     """One order by customer i, booked to acquisition channel a (at that channel's price).
 
-    Returns the stream state and the order's net revenue, gross margin and channel fees.
+    Returns the order's net revenue, gross margin and channel fees.
     """
     price = par[P_PRICE] * chp[a, C_PRICE_MULT]
     returned = False
     if par[P_RET_RATE] > 0.0:
-        u, st = uniform(st)
-        returned = u < par[P_RET_RATE]
+        returned = _draw(base, D_RETURN) < par[P_RET_RATE]
     rev = 0.0 if returned else price
     comm = chp[a, C_COMMISSION] * rev
     fee = chp[a, C_FEE]
@@ -195,7 +226,7 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st):
     if pop[F_ORDERS][i] < 65535:
         pop[F_ORDERS][i] += 1
     _log(log, ch, i, day, EV_PURCHASE, a, rev)
-    return st, rev, m, comm + fee
+    return rev, m, comm + fee
 
 
 @njit(cache=True, inline="always")
@@ -218,7 +249,7 @@ def _churn_multiplier(pop, i, day, g, par, segp):
 
 
 @njit(cache=True)
-def _next_event(pop, i, day, g, par, segp, st):
+def _next_event(pop, i, day, g, par, segp, base):
     """Day of the next scheduled event of a customer who just ordered (or was won back).
 
     Subscriptions renew every period. Repeat buyers get their next order chance after a
@@ -229,54 +260,51 @@ def _next_event(pop, i, day, g, par, segp, st):
     """
     bm = int(par[P_BM])
     if bm == BM_SUBSCRIPTION:
-        return _schedule(day, int(par[P_PERIOD])), st
+        return _schedule(day, int(par[P_PERIOD]))
+    st = decision(base, D_WAIT)
     if bm == BM_REPEAT:
         lam = pop[F_PURCHASE_RATE][i]
         wait, st = geometric_days(1.0 - np.exp(-lam), st)
         cycle = int(par[P_REM_CYCLE])
         if par[P_REM_ON] > 0.0 and (pop[F_FLAGS][i] & CONSENT) and wait > cycle:
             pop[F_FLAGS][i] |= REMINDER
-            return _schedule(day, cycle), st
-        return _schedule(day, wait), st
-    base = par[P_LAPSE] * segp[g, S_CHURN_MULT]
+            return _schedule(day, cycle)
+        return _schedule(day, wait)
+    hazard = par[P_LAPSE] * segp[g, S_CHURN_MULT]
     if pop[F_FLAGS][i] & MEMBER:
-        base *= 1.0 - par[P_COM_REDUCTION]
+        hazard *= 1.0 - par[P_COM_REDUCTION]
     start = 0
     if _in_onboarding(pop, i, day, par):
         window = int(par[P_ONB_EFFECT_DAYS]) - (day - pop[F_ACQUIRED_DAY][i])
-        p = min(1.0, base * (1.0 - par[P_ONB_REDUCTION]))
+        p = min(1.0, hazard * (1.0 - par[P_ONB_REDUCTION]))
         wait, st = geometric_days(p, st)
         if wait <= window:
-            return _schedule(day, wait), st
+            return _schedule(day, wait)
         start = window
-    wait, st = geometric_days(min(1.0, base), st)
-    return _schedule(day, start + wait), st
+    wait, st = geometric_days(min(1.0, hazard), st)
+    return _schedule(day, start + wait)
 
 
 @njit(cache=True)
-def _after_order(pop, i, a, day, nch, cnt, par, st):
+def _after_order(pop, i, a, day, nch, cnt, par, base):
     """What an order sets off after the sale: satisfaction, unboxing shares, feedback,
     community joining; and the repeat-buyer count."""
     flags = pop[F_FLAGS]
     if pop[F_ORDERS][i] == 2:
         cnt[REPEATERS * nch + a] += 1.0
     boost = par[P_SAT_BOOST]
-    if par[P_SHARE_RATE] > 0.0:
-        u, st = uniform(st)
-        if u < par[P_SHARE_RATE]:
-            cnt[SHARES * nch + a] += 1.0
+    if par[P_SHARE_RATE] > 0.0 and _draw(base, D_SHARE) < par[P_SHARE_RATE]:
+        cnt[SHARES * nch + a] += 1.0
     if par[P_FB_RATE] > 0.0:
         cnt[PROGRAMME_COST * nch + a] += par[P_FB_COST]
-        u, st = uniform(st)
-        if u < par[P_FB_RATE]:
+        if _draw(base, D_FEEDBACK) < par[P_FB_RATE]:
             cnt[FEEDBACK * nch + a] += 1.0
             boost += par[P_FB_BOOST]
     if par[P_COM_JOIN] > 0.0 and not (flags[i] & MEMBER):
-        u, st = uniform(st)
-        if u < par[P_COM_JOIN]:
+        if _draw(base, D_JOIN) < par[P_COM_JOIN]:
             flags[i] |= MEMBER
             cnt[JOINS * nch + a] += 1.0
-    return boost, st
+    return boost
 
 
 @njit(cache=True, inline="always")
@@ -364,37 +392,33 @@ def _credit(pop, i, day, attr, trans, half_life, revenue):
 
 
 @njit(cache=True)
-def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, st):
+def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, base):
     """First order of customer i, through channel c (its last touch)."""
     pop[F_STAGE][i] = ACTIVE
     pop[F_ACQ_CHANNEL][i] = c
     pop[F_ACQUIRED_DAY][i] = day
     pop[F_LEAD][i] = 0
     if int(par[P_BM]) == BM_REPEAT:
-        lam, st = gamma(segp[g, S_GAMMA_SHAPE], st)
+        lam, _ = gamma(segp[g, S_GAMMA_SHAPE], decision(base, D_PURCHASE_RATE))
         pop[F_PURCHASE_RATE][i] = lam * segp[g, S_GAMMA_SCALE]
-        p, st = beta(segp[g, S_BETA_A], segp[g, S_BETA_B], st)
+        p, _ = beta(segp[g, S_BETA_A], segp[g, S_BETA_B], decision(base, D_DROPOUT))
         pop[F_DROPOUT][i] = p
     cnt[CONVERSIONS * nch + c] += 1.0
     health = par[P_H_INIT]
-    if par[P_ONB_SHARE] > 0.0:
-        u, st = uniform(st)
-        if u < par[P_ONB_SHARE]:
-            pop[F_FLAGS][i] |= ONBOARDED
-            cnt[ONBOARDED_BY * nch + c] += 1.0
-            cnt[PROGRAMME_COST * nch + c] += par[P_ONB_COST]
-            health += par[P_ONB_BOOST]
-    st, rev, margin, fees = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, st)
+    if par[P_ONB_SHARE] > 0.0 and _draw(base, D_ONBOARDING) < par[P_ONB_SHARE]:
+        pop[F_FLAGS][i] |= ONBOARDED
+        cnt[ONBOARDED_BY * nch + c] += 1.0
+        cnt[PROGRAMME_COST * nch + c] += par[P_ONB_COST]
+        health += par[P_ONB_BOOST]
+    rev, margin, fees = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, base)
     cnt[FIRST_REVENUE * nch + c] += rev
     cnt[FIRST_MARGIN * nch + c] += margin
     cnt[ACQ_FEES * nch + c] += fees
     _credit(pop, i, day, attr, trans, par[P_HALF_LIFE], rev)
     pop[F_TOUCHES][i] = 0
-    boost, st = _after_order(pop, i, c, day, nch, cnt, par, st)
+    boost = _after_order(pop, i, c, day, nch, cnt, par, base)
     _set_health(pop, i, day, health + boost)
-    nd, st = _next_event(pop, i, day, g, par, segp, st)
-    pop[F_NEXT_DAY][i] = nd
-    return st
+    pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
 
 
 @njit(cache=True, inline="always")
@@ -438,8 +462,8 @@ def _churn(pop, i, a, day, nch, cnt, log, ch, par):
 
 
 @njit(cache=True, inline="always")
-def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
-    """Renewal, order chance, reminder or lapse of an active customer; returns (stage, state)."""
+def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
+    """Renewal, order chance, reminder or lapse of an active customer; returns the stage."""
     bm = int(par[P_BM])
     a = pop[F_ACQ_CHANNEL][i]
     flags = pop[F_FLAGS]
@@ -451,13 +475,12 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
         flags[i] &= ~np.uint8(REMINDER)
         cnt[REMINDERS * nch + a] += 1.0
         cnt[PROGRAMME_COST * nch + a] += par[P_REM_COST]
-        u, st = uniform(st)
-        if u >= par[P_REM_RESPONSE]:  # not now: the next order chance comes at its own pace
-            nd, st = _next_event(pop, i, day, g, par, segp, st)
-            pop[F_NEXT_DAY][i] = nd
-            return ACTIVE, st
+        if _draw(base, D_REMINDER) >= par[P_REM_RESPONSE]:
+            # not now: the next order chance comes at its own pace
+            pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
+            return ACTIVE
         cnt[REMINDER_ORDERS * nch + a] += 1.0
-    u, st = uniform(st)
+    u = _draw(base, D_CHURN)
     if bm == BM_SUBSCRIPTION:
         churn = u < par[P_SUB_CHURN] * _churn_multiplier(pop, i, day, g, par, segp)
     elif bm == BM_REPEAT:
@@ -469,53 +492,55 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st):
         churn = True
     if churn:
         _churn(pop, i, a, day, nch, cnt, log, ch, par)
-        return CHURNED, st
-    st, _, _, _ = _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st)
-    boost, st = _after_order(pop, i, a, day, nch, cnt, par, st)
+        return CHURNED
+    _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base)
+    boost = _after_order(pop, i, a, day, nch, cnt, par, base)
     h = _health_now(pop, i, day, par[P_H_DECAY]) + par[P_H_BOOST] + boost
     _set_health(pop, i, day, h)
-    nd, st = _next_event(pop, i, day, g, par, segp, st)
-    pop[F_NEXT_DAY][i] = nd
-    return ACTIVE, st
+    pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
+    return ACTIVE
 
 
 @njit(cache=True, inline="always")
-def _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr, trans, log, ch, par, segp,
-               chp, st):
-    """Channels reaching customer i today, and what the first effective one does.
+def _reaching(g, s, reach, eff, chkey, nch, base):
+    """Which channels reach the customer today, and which of them would move them on.
 
-    ``u`` (< p_any) already decided that at least one channel reaches: the first one is
-    found by sequential conditioning on ``u``, the others each get their own draw.
-    Returns (moved, state).
+    Each channel draws one uniform ``u`` from its own stream, keyed by its name, so a
+    channel's budget never moves whom another reaches. It reaches if ``u < r`` and its
+    effect works if ``u < r e``: given a reach, ``u / r`` is uniform, so the effect has
+    probability ``e`` as its own draw would, and both sets only grow with the channel's
+    reach (a higher budget reaches and moves everyone a lower one did).
+
+    Returns bit masks (reached, effective). This is the common path of every reachable
+    customer, kept small; what the reaching channels do is :func:`_exposures`, called
+    only when one does.
     """
-    acc = 0.0
-    q = 1.0
-    first = -1
+    mask = np.uint64(0)
+    works = np.uint64(0)
     for c in range(nch):
         r = reach[g, s, c]
-        w = q * r
-        if u < acc + w:
-            first = c
-            break
-        acc += w
-        q *= 1.0 - r
-    if first < 0:  # rounding at the edge of p_any: the last reachable channel
-        for c in range(nch):
-            if reach[g, s, c] > 0.0:
-                first = c
+        if r > 0.0:
+            u = _draw(base, chkey[c])
+            if u < r:
+                bit = np.uint64(1) << np.uint64(c)
+                mask |= bit
+                if u < r * eff[g, s, c]:
+                    works |= bit
+    return mask, works
+
+
+@njit(cache=True, inline="always")
+def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, par, segp,
+               chp, base):
+    """What the channels in ``mask`` (those reaching customer i today) do: each reach is
+    counted and is a touch; the first in ``works`` (:func:`_reaching`) moves the customer
+    one stage on. Returns whether a channel moved the customer on.
+    """
     moved = False
-    for c in range(first, nch):
-        r = reach[g, s, c]
-        if r <= 0.0:
+    for c in range(nch):
+        if not (mask >> np.uint64(c)) & np.uint64(1):
             continue
-        if c > first:
-            v, st = uniform(st)
-            if v >= r:
-                continue
-        if chp[c, C_PERSONAL] > 0.0 and not (pop[F_FLAGS][i] & CONSENT):
-            continue  # personalised contact only reaches customers who consented
         cnt[REACHED * nch + c] += 1.0
-        pop[F_REACHED_MASK][i] |= np.uint64(1) << np.uint64(c)
         if s != UNAWARE and s != ACTIVE:
             _touch(pop, i, c, day, log, ch)
         if moved:
@@ -527,11 +552,7 @@ def _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr, trans, log, ch,
                 pop[F_LEAD][i] = c + 1
                 cnt[LEADS_NEW * nch + c] += 1.0
             continue
-        e = eff[g, s, c]
-        if e <= 0.0:
-            continue
-        v, st = uniform(st)
-        if v >= e:
+        if not (works >> np.uint64(c)) & np.uint64(1):
             continue
         moved = True
         if s == UNAWARE:
@@ -539,7 +560,7 @@ def _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr, trans, log, ch,
             target = int(par[P_WOM_TARGET]) if c == nch - 1 else AWARE
             cnt[MOVED_AWARE * nch + c] += 1.0
             if target == ACTIVE:
-                st = _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, st)
+                _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, base)
             else:
                 pop[F_STAGE][i] = target
                 if target == CONSIDERING:
@@ -548,31 +569,34 @@ def _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr, trans, log, ch,
             pop[F_STAGE][i] = CONSIDERING
             cnt[MOVED_CONSIDERING * nch + c] += 1.0
         elif s == CONSIDERING:
-            st = _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, st)
+            _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, base)
         elif s == CHURNED:
             pop[F_STAGE][i] = ACTIVE
             pop[F_TOUCHES][i] = 0
             cnt[WINBACKS * nch + c] += 1.0
             a = pop[F_ACQ_CHANNEL][i]
-            st, _, _, _ = _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, st)
-            boost, st = _after_order(pop, i, a, day, nch, cnt, par, st)
+            _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base)
+            boost = _after_order(pop, i, a, day, nch, cnt, par, base)
             _set_health(pop, i, day, par[P_H_INIT] + boost)
-            nd, st = _next_event(pop, i, day, g, par, segp, st)
-            pop[F_NEXT_DAY][i] = nd
+            pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
         else:  # ACTIVE: a retention touch lifts health
             h = _health_now(pop, i, day, par[P_H_DECAY]) + par[P_H_BOOST]
             _set_health(pop, i, day, h)
-    return moved, st
+    return moved
 
 
 @njit(parallel=True, cache=True)
-def step_day(day, key, pop, reach, p_any, eff, forget, par, segp, chp,
+def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, segp, chp,
              cnt_all, attr_all, trans_all, waiting, log):
-    """Step every customer through ``day``; counters of the day go to ``cnt_all[chunk]``."""
+    """Step every customer through ``day``; counters of the day go to ``cnt_all[chunk]``.
+
+    ``reachable[g, s]`` says whether any channel can reach segment g in stage s today."""
     segment = pop[F_SEGMENT]
     stage = pop[F_STAGE]
     next_day = pop[F_NEXT_DAY]
     lead = pop[F_LEAD]
+    flags = pop[F_FLAGS]
+    reached_mask = pop[F_REACHED_MASK]
     n = stage.shape[0]
     nch = reach.shape[2]
     nseg = reach.shape[0]
@@ -580,9 +604,12 @@ def step_day(day, key, pop, reach, p_any, eff, forget, par, segp, chp,
     forgot_off = stage_off + 5 * nseg
     census = forgot_off + SC_HEALTH_SUM
     has_capacity = False
+    personal = np.uint64(0)
     for c in range(nch):
         if chp[c, C_CAPACITY] > 0.0:
             has_capacity = True
+        if chp[c, C_PERSONAL] > 0.0:
+            personal |= np.uint64(1) << np.uint64(c)
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
         cnt = cnt_all[ch]
@@ -593,44 +620,44 @@ def step_day(day, key, pop, reach, p_any, eff, forget, par, segp, chp,
         for i in range(lo, hi):
             s = stage[i]
             g = segment[i]
-            pa = p_any[g, s]
             has_event = s == ACTIVE and next_day[i] == day
             has_lead = s == CONSIDERING and lead[i] > 0
-            if pa <= 0.0 and forget[s] <= 0.0 and not has_event and not has_lead:
+            if not reachable[g, s] and forget[s] <= 0.0 and not has_event and not has_lead:
                 cnt[stage_off + g * 5 + s] += 1.0
                 if s == ACTIVE:
                     _census(pop, i, day, par, cnt, census, nch)
                 continue
-            st = stream(key, i)
+            base = stream(key, i)
             done = False
             # 1. a waiting lead may be lost
             if has_lead:
                 c = lead[i] - 1
-                u, st = uniform(st)
-                if u < chp[c, C_LEAD_DECAY]:
+                if _draw(base, D_LEAD_DECAY) < chp[c, C_LEAD_DECAY]:
                     lead[i] = 0
                     stage[i] = AWARE
                     cnt[LEADS_LOST * nch + c] += 1.0
                     done = True
             # 2. the scheduled event of an active customer
             if has_event:
-                s, st = _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, st)
+                s = _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base)
                 done = True
             # 3. exposures, 4. forgetting when nothing moved the customer
             if not done:
-                u, st = uniform(st)
-                if u < pa:
-                    moved, st = _exposures(pop, i, s, g, u, day, reach, eff, nch, cnt, attr,
-                                           trans, log, ch, par, segp, chp, st)
-                    s = stage[i]
-                    if not moved and (s == AWARE or s == CONSIDERING) and forget[s] > 0.0:
-                        v, st = uniform(st)
-                        if v < forget[s]:
-                            _forget(pop, i, s, cnt, forgot_off)
-                elif s == AWARE or s == CONSIDERING:
-                    # no reach: reuse the same draw, rescaled to [0, 1)
-                    if (u - pa) < forget[s] * (1.0 - pa):
-                        _forget(pop, i, s, cnt, forgot_off)
+                moved = False
+                if reachable[g, s]:
+                    mask, works = _reaching(g, s, reach, eff, chkey, nch, base)
+                    if mask and not (flags[i] & CONSENT):
+                        # personalised contact only reaches customers who consented
+                        mask &= ~personal
+                        works &= ~personal
+                    if mask:
+                        reached_mask[i] |= mask
+                        moved = _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr,
+                                           trans, log, ch, par, segp, chp, base)
+                s = stage[i]
+                if (not moved and (s == AWARE or s == CONSIDERING) and forget[s] > 0.0
+                        and _draw(base, D_FORGET) < forget[s]):
+                    _forget(pop, i, s, cnt, forgot_off)
             s = stage[i]
             cnt[stage_off + g * 5 + s] += 1.0
             if s == ACTIVE:
@@ -663,13 +690,12 @@ def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, tr
             left[c] -= 1
             g = pop[F_SEGMENT][i]
             cnt[LEADS_SERVED * nch + c] += 1.0
-            st = stream(key, i)
-            u, st = uniform(st)
+            base = stream(key, i)
             lead[i] = 0
             _touch(pop, i, c, day, log, ch)  # the sales conversation is a touch
-            if u < eff[g, CONSIDERING, c]:
+            if _draw(base, D_LEAD_SERVED) < eff[g, CONSIDERING, c]:
                 _convert(pop, i, c, day, g, nch, cnt, attr_all[ch], trans_all[ch], log, ch, par,
-                         segp, chp, st)
+                         segp, chp, base)
                 cnt[stage_off + g * 5 + CONSIDERING] -= 1.0
                 cnt[stage_off + g * 5 + ACTIVE] += 1.0
                 _census(pop, i, day, par, cnt, stage_off + 5 * nseg + SC_HEALTH_SUM, nch)

@@ -1,0 +1,131 @@
+"""A random stream per decision: common random numbers survive switching things on.
+
+Each draw is keyed by (seed, day, customer, decision) and each channel's exposure by
+the channel's name, so a mechanism that changes nothing cannot change anything else,
+and one channel's budget cannot change whom another channel reaches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+import simulation
+from simulation import rng
+from simulation.kernels import day as K
+
+SIZE = {"agents": 100_000, "days": 180, "seed": 11}
+
+
+def _differing(a, b, allowed: set[str]) -> list[str]:
+    """Variables of two results that differ, other than ``allowed``."""
+    assert set(a.data_vars) == set(b.data_vars)
+    return [v for v in a.data_vars if v not in allowed
+            and not np.array_equal(a[v].values, b[v].values, equal_nan=True)]
+
+
+@njit(cache=True)
+def _draws(key, n, keys):
+    out = np.empty((n, keys.shape[0]))
+    for i in range(n):
+        base = rng.stream(key, i)
+        for d in range(keys.shape[0]):
+            out[i, d], _ = rng.uniform(rng.decision(base, keys[d]))
+    return out
+
+
+@njit(cache=True)
+def _reach_masks(key, n, reach, eff, chkey):
+    """The kernel's exposure draw for n customers of segment 0 in stage 0."""
+    out = np.empty((n, 2), np.uint64)
+    for i in range(n):
+        mask, works = K._reaching(0, 0, reach, eff, chkey, reach.shape[2], rng.stream(key, i))
+        out[i, 0] = mask
+        out[i, 1] = works
+    return out
+
+
+def test_decision_streams_are_uniform_and_independent():
+    keys = np.array([rng.decision_key(n) for n in ("forget", "churn", "exposure:search",
+                                                    "exposure:email")], dtype=np.uint64)
+    x = _draws(rng.day_key(rng.seed_key(3), 7, 0), 200_000, keys)
+    assert np.abs(x.mean(axis=0) - 0.5).max() < 0.003
+    assert np.abs(x.var(axis=0) - 1 / 12).max() < 0.002
+    c = np.corrcoef(x.T)
+    assert np.abs(c[np.triu_indices(4, 1)]).max() < 0.01
+    # a neighbouring customer's draws of the same decision are unrelated too
+    assert abs(np.corrcoef(x[:-1, 0], x[1:, 0])[0, 1]) < 0.01
+
+
+def test_decision_keys_come_from_names_not_positions():
+    assert rng.decision_key("forget") == rng.decision_key("forget")
+    assert rng.decision_key("forget") != rng.decision_key("churn")
+    a = K.channel_keys(["search", "email"])
+    b = K.channel_keys(["email", "paid_social", "search"])
+    assert a[0] == b[2] and a[1] == b[0]
+
+
+def test_one_channels_reach_never_moves_whom_another_reaches():
+    """Raising channel 0's reach leaves every other channel's draw, for every customer and
+    day, as it was (the kernel's own exposure draw)."""
+    chkey = K.channel_keys(["paid_social", "search", "marketplace", "word_of_mouth"])
+    low = np.zeros((1, 5, 4))
+    low[0, 0] = (0.02, 0.3, 0.05, 0.01)
+    eff = np.full((1, 5, 4), 0.4)
+    high = low.copy()
+    high[0, 0, 0] = 0.6
+    others = np.uint64(0b1110)
+    for day in range(5):
+        key = rng.day_key(rng.seed_key(11), day, 0)
+        a = _reach_masks(key, 50_000, low, eff, chkey)
+        b = _reach_masks(key, 50_000, high, eff, chkey)
+        np.testing.assert_array_equal(a & others, b & others)
+        # the raised channel reaches (and moves) everyone it reached (and moved) before
+        assert ((a[:, 0] & ~b[:, 0]) & np.uint64(1)).sum() == 0
+        assert ((a[:, 1] & ~b[:, 1]) & np.uint64(1)).sum() == 0
+    # the probabilities are the channels' own: reach r, and an effect e given a reach
+    m = _reach_masks(rng.day_key(rng.seed_key(1), 0, 0), 200_000, low, eff, chkey)
+    for c, r in enumerate(low[0, 0]):
+        reached = (m[:, 0] >> np.uint64(c)) & np.uint64(1)
+        works = (m[:, 1] >> np.uint64(c)) & np.uint64(1)
+        assert reached.mean() == pytest.approx(r, abs=4 * np.sqrt(r * (1 - r) / len(m)))
+        assert works[reached == 1].mean() == pytest.approx(0.4, abs=0.02)
+
+
+@pytest.mark.slow
+def test_a_programme_with_no_effect_changes_nothing_else():
+    """Feedback surveys that lift nothing and cost nothing: only the answers are new."""
+    sc = simulation.load_scenario("scenarios/default.toml")
+    base = simulation.run(sc, **SIZE)
+    null = simulation.load_scenario("scenarios/default.toml", [
+        "post_purchase.feedback.enabled=true", "post_purchase.feedback.health_boost=0",
+        "post_purchase.feedback.cost_per_survey=0"])
+    ds = simulation.run(null, **SIZE)
+    assert int(ds.feedback.sum()) > 0
+    assert _differing(base, ds, {"feedback"}) == []
+
+
+@pytest.mark.slow
+def test_a_channel_with_no_effect_changes_only_its_own_figures():
+    """Paid social with every effect 0 (and no positioning signal) at $250 a day against
+    $0: only its own spend and reach, and the credit its touches take, may differ."""
+    off = ["channels.paid_social.effects.awareness=0",
+           "channels.paid_social.effects.consideration=0",
+           "channels.paid_social.positioning_signal=0"]
+    quiet = simulation.run(simulation.load_scenario("scenarios/default.toml", off), **SIZE)
+    idle = simulation.run(simulation.load_scenario(
+        "scenarios/default.toml", [*off, "channels.paid_social.daily_budget=0"]), **SIZE)
+    assert float(quiet.reached.sel(channel="paid_social").sum()) > 1e5
+    own = {"spend", "media_spend", "budget", "reached", "unique_reached", "conversion_rate",
+           "cac", "ltv_cac", "contribution"}
+    credit = {"attributed_conversions", "attributed_revenue", "journey_transitions"}
+    assert _differing(quiet, idle, own | credit) == []
+    for v in own:
+        others = quiet[v].drop_sel(channel="paid_social")
+        np.testing.assert_array_equal(others.values,
+                                      idle[v].drop_sel(channel="paid_social").values)
+    assert int(quiet.orders.sum()) == int(idle.orders.sum())
+    # the credit moves between channels, it is not created
+    for v in ("attributed_conversions",):
+        np.testing.assert_allclose(quiet[v].sum("channel"), idle[v].sum("channel"))
