@@ -92,9 +92,9 @@ def cmd_validate_model(args) -> int:
 
 def cmd_run(args) -> int:
     import simulation
+    from simulation.analysis.summary import summary_table
     from simulation.io import write_netcdf
     from simulation.scenario import ScenarioError, load_scenario, resolve_size
-    from simulation.summary import summary_table
 
     scenario = load_scenario(args.scenario, args.set)
     try:

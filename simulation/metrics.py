@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from simulation.attribution import markov_credit
+from simulation.analysis.markov import markov_credit
 from simulation.kernels.day import (
     ATTR_MODELS,
     BLOCK_NAMES,

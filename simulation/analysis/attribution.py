@@ -2,7 +2,7 @@
 
 The five rule-based models are credited by the kernel at each conversion from the
 customer's first touch and last four touches; Markov removal effects come from the
-journey transition counts (:mod:`simulation.attribution`). This module reads them
+journey transition counts (:mod:`simulation.analysis.markov`). This module reads them
 into tables and gives the revenue twin.
 """
 
