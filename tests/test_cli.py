@@ -552,7 +552,7 @@ def test_failed_write_during_run_keeps_the_older_file(tmp_path, failing_to_netcd
 def test_failed_plot_leaves_no_file(tmp_path, cli_run_result, monkeypatch):
     from matplotlib.figure import Figure
 
-    from simulation.plots import plot
+    from simulation.analysis.plots import plot
 
     def half_save(self, fname, *args, **kwargs):
         Path(fname).write_bytes(PNG_MAGIC + b"partial")

@@ -14,9 +14,7 @@ import xarray as xr
 from scipy.special import stdtrit
 
 from simulation.analysis.common import REPLICATE, safe_div, sweep_dims
-
-# name -> (label, units)
-from simulation.plot_kinds import KPIS  # noqa: E402
+from simulation.analysis.kinds import KPIS  # name -> (label, units)
 
 
 def kpis(ds: xr.Dataset) -> xr.Dataset:
