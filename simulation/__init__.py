@@ -8,9 +8,8 @@ The whole public API::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from simulation.scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
+from simulation.scenario import Scenario, ScenarioError, load_scenario
+from simulation.version import __version__
 
 BACKENDS = ("numba", "mesa")
 

@@ -193,9 +193,9 @@ def cmd_sweep(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from simulation import __version__
     from simulation.analysis.kinds import DESCRIPTIONS, KINDS
     from simulation.analysis.kinds import KPIS as SWEEP_KPIS
+    from simulation.version import __version__
 
     ap = argparse.ArgumentParser(prog="distsim", description="Agent-based simulator of distribution strategies.")
     ap.add_argument("--version", action="version", version=f"distsim {__version__}")

@@ -32,14 +32,9 @@ from simulation.io import read_netcdf
 from simulation.scenario import with_overrides
 from simulation.sweep.combine import outcomes, p_positive, summarise, t_interval
 from simulation.sweep.experiment import Outputs, load_experiment
-from simulation.sweep.runner import (
-    REQUIRED,
-    LongestFirst,
-    Task,
-    default_threads,
-    run_sweep,
-    shrink,
-)
+from simulation.sweep.pool import default_threads
+from simulation.sweep.runner import LongestFirst, run_sweep
+from simulation.sweep.worker import REQUIRED, Task, shrink
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "scenarios" / "default.toml"
