@@ -55,7 +55,13 @@ class ScenarioError(ValueError):
 
 
 class Strict(BaseModel):
-    """Base of every scenario table: unknown keys are errors, values are checked on assignment."""
+    """Base of every scenario table: unknown keys are errors, values are checked on assignment.
+
+    A table's class is named after the table (``[brand]``: ``Brand``); where that name is
+    already a class of the engine (``simulation.components.PostPurchase``,
+    ``simulation.reference.model.Attribution``) the table's class ends in ``Config``, so
+    that no class name has two homes (``tests/test_structure.py``).
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
@@ -277,7 +283,9 @@ class Health(Strict):
     )
 
 
-class Attribution(Strict):
+class AttributionConfig(Strict):
+    """The ``[attribution]`` table."""
+
     half_life_days: PositiveFloat = Field(7.0, description="half-life of the time-decay model")
 
 
@@ -397,7 +405,9 @@ class Community(Strict):
     cost_per_member_day: Money = 0.0
 
 
-class PostPurchase(Strict):
+class PostPurchaseConfig(Strict):
+    """The ``[post_purchase]`` table: the programmes the post-purchase component runs."""
+
     opt_out_share: Probability = Field(0.3, description="customers who do not consent to personalised contact")
     satisfaction_weight: NonNegFloat = Field(0.2, description="health moved per order by satisfaction - 0.5")
     onboarding: Onboarding = Onboarding()
@@ -424,8 +434,8 @@ class Scenario(Strict):
     guardrails: list[Guardrail] = Field(default_factory=list)
     brand: Brand = Brand()
     messaging: Messaging = Messaging()
-    post_purchase: PostPurchase = PostPurchase()
-    attribution: Attribution = Attribution()
+    post_purchase: PostPurchaseConfig = PostPurchaseConfig()
+    attribution: AttributionConfig = AttributionConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self):

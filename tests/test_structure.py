@@ -8,11 +8,14 @@ Read from the source with ``ast`` (nothing is imported):
   when there is one, else on ``p``; the implicit import of a module's parent packages
   is not counted (Python runs a package's ``__init__`` before any of its modules
   whatever the code says), and neither are imports under ``if TYPE_CHECKING:``.
+- no class name defined at the top level of two modules, so that a name in a
+  traceback, a docstring or an import says which class it is.
 """
 
 from __future__ import annotations
 
 import ast
+from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = "simulation"
@@ -130,3 +133,14 @@ def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
+
+def test_no_class_name_defined_twice():
+    homes: dict[str, list[str]] = defaultdict(list)
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                homes[node.name].append(name)
+    clashes = {cls: where for cls, where in homes.items() if len(where) > 1}
+    assert not clashes, "class names defined in more than one module: " + "; ".join(
+        f"{cls} in {', '.join(where)}" for cls, where in sorted(clashes.items()))
