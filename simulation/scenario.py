@@ -25,15 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 STAGES = ("unaware", "aware", "considering", "active", "churned")
 """Journey stages, in the order of their integer codes in the customer state."""
 
-EFFECT_STAGES = ("awareness", "consideration", "decision", "retention")
-"""Stage effects of a channel: the transition one exposure can cause.
-
-awareness: unaware -> aware; consideration: aware -> considering;
-decision: considering -> active (a first order); retention: churned -> active
-(a win-back) and, for active customers, a lift of their health.
-"""
-
-ARCHETYPES = ("commodity", "niche", "innovative")
 WORD_OF_MOUTH = "word_of_mouth"
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -99,10 +90,6 @@ class Product(Strict):
     subscription: Subscription = Subscription()
     one_time: OneTime = OneTime()
 
-    @property
-    def price_ratio(self) -> float:
-        return self.price / (self.reference_price or self.price)
-
 
 class GammaRate(Strict):
     """Heterogeneous purchase rate: lambda ~ Gamma(shape, scale) with mean 1 / mean_days."""
@@ -136,6 +123,13 @@ class Segment(Strict):
 
 
 class Effects(Strict):
+    """Stage effects of a channel: the chance that one exposure causes the transition.
+
+    awareness: unaware -> aware; consideration: aware -> considering;
+    decision: considering -> active (a first order); retention: churned -> active
+    (a win-back) and, for active customers, a lift of their health.
+    """
+
     awareness: Probability = 0.0
     consideration: Probability = 0.0
     decision: Probability = 0.0

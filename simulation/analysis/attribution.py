@@ -23,10 +23,6 @@ MODEL_LABELS = {
 }
 
 
-def attributed_conversions(ds: xr.Dataset) -> xr.DataArray:
-    return ds.attributed_conversions
-
-
 def attributed_revenue(ds: xr.Dataset) -> xr.DataArray:
     """Revenue of the conversions (first orders) credited under each model.
 
@@ -46,9 +42,3 @@ def attributed_revenue(ds: xr.Dataset) -> xr.DataArray:
     out.attrs.update(units="currency", method="estimated: credited conversions x the mean "
                      "first-order revenue (no attributed_revenue counter in the result)")
     return out
-
-
-def attribution_shares(ds: xr.Dataset) -> xr.DataArray:
-    """Each channel's share of the credit under each model (rows sum to 1)."""
-    a = ds.attributed_conversions
-    return safe_div(a, a.sum("channel"))
