@@ -17,7 +17,7 @@ BACKENDS = ("numba", "mesa")
 def run(scenario: Scenario, *, agents: int | None = None, days: int | None = None,
         seed: int | None = None, backend: str = "numba", threads: int | None = None,
         progress=None, events_sample: int = 0, events_path=None):
-    """Simulate ``scenario`` and return the result dataset (see shared/MODEL.md).
+    """Simulate ``scenario`` and return the result dataset (see docs/contracts.md).
 
     ``agents``, ``days`` and ``seed`` override the scenario's ``[simulation]`` table;
     ``threads`` caps the numba threads for this run (the result does not depend on it);

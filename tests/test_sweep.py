@@ -2,7 +2,7 @@
 nothing is lost when a sweep is killed, the combined dataset and the summary, the
 ``distsim sweep`` command, and every example experiment at a small size.
 
-Contract (shared/MODEL.md, "Sweep results"): one file per run in ``DIR/runs/`` written
+Contract (docs/contracts.md, "Sweep results"): one file per run in ``DIR/runs/`` written
 atomically, the combined dataset ``DIR/combined.nc`` with a dimension per swept
 parameter or named variant and ``replicate``; a killed sweep resumes without redoing
 finished runs, and the result equals an uninterrupted sweep's.
