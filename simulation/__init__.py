@@ -8,9 +8,8 @@ The whole public API::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from simulation.scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
+from simulation.scenario import Scenario, ScenarioError, load_scenario
+from simulation.version import __version__
 
 BACKENDS = ("numba", "mesa")
 
@@ -18,7 +17,7 @@ BACKENDS = ("numba", "mesa")
 def run(scenario: Scenario, *, agents: int | None = None, days: int | None = None,
         seed: int | None = None, backend: str = "numba", threads: int | None = None,
         progress=None, events_sample: int = 0, events_path=None):
-    """Simulate ``scenario`` and return the result dataset (see shared/MODEL.md).
+    """Simulate ``scenario`` and return the result dataset (see docs/contracts.md).
 
     ``agents``, ``days`` and ``seed`` override the scenario's ``[simulation]`` table;
     ``threads`` caps the numba threads for this run (the result does not depend on it);

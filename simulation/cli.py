@@ -92,9 +92,9 @@ def cmd_validate_model(args) -> int:
 
 def cmd_run(args) -> int:
     import simulation
+    from simulation.analysis.summary import summary_table
     from simulation.io import write_netcdf
     from simulation.scenario import ScenarioError, load_scenario, resolve_size
-    from simulation.summary import summary_table
 
     scenario = load_scenario(args.scenario, args.set)
     try:
@@ -115,7 +115,7 @@ def cmd_run(args) -> int:
         progress.close()
     write_netcdf(ds, out)
     if args.plot:
-        from simulation.plots import plot
+        from simulation.analysis.plots import plot
 
         plot(ds, "funnel", args.plot)
     if not args.quiet:
@@ -160,7 +160,7 @@ def _output_beside(path: Path, out: str | None, suffix: str) -> Path:
 
 
 def cmd_plot(args) -> int:
-    from simulation.plots import PlotError, plot
+    from simulation.analysis.plots import PlotError, plot
 
     path, ds = _load_result(args.result)
     out = _output_beside(path, args.out, f"{args.kind}.png")
@@ -173,8 +173,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from simulation.analysis.plots import PlotError
     from simulation.analysis.report import write_report
-    from simulation.plots import PlotError
 
     path, ds = _load_result(args.result)
     out = _output_beside(path, args.out, "report.html")
@@ -193,9 +193,9 @@ def cmd_sweep(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from simulation import __version__
-    from simulation.plot_kinds import DESCRIPTIONS, KINDS
-    from simulation.plot_kinds import KPIS as SWEEP_KPIS
+    from simulation.analysis.kinds import DESCRIPTIONS, KINDS
+    from simulation.analysis.kinds import KPIS as SWEEP_KPIS
+    from simulation.version import __version__
 
     ap = argparse.ArgumentParser(prog="distsim", description="Agent-based simulator of distribution strategies.")
     ap.add_argument("--version", action="version", version=f"distsim {__version__}")

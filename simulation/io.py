@@ -64,7 +64,7 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
 
 
 def write_events(columns: tuple, channel_names: list[str], path: str | Path) -> Path:
-    """Write the event table of MODEL.md (customer, day, event, channel, amount) as Parquet."""
+    """Write the event table of docs/contracts.md (customer, day, event, channel, amount) as Parquet."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

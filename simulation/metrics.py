@@ -3,7 +3,7 @@
 The kernels fill one row of counters per chunk of customers; the recorder sums
 the rows in a fixed order (so figures do not depend on the thread count) and
 keeps one row per day. At the end the rows become the xarray dataset whose
-names are the contract of ``shared/MODEL.md``.
+names are the contract of ``docs/contracts.md``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from simulation.attribution import markov_credit
+from simulation.analysis.markov import markov_credit
 from simulation.kernels.day import (
     ATTR_MODELS,
     BLOCK_NAMES,

@@ -138,7 +138,7 @@ class MarketShell(mesa.Model):
                 progress(self.day, self.days)
 
     def result_attrs(self, backend: str, bytes_per_customer: int) -> dict:
-        from simulation import __version__
+        from simulation.version import __version__
 
         return {
             "scenario": self.scenario.to_toml(),

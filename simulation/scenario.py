@@ -25,15 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 STAGES = ("unaware", "aware", "considering", "active", "churned")
 """Journey stages, in the order of their integer codes in the customer state."""
 
-EFFECT_STAGES = ("awareness", "consideration", "decision", "retention")
-"""Stage effects of a channel: the transition one exposure can cause.
-
-awareness: unaware -> aware; consideration: aware -> considering;
-decision: considering -> active (a first order); retention: churned -> active
-(a win-back) and, for active customers, a lift of their health.
-"""
-
-ARCHETYPES = ("commodity", "niche", "innovative")
 WORD_OF_MOUTH = "word_of_mouth"
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -55,7 +46,13 @@ class ScenarioError(ValueError):
 
 
 class Strict(BaseModel):
-    """Base of every scenario table: unknown keys are errors, values are checked on assignment."""
+    """Base of every scenario table: unknown keys are errors, values are checked on assignment.
+
+    A table's class is named after the table (``[brand]``: ``Brand``); where that name is
+    already a class of the engine (``simulation.components.PostPurchase``,
+    ``simulation.reference.model.Attribution``) the table's class ends in ``Config``, so
+    that no class name has two homes (``tests/test_structure.py``).
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
@@ -93,10 +90,6 @@ class Product(Strict):
     subscription: Subscription = Subscription()
     one_time: OneTime = OneTime()
 
-    @property
-    def price_ratio(self) -> float:
-        return self.price / (self.reference_price or self.price)
-
 
 class GammaRate(Strict):
     """Heterogeneous purchase rate: lambda ~ Gamma(shape, scale) with mean 1 / mean_days."""
@@ -130,6 +123,13 @@ class Segment(Strict):
 
 
 class Effects(Strict):
+    """Stage effects of a channel: the chance that one exposure causes the transition.
+
+    awareness: unaware -> aware; consideration: aware -> considering;
+    decision: considering -> active (a first order); retention: churned -> active
+    (a win-back) and, for active customers, a lift of their health.
+    """
+
     awareness: Probability = 0.0
     consideration: Probability = 0.0
     decision: Probability = 0.0
@@ -277,7 +277,9 @@ class Health(Strict):
     )
 
 
-class Attribution(Strict):
+class AttributionConfig(Strict):
+    """The ``[attribution]`` table."""
+
     half_life_days: PositiveFloat = Field(7.0, description="half-life of the time-decay model")
 
 
@@ -397,7 +399,9 @@ class Community(Strict):
     cost_per_member_day: Money = 0.0
 
 
-class PostPurchase(Strict):
+class PostPurchaseConfig(Strict):
+    """The ``[post_purchase]`` table: the programmes the post-purchase component runs."""
+
     opt_out_share: Probability = Field(0.3, description="customers who do not consent to personalised contact")
     satisfaction_weight: NonNegFloat = Field(0.2, description="health moved per order by satisfaction - 0.5")
     onboarding: Onboarding = Onboarding()
@@ -424,8 +428,8 @@ class Scenario(Strict):
     guardrails: list[Guardrail] = Field(default_factory=list)
     brand: Brand = Brand()
     messaging: Messaging = Messaging()
-    post_purchase: PostPurchase = PostPurchase()
-    attribution: Attribution = Attribution()
+    post_purchase: PostPurchaseConfig = PostPurchaseConfig()
+    attribution: AttributionConfig = AttributionConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self):

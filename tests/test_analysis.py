@@ -15,8 +15,14 @@ import xarray as xr
 from scipy import stats
 
 import simulation
-from simulation.analysis import cohort_retention, diagnose, retention_curves, unit_economics
-from simulation.analysis.economics import cohort_sizes, marginal_cac
+from simulation.analysis.diagnostics import diagnose
+from simulation.analysis.economics import (
+    cohort_retention,
+    cohort_sizes,
+    marginal_cac,
+    retention_curves,
+    unit_economics,
+)
 from simulation.analysis.sweep import by_variant, interval, kpis, variant_labels
 from simulation.scenario import STAGES
 

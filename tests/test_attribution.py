@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import simulation
-from simulation.attribution import conversion_probability, markov_credit, removal_effects
+from simulation.analysis.markov import conversion_probability, markov_credit, removal_effects
 from simulation.kernels.day import ATTR_MODELS, _credit
 from simulation.scenario import scenario_from_dict
 from simulation.state import RING, Population

@@ -1,6 +1,6 @@
 """The ``distsim`` command line: validate, run, plot.
 
-Contract (shared/MODEL.md): bad input gets one clear line naming the file and
+Contract (docs/contracts.md): bad input gets one clear line naming the file and
 the field, exit status 2, no traceback and no output file; results are written
 atomically. Most cases call ``simulation.cli.main`` in-process; a few run
 ``python -m simulation`` to see the real exit status and stderr.
@@ -38,7 +38,7 @@ ATTRIBUTION_MODELS = ["first_touch", "last_touch", "linear", "time_decay", "posi
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 AGENTS, DAYS = 2000, 20
 
-# variable -> dimensions, as MODEL.md fixes them
+# variable -> dimensions, as docs/contracts.md fixes them
 CONTRACT_VARIABLES = {
     "stage_count": ("day", "stage"),
     "spend": ("day", "channel"),
@@ -552,7 +552,7 @@ def test_failed_write_during_run_keeps_the_older_file(tmp_path, failing_to_netcd
 def test_failed_plot_leaves_no_file(tmp_path, cli_run_result, monkeypatch):
     from matplotlib.figure import Figure
 
-    from simulation.plots import plot
+    from simulation.analysis.plots import plot
 
     def half_save(self, fname, *args, **kwargs):
         Path(fname).write_bytes(PNG_MAGIC + b"partial")

@@ -20,7 +20,8 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
 import simulation  # noqa: E402
-from simulation.analysis.plots import KINDS, RUN_KINDS, SWEEP_KINDS, PlotError, plot  # noqa: E402
+from simulation.analysis.kinds import KINDS, RUN_KINDS, SWEEP_KINDS  # noqa: E402
+from simulation.analysis.plots import PlotError, plot  # noqa: E402
 from simulation.analysis.sweep import variant_labels  # noqa: E402
 from simulation.cli import main  # noqa: E402
 from simulation.io import write_netcdf  # noqa: E402

@@ -2,7 +2,7 @@
 nothing is lost when a sweep is killed, the combined dataset and the summary, the
 ``distsim sweep`` command, and every example experiment at a small size.
 
-Contract (shared/MODEL.md, "Sweep results"): one file per run in ``DIR/runs/`` written
+Contract (docs/contracts.md, "Sweep results"): one file per run in ``DIR/runs/`` written
 atomically, the combined dataset ``DIR/combined.nc`` with a dimension per swept
 parameter or named variant and ``replicate``; a killed sweep resumes without redoing
 finished runs, and the result equals an uninterrupted sweep's.
@@ -32,14 +32,9 @@ from simulation.io import read_netcdf
 from simulation.scenario import with_overrides
 from simulation.sweep.combine import outcomes, p_positive, summarise, t_interval
 from simulation.sweep.experiment import Outputs, load_experiment
-from simulation.sweep.runner import (
-    REQUIRED,
-    LongestFirst,
-    Task,
-    default_threads,
-    run_sweep,
-    shrink,
-)
+from simulation.sweep.pool import default_threads
+from simulation.sweep.runner import LongestFirst, run_sweep
+from simulation.sweep.worker import REQUIRED, Task, shrink
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "scenarios" / "default.toml"

@@ -2,7 +2,7 @@
 
 The five rule-based models are credited by the kernel at each conversion from the
 customer's first touch and last four touches; Markov removal effects come from the
-journey transition counts (:mod:`simulation.attribution`). This module reads them
+journey transition counts (:mod:`simulation.analysis.markov`). This module reads them
 into tables and gives the revenue twin.
 """
 
@@ -21,10 +21,6 @@ MODEL_LABELS = {
     "position_based": "position-based (40/20/40)",
     "markov": "Markov removal effect",
 }
-
-
-def attributed_conversions(ds: xr.Dataset) -> xr.DataArray:
-    return ds.attributed_conversions
 
 
 def attributed_revenue(ds: xr.Dataset) -> xr.DataArray:
@@ -46,9 +42,3 @@ def attributed_revenue(ds: xr.Dataset) -> xr.DataArray:
     out.attrs.update(units="currency", method="estimated: credited conversions x the mean "
                      "first-order revenue (no attributed_revenue counter in the result)")
     return out
-
-
-def attribution_shares(ds: xr.Dataset) -> xr.DataArray:
-    """Each channel's share of the credit under each model (rows sum to 1)."""
-    a = ds.attributed_conversions
-    return safe_div(a, a.sum("channel"))

@@ -1,7 +1,7 @@
 """What every analysis needs: which dimensions are a run's and which a sweep's, the
 scenario stored in a result, the channel colours shared by every plot, weekly sums.
 
-A result of ``distsim run`` has the dimensions of MODEL.md (``day``, ``channel``,
+A result of ``distsim run`` has the dimensions of docs/contracts.md (``day``, ``channel``,
 ``stage``, ...). A sweep's combined dataset has the same variables with one more
 dimension per swept parameter or named variant, plus ``replicate``. Analyses are
 written with xarray reductions over ``day`` and ``channel`` so that they apply to

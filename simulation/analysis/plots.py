@@ -1,5 +1,6 @@
 """Plots of a result or a sweep, each readable on its own: a title naming the scenario
 and size, labelled axes with units, and one colour per channel shared by every plot.
+The kinds on offer are named in :mod:`simulation.analysis.kinds`.
 
 matplotlib with the Agg backend (no screen needed); figures are closed after saving
 and written atomically.
@@ -37,15 +38,14 @@ from simulation.analysis.economics import (  # noqa: E402
     retention_curves,
     unit_economics,
 )
-from simulation.analysis.sweep import KPIS, by_variant, interval, kpis  # noqa: E402
+from simulation.analysis.kinds import KINDS, KPIS, RUN_KINDS  # noqa: E402
+from simulation.analysis.sweep import by_variant, interval, kpis  # noqa: E402
 from simulation.io import atomic_path  # noqa: E402
 
 STAGE_COLOURS = {
     "unaware": "#d9d9d9", "aware": "#9ecae1", "considering": "#4292c6",
     "active": "#31a354", "churned": "#de2d26",
 }
-from simulation.plot_kinds import DESCRIPTIONS, KINDS, RUN_KINDS, SWEEP_KINDS  # noqa: E402,F401
-
 MODEL_MARKERS = {"first_touch": "<", "last_touch": ">", "linear": "s", "time_decay": "v",
                  "position_based": "D", "markov": "o"}
 DPI = 110

@@ -29,15 +29,9 @@ from simulation.analysis.diagnostics import (
     format_figure,
 )
 from simulation.analysis.economics import unit_economics
-from simulation.analysis.plots import (
-    DESCRIPTIONS,
-    REQUIRES,
-    RUN_KINDS,
-    PlotError,
-    figure,
-    png_bytes,
-)
-from simulation.analysis.sweep import KPIS, by_variant, interval, kpis
+from simulation.analysis.kinds import DESCRIPTIONS, KPIS, RUN_KINDS
+from simulation.analysis.plots import REQUIRES, PlotError, figure, png_bytes
+from simulation.analysis.sweep import by_variant, interval, kpis
 from simulation.io import atomic_path
 
 MAX_DIAGNOSED = 12

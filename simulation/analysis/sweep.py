@@ -14,9 +14,7 @@ import xarray as xr
 from scipy.special import stdtrit
 
 from simulation.analysis.common import REPLICATE, safe_div, sweep_dims
-
-# name -> (label, units)
-from simulation.plot_kinds import KPIS  # noqa: E402
+from simulation.analysis.kinds import KPIS  # name -> (label, units)
 
 
 def kpis(ds: xr.Dataset) -> xr.Dataset:
@@ -93,9 +91,3 @@ def interval(da: xr.DataArray, level: float = 0.95) -> xr.Dataset:
     t = xr.apply_ufunc(lambda k: stdtrit(np.maximum(k - 1, 1), 0.5 + level / 2), n)
     half = xr.where(n > 1, t * sd / np.sqrt(n), np.nan)
     return xr.Dataset({"mean": mean, "low": mean - half, "high": mean + half, "n": n})
-
-
-def variant_table(ds: xr.Dataset, level: float = 0.95) -> dict[str, xr.Dataset]:
-    """KPI name -> Dataset(mean, low, high, n) over ``variant``."""
-    k = kpis(ds)
-    return {name: interval(by_variant(k[name]), level) for name in KPIS}

@@ -1,7 +1,7 @@
 """One customer as an ordinary Mesa agent: the rules of a customer's day in plain Python.
 
 This is the reference backend's half of the docking pair. It is written from the
-model's description (``shared/MODEL.md``) and the kernels' documented day order, not
+model's description (``docs/model.md``) and the kernels' documented day order, not
 translated from the kernels: where the kernels take shortcuts for speed, this agent
 does the obvious thing, and the two must agree in distribution.
 

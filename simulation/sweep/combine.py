@@ -33,8 +33,6 @@ from simulation.sweep.experiment import (
     Plan,
 )
 
-RUN_ATTRS = ("sweep_run", "sweep_run_key", "sweep_replicate", "sweep_labels", "sweep_overrides")
-
 # outcome -> (column header, description)
 OUTCOME_INFO = {
     "profit": ("profit", "gross margin - spend - programme costs, over the run"),

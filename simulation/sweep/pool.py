@@ -144,7 +144,7 @@ def prepare() -> int:
     import xarray as xr
 
     import simulation.model  # noqa: F401
-    import simulation.sweep.runner  # noqa: F401
+    import simulation.sweep.worker  # noqa: F401
     from simulation.rng import seed_key
 
     xr.Dataset({"x": ("d", [0])}, coords={"d": [0]})

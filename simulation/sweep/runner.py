@@ -4,7 +4,8 @@ Runs go to worker processes on this machine (``simulation.sweep.pool``: forked f
 this process, or joblib's loky pool), longest first once timed (:class:`LongestFirst`),
 or to a Dask cluster. A worker gets a small task (the base scenario, the run's
 overrides, its seed), simulates, shrinks the result to the variables the experiment
-keeps and sends back only that: the customer population never leaves the worker.
+keeps and sends back only that (``simulation.sweep.worker``): the customer population
+never leaves the worker.
 Kernels are loaded once per worker process (numba takes them from the on-disk cache),
 not once per run.
 
@@ -19,111 +20,26 @@ interrupted and resumed sweep gives exactly the dataset of an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import importlib
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import xarray as xr
 
 from simulation.io import atomic_path, read_netcdf, write_netcdf
-from simulation.scenario import Scenario, ScenarioError, with_overrides
-from simulation.sweep.experiment import Experiment, Outputs, Plan, RunSpec, expand
+from simulation.scenario import ScenarioError
+from simulation.sweep.experiment import Experiment, Plan, RunSpec, expand
 from simulation.sweep.pool import ForkedPool, default_threads, release_workers, worker_pool
+from simulation.sweep.worker import Task, simulate
 
 MANIFEST_FORMAT = "distsim-sweep/1"
 MANIFEST_EVERY_S = 1.0
-REQUIRED = frozenset({
-    "spend", "revenue", "gross_margin", "contribution", "programme_cost",
-    "programme_fixed_cost", "conversions", "customers", "churned", "stage_count",
-    "brand_equity",
-})
-"""Variables the summary needs: kept whatever the experiment's ``outputs`` say."""
-
-
-# -- the worker side -------------------------------------------------------------
-
-
-def shrink(ds: xr.Dataset, outputs: Outputs) -> xr.Dataset:
-    """The run variables the experiment keeps, and only the coordinates they use.
-
-    default: everything but per-day per-segment arrays; all: everything; a list:
-    those names (``fnmatch`` patterns) plus what the summary needs.
-    """
-    sel = outputs.variables
-    if sel == "all":
-        keep = list(ds.data_vars)
-    elif sel == "default":
-        keep = [v for v in ds.data_vars if not {"day", "segment"} <= set(ds[v].dims)]
-    else:
-        keep = [v for v in ds.data_vars
-                if v in REQUIRED or any(fnmatch.fnmatchcase(v, pat) for pat in sel)]
-    out = ds[keep]
-    used = {d for v in out.data_vars.values() for d in v.dims}
-    unused = [c for c in out.coords if not set(out[c].dims) <= used]
-    return out.drop_vars(unused)
-
-
-@dataclass(frozen=True)
-class Task:
-    """What a worker receives: small and picklable (no population, no model)."""
-
-    index: int
-    key: str
-    replicate: int
-    seed: int
-    base: Scenario
-    overrides: dict[str, Any]
-    outputs: Outputs
-    threads: int | None
-    labels: dict[str, Any] = field(default_factory=dict)
-    path: str | None = None  # where the worker writes the result (None: send it back)
-
-
-_runs_in_this_process = 0
-
-
-def simulate(task: Task) -> tuple[int, xr.Dataset, dict]:
-    """Run one task in a worker: (index, shrunk dataset, timings).
-
-    With ``task.path`` (workers that share the sweep's disk: this machine) the worker also
-    writes the run file, atomically, so writing is as parallel as simulating; otherwise
-    (a Dask cluster) the parent writes what comes back.
-    """
-    global _runs_in_this_process
-    import simulation
-
-    scenario = with_overrides(task.base, {**task.overrides, "simulation.seed": task.seed},
-                              source=f"run {task.index}")
-    warm = _runs_in_this_process > 0
-    started = time.time()
-    t0 = time.perf_counter()
-    ds = simulation.run(scenario, threads=task.threads)
-    sim_seconds = time.perf_counter() - t0
-    _runs_in_this_process += 1
-    ds = shrink(ds, task.outputs)
-    ds.attrs.update({
-        "sweep_run": task.index,
-        "sweep_run_key": task.key,
-        "sweep_replicate": task.replicate,
-        "sweep_labels": json.dumps(task.labels, default=str),
-        "sweep_overrides": json.dumps(task.overrides, default=str),
-    })
-    t1 = time.perf_counter()
-    if task.path is not None:
-        write_netcdf(ds, task.path)
-    info = {"sim_seconds": round(sim_seconds, 4), "write_seconds":
-            round(time.perf_counter() - t1, 4) if task.path else 0.0, "warm": warm,
-            "worker": f"{os.uname().nodename}:{os.getpid()}",
-            "started": round(started, 3), "ended": round(time.time(), 3)}
-    return task.index, ds, info
 
 
 # -- executors -------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Names the command line offers before anything heavy is imported: plot kinds and the
-key figures a sweep compares. The plots (matplotlib) and sweep analysis (scipy) import
-these, so each name has one home and ``distsim --help`` stays fast."""
+"""Names the command line offers before anything heavy is imported: the plot kinds and
+the key figures a sweep compares. The plots (:mod:`simulation.analysis.plots`,
+matplotlib), the report and the sweep analysis (scipy) import them from here, so each
+name has one home and ``distsim --help`` stays fast: keep this module free of imports."""
 
 RUN_KINDS = ("funnel", "economics", "cohorts", "attribution", "saturation", "dashboard")
 SWEEP_KINDS = ("variants", "heatmap")
