@@ -16,11 +16,11 @@ import mesa
 import numba
 import numpy as np
 
-from simulation import rng
+from simulation import counters, rng
 from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
 from simulation.components import Positioning, PostPurchase, Scaling
 from simulation.kernels import day as K
-from simulation.metrics import Recorder
+from simulation.metrics import MARGIN_COSTS, Recorder, describe
 from simulation.scenario import STAGES, Scenario, resolve_size
 from simulation.state import UNAWARE, Population
 
@@ -107,25 +107,23 @@ class MarketShell(mesa.Model):
 
     def book_day(self, day: int, row: np.ndarray) -> None:
         """Channels book their spend, the firm its P&L; the components read the day."""
-        nch = len(self.marketers)
-        reached = row[K.REACHED * nch : (K.REACHED + 1) * nch]
+        rec = self.recorder
+        reached = rec.channel("reached", day)
         marketing = 0.0
         for c, a in enumerate(self.marketers):
             media, fixed = a.book(reached[c])
-            self.recorder.media[day, c] = media
-            self.recorder.fixed[day, c] = fixed
+            rec.media[day, c] = media
+            rec.fixed[day, c] = fixed
             marketing += media + fixed
-        rev = row[K.REVENUE * nch : (K.REVENUE + 1) * nch].sum()
-        costs = sum(row[b * nch : (b + 1) * nch].sum()
-                    for b in (K.COGS, K.FULFILMENT, K.RETURN_COST, K.COMMISSION, K.ORDER_FEES))
-        programmes = (row[K.PROGRAMME_COST * nch : (K.PROGRAMME_COST + 1) * nch].sum()
+        rev = rec.channel("revenue", day).sum()
+        costs = sum(rec.channel(b, day).sum() for b in MARGIN_COSTS)
+        programmes = (rec.channel("programme_cost", day).sum()
                       + self.post_purchase.fixed_cost[day])
         self.firm.book(rev, rev - costs, marketing, programmes)
         self.scaling.after_day(self, day, row)
         self.positioning.after_day(self, day, reached)
-        scalars = self.recorder.scalars(day)
-        self.post_purchase.after_day(self, day, scalars[K.SC_MEMBERS],
-                                     row[K.SHARES * nch : (K.SHARES + 1) * nch].sum())
+        self.post_purchase.after_day(self, day, rec.market("members", day),
+                                     rec.channel("shares", day).sum())
 
     def gross_margin_to_date(self, c: int, day: int) -> float:
         """Gross margin booked so far to customers acquired through channel c."""
@@ -170,6 +168,7 @@ class MarketShell(mesa.Model):
                                    self.result_attrs(backend, bytes_per_customer),
                                    self.result_extras())
         ds["cohort_retention"] = cohort_retention(population, self.days, self.channel_names)
+        describe(ds)
         return ds
 
 
@@ -200,7 +199,7 @@ class MarketModel(MarketShell):
         self.forget[1] = scenario.forgetting.aware
         self.forget[2] = scenario.forgetting.considering
         self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
-        self.counters = np.zeros((self.n_chunks, K.counter_width(nch, nseg)))
+        self.counters = np.zeros((self.n_chunks, counters.width(nch, nseg)))
         self.attr = np.zeros((self.n_chunks, 2, len(K.ATTR_MODELS), nch))
         self.trans = np.zeros((self.n_chunks, nch + 3, nch + 3))
         self.events = None

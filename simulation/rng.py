@@ -20,6 +20,8 @@ import hashlib
 import numpy as np
 from numba import njit
 
+import simulation.jit  # noqa: F401  (where compiled kernels are cached; before any is declared)
+
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

@@ -70,16 +70,18 @@ CONSENT, ONBOARDED, MEMBER, REMINDER = 1, 2, 4, 8
 
 BYTES_PER_CUSTOMER = sum(f.nbytes for f in CUSTOMER_FIELDS)
 
-# Positions of the fields in ``Population.arrays()``: the kernels receive the
-# population as one tuple and index it with these compile-time constants.
+# Positions of the fields in ``Population.arrays()``: the kernels receive the population
+# as one plain tuple and index it with these compile-time constants. Not a named tuple:
+# numba 0.68 can silently drop writes made through a named tuple's fields inside
+# ``prange`` (``pop.health[i] = h``), and through a literal-index overload in an inlined
+# helper; a constant index into a plain tuple always lands (tests/test_rng_state.py).
 (
     F_SEGMENT, F_STAGE, F_ACQ_CHANNEL, F_FIRST_CHANNEL, F_FIRST_DAY, F_RING_CHANNEL, F_RING_DAY,
     F_RING_HEAD, F_TOUCHES, F_LEAD, F_HEALTH, F_HEALTH_DAY, F_ACQUIRED_DAY, F_NEXT_DAY, F_ORDERS,
     F_PURCHASE_RATE, F_DROPOUT, F_REVENUE, F_MARGIN, F_REACHED_MASK, F_FLAGS,
 ) = range(21)
-assert [f.name for f in CUSTOMER_FIELDS][F_REACHED_MASK] == "reached_mask"
-assert [f.name for f in CUSTOMER_FIELDS][F_FLAGS] == "flags"
-assert [f.name for f in CUSTOMER_FIELDS][F_PURCHASE_RATE] == "purchase_rate"
+assert [globals()["F_" + f.name.upper()] for f in CUSTOMER_FIELDS] == list(range(21)), \
+    "the F_* constants must follow CUSTOMER_FIELDS, one per field, in order"
 
 
 class Population:
@@ -96,7 +98,8 @@ class Population:
         return sum(getattr(self, f.name).nbytes for f in CUSTOMER_FIELDS)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """The arrays in declaration order: the kernels' first arguments."""
+        """The arrays in declaration order: the kernels' first argument (index them with
+        the ``F_*`` constants)."""
         return tuple(getattr(self, f.name) for f in CUSTOMER_FIELDS)
 
 

@@ -154,16 +154,20 @@ def test_sample_reproduces_conversion_and_revenue_shares(sampled):
     # sample; its sum over the sample estimates n/N of the run's revenue per channel
     per_customer = buys.groupby(["customer", "channel"]).amount.sum().unstack(fill_value=0.0)
     per_customer = per_customer.reindex(columns=channels, fill_value=0.0)
+    values = np.zeros((n, len(channels)))
+    values[: len(per_customer)] = per_customer.values
     for c, name in enumerate(channels):
-        values = np.zeros(n)
-        got = per_customer[name].values
-        values[: len(got)] = got
         expected = n / N * run_rev[c]
-        sd_sum = np.sqrt(n * values.var(ddof=1) * (N - n) / (N - 1))
-        assert abs(values.sum() - expected) <= 5 * sd_sum + 1e-6, name
+        sd_sum = np.sqrt(n * values[:, c].var(ddof=1) * (N - n) / (N - 1))
+        assert abs(values[:, c].sum() - expected) <= 5 * sd_sum + 1e-6, name
+    # revenue shares: a ratio estimator, its standard error by the delta method
     rev_share_run = run_rev / run_rev.sum()
-    rev_share_sample = per_customer.sum().values / per_customer.values.sum()
-    assert np.abs(rev_share_sample - rev_share_run).max() < 0.05
+    total = values.sum(axis=1)
+    rev_share_sample = values.sum(axis=0) / total.sum()
+    for c, name in enumerate(channels):
+        r = values[:, c] - rev_share_run[c] * total
+        sd_share = np.sqrt(n * r.var(ddof=1) * (N - n) / (N - 1)) / total.sum()
+        assert abs(rev_share_sample[c] - rev_share_run[c]) <= 5 * sd_share + 1e-9, name
 
 
 def test_cli_writes_the_event_table(tmp_path, capsys):

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from simulation import rng
-from simulation.state import BYTES_PER_CUSTOMER, CUSTOMER_FIELDS, Population, describe
+from simulation.state import (
+    BYTES_PER_CUSTOMER,
+    CUSTOMER_FIELDS,
+    F_HEALTH,
+    F_REVENUE,
+    F_RING_DAY,
+    F_STAGE,
+    Population,
+    describe,
+)
 
 
 @njit(cache=True)
@@ -69,3 +78,62 @@ def test_customer_state_is_declared_once_and_small():
     assert len(pop.arrays()) == len(CUSTOMER_FIELDS)
     assert all(arr.shape[0] == 1000 for arr in pop.arrays())
     assert f"{BYTES_PER_CUSTOMER}  bytes per customer" in describe()
+
+
+# -- population fields: writes must land ----------------------------------------------
+
+@njit(cache=True, inline="always")
+def _bump_inline(pop, i):
+    pop[F_HEALTH][i] += 1
+
+
+@njit(cache=True)
+def _bump(pop, i):
+    pop[F_HEALTH][i] += 1
+
+
+@njit(cache=True)
+def _set_in_helper(pop, i):
+    _bump_inline(pop, i)  # an inlined helper inside a called helper, as _convert does
+    pop[F_RING_DAY][i, 2] = 9
+
+
+@njit(parallel=True, cache=True)
+def _write_everywhere(pop):
+    n = pop[F_STAGE].shape[0]
+    for ch in prange(4):
+        for i in range(ch * n // 4, (ch + 1) * n // 4):
+            pop[F_HEALTH][i] += 1  # in the prange body
+            _bump_inline(pop, i)   # in an inlined helper
+            _bump(pop, i)          # in a called helper
+            _set_in_helper(pop, i)
+            pop[F_REVENUE][i] += 2.5
+            pop[F_RING_DAY][i, 1] = 7
+
+
+def test_writes_to_the_population_land_inside_prange():
+    """numba 0.68 silently drops some writes made through a named tuple's fields inside
+    ``prange`` (``pop.health[i] += 1``); the kernels index a plain tuple with constants,
+    whose writes land wherever they are made: the prange body, inlined or called helpers."""
+    pop = Population(10_000)
+    _write_everywhere(pop.arrays())
+    _write_everywhere(pop.arrays())
+    assert (pop.health == 8).all()
+    assert (pop.revenue == 5.0).all()
+    assert (pop.ring_day[:, 1] == 7).all() and (pop.ring_day[:, 2] == 9).all()
+
+
+def test_kernels_never_address_the_population_by_attribute():
+    """Kernels write pop[F_HEALTH][i], never pop.health[i]."""
+    import ast
+    import pathlib
+
+    import simulation
+
+    names = {f.name for f in CUSTOMER_FIELDS}
+    for path in (pathlib.Path(simulation.__file__).parent / "kernels").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id == "pop" and node.attr in names):
+                raise AssertionError(f"{path.name}:{node.lineno} uses pop.{node.attr}; "
+                                     f"index the tuple with F_{node.attr.upper()} instead")

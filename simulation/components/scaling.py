@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 
-from simulation.kernels import day as K
 from simulation.scenario import Channel, Guardrail, Scenario
 
 NO_ACTION, PAUSED, HELD, SCALED = 0, 1, 2, 3
@@ -74,7 +73,7 @@ class Scaling:
         if self.launched[prev] < 0 or self.paused[prev]:
             return False
         ran = day - self.launched[prev]
-        won = model.recorder.block(K.CONVERSIONS)[: day, prev].sum()
+        won = model.recorder.channel("conversions")[: day, prev].sum()
         return (ran >= self.rollout_cfg.validation_days
                 and won >= self.rollout_cfg.validation_conversions)
 
@@ -109,7 +108,7 @@ class Scaling:
                 if ran < rule.validation_days or ran % rule.every_days:
                     continue
                 rec = model.recorder
-                won_total = rec.block(K.CONVERSIONS)[: day + 1, c].sum()
+                won_total = rec.channel("conversions")[: day + 1, c].sum()
                 if won_total < rule.validation_conversions:
                     continue
                 value = self.metric(model, rule, c, day)
@@ -132,15 +131,15 @@ class Scaling:
         """The guardrail's metric over the trailing window (ltv_cac: realised LTV so far)."""
         rec = model.recorder
         lo = max(0, day + 1 - rule.lookback_days)
-        won = rec.block(K.CONVERSIONS)[lo : day + 1, c].sum()
+        won = rec.channel("conversions")[lo : day + 1, c].sum()
         spend = (rec.media[lo : day + 1, c] + rec.fixed[lo : day + 1, c]).sum()
         if rule.metric == "conversion_rate":
-            reached = rec.block(K.REACHED)[lo : day + 1, c].sum()
+            reached = rec.channel("reached")[lo : day + 1, c].sum()
             return won / reached if reached else 0.0
         cac = spend / won if won else math.inf
         if rule.metric == "cac":
             return cac
-        customers = rec.block(K.CONVERSIONS)[: day + 1, c].sum()
+        customers = rec.channel("conversions")[: day + 1, c].sum()
         margin = model.gross_margin_to_date(c, day)
         ltv = margin / customers if customers else 0.0
         return ltv / cac if cac > 0 else math.inf

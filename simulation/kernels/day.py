@@ -9,8 +9,12 @@ helper below derives the stream of its own decision from the customer-day's ``ba
 switching a programme on, or moving one channel's budget, never shifts another decision's
 draws (common random numbers across strategies).
 
-The population arrives as one tuple ``pop`` (``Population.arrays()``) indexed by
-the ``F_*`` constants of :mod:`simulation.state`; the accumulators of a chunk
+The population arrives as one tuple ``pop`` (``Population.arrays()``) indexed by the
+``F_*`` constants of :mod:`simulation.state`: a constant index into a plain tuple is the
+one form whose writes numba never loses inside ``prange`` (a named tuple's attributes,
+``pop.health[i] = h``, can be; ``tests/test_rng_state.py`` keeps that checked). Counters
+are addressed by name, ``cnt[CH.orders * nch + c]`` (:mod:`simulation.counters`). The
+accumulators of a chunk
 (``cnt``: the day's counters, ``attr``: attribution credit, ``trans``: journey
 transitions for Markov attribution) are rows owned by that chunk. ``log`` is the
 event log of sampled customers, empty unless events are exported.
@@ -36,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from simulation.counters import CH, MK
 from simulation.rng import beta, decision, decision_key, gamma, geometric_days, stream, uniform
 from simulation.state import (
     ACTIVE,
@@ -75,27 +80,6 @@ from simulation.state import (
 
 CHUNK = 1 << 14
 
-# Per-channel counter blocks: counter index = block * n_channels + channel.
-(
-    REACHED, CONVERSIONS, ORDERS, REVENUE, COGS, FULFILMENT, RETURN_COST, COMMISSION, ORDER_FEES,
-    RETURNS, REFUNDS, CHURNED_BY, WINBACKS, LEADS_NEW, LEADS_LOST, LEADS_SERVED, MOVED_AWARE,
-    MOVED_CONSIDERING, PROGRAMME_COST, REMINDERS, REMINDER_ORDERS, SHARES, JOINS, LEAVES,
-    FEEDBACK, ONBOARDED_BY, REPEATERS, HEALTH_AT_CHURN, FIRST_REVENUE, FIRST_MARGIN, ACQ_FEES,
-    ACTIVE_BY,
-) = range(32)
-N_BLOCKS = 32
-BLOCK_NAMES = (
-    "reached", "conversions", "orders", "revenue", "cogs", "fulfilment_cost", "return_cost",
-    "commission", "order_fees", "returns", "refunds", "churned", "winbacks", "leads_new",
-    "leads_lost", "leads_served", "moved_aware", "moved_considering", "programme_cost",
-    "reminders", "reminder_orders", "shares", "community_joins", "community_leaves",
-    "feedback", "onboarded", "repeaters", "health_at_churn", "first_order_revenue",
-    "first_order_margin", "acquisition_fees", "active",
-)
-# Scalars after the stage x segment block: offsets from its end.
-(SC_FORGOT_AWARE, SC_FORGOT_CONSIDERING, SC_HEALTH_SUM, SC_PROMOTERS, SC_DETRACTORS,
- SC_MEMBERS) = range(6)
-N_SCALARS = 6
 PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
 # Attribution models computed in the kernel: attr[0, model, channel] credits conversions,
 # attr[1, model, channel] the first order's net revenue with the same weights.
@@ -153,11 +137,6 @@ EV_TOUCH, EV_PURCHASE, EV_CHURN = 0, 1, 2
 EVENT_KINDS = ("touch", "purchase", "churn")
 
 
-def counter_width(n_channels: int, n_segments: int) -> int:
-    """Counters per chunk: the per-channel blocks, stage x segment occupancy, the scalars."""
-    return N_BLOCKS * n_channels + 5 * n_segments + N_SCALARS
-
-
 @njit(cache=True, inline="always")
 def _health_now(pop, i, day, decay):
     h = pop[F_HEALTH][i] / 255.0 - decay * (day - pop[F_HEALTH_DAY][i])
@@ -211,16 +190,16 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base):
     fee = chp[a, C_FEE]
     rc = par[P_RET_COST] if returned else 0.0
     m = rev - par[P_UNIT_COST] - par[P_FULFIL] - rc - comm - fee
-    cnt[ORDERS * nch + a] += 1.0
-    cnt[REVENUE * nch + a] += rev
-    cnt[COGS * nch + a] += par[P_UNIT_COST]
-    cnt[FULFILMENT * nch + a] += par[P_FULFIL]
-    cnt[RETURN_COST * nch + a] += rc
-    cnt[COMMISSION * nch + a] += comm
-    cnt[ORDER_FEES * nch + a] += fee
+    cnt[CH.orders * nch + a] += 1.0
+    cnt[CH.revenue * nch + a] += rev
+    cnt[CH.cogs * nch + a] += par[P_UNIT_COST]
+    cnt[CH.fulfilment_cost * nch + a] += par[P_FULFIL]
+    cnt[CH.return_cost * nch + a] += rc
+    cnt[CH.commission * nch + a] += comm
+    cnt[CH.order_fees * nch + a] += fee
     if returned:
-        cnt[RETURNS * nch + a] += 1.0
-        cnt[REFUNDS * nch + a] += price
+        cnt[CH.returns * nch + a] += 1.0
+        cnt[CH.refunds * nch + a] += price
     pop[F_REVENUE][i] += rev
     pop[F_MARGIN][i] += m
     if pop[F_ORDERS][i] < 65535:
@@ -291,19 +270,19 @@ def _after_order(pop, i, a, day, nch, cnt, par, base):
     community joining; and the repeat-buyer count."""
     flags = pop[F_FLAGS]
     if pop[F_ORDERS][i] == 2:
-        cnt[REPEATERS * nch + a] += 1.0
+        cnt[CH.repeaters * nch + a] += 1.0
     boost = par[P_SAT_BOOST]
     if par[P_SHARE_RATE] > 0.0 and _draw(base, D_SHARE) < par[P_SHARE_RATE]:
-        cnt[SHARES * nch + a] += 1.0
+        cnt[CH.shares * nch + a] += 1.0
     if par[P_FB_RATE] > 0.0:
-        cnt[PROGRAMME_COST * nch + a] += par[P_FB_COST]
+        cnt[CH.programme_cost * nch + a] += par[P_FB_COST]
         if _draw(base, D_FEEDBACK) < par[P_FB_RATE]:
-            cnt[FEEDBACK * nch + a] += 1.0
+            cnt[CH.feedback * nch + a] += 1.0
             boost += par[P_FB_BOOST]
     if par[P_COM_JOIN] > 0.0 and not (flags[i] & MEMBER):
         if _draw(base, D_JOIN) < par[P_COM_JOIN]:
             flags[i] |= MEMBER
-            cnt[JOINS * nch + a] += 1.0
+            cnt[CH.community_joins * nch + a] += 1.0
     return boost
 
 
@@ -403,17 +382,17 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
         pop[F_PURCHASE_RATE][i] = lam * segp[g, S_GAMMA_SCALE]
         p, _ = beta(segp[g, S_BETA_A], segp[g, S_BETA_B], decision(base, D_DROPOUT))
         pop[F_DROPOUT][i] = p
-    cnt[CONVERSIONS * nch + c] += 1.0
+    cnt[CH.conversions * nch + c] += 1.0
     health = par[P_H_INIT]
     if par[P_ONB_SHARE] > 0.0 and _draw(base, D_ONBOARDING) < par[P_ONB_SHARE]:
         pop[F_FLAGS][i] |= ONBOARDED
-        cnt[ONBOARDED_BY * nch + c] += 1.0
-        cnt[PROGRAMME_COST * nch + c] += par[P_ONB_COST]
+        cnt[CH.onboarded * nch + c] += 1.0
+        cnt[CH.programme_cost * nch + c] += par[P_ONB_COST]
         health += par[P_ONB_BOOST]
     rev, margin, fees = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, base)
-    cnt[FIRST_REVENUE * nch + c] += rev
-    cnt[FIRST_MARGIN * nch + c] += margin
-    cnt[ACQ_FEES * nch + c] += fees
+    cnt[CH.first_order_revenue * nch + c] += rev
+    cnt[CH.first_order_margin * nch + c] += margin
+    cnt[CH.acquisition_fees * nch + c] += fees
     _credit(pop, i, day, attr, trans, par[P_HALF_LIFE], rev)
     pop[F_TOUCHES][i] = 0
     boost = _after_order(pop, i, c, day, nch, cnt, par, base)
@@ -425,26 +404,26 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
 def _census(pop, i, day, par, cnt, off, nch):
     """End-of-day census of an active customer: by acquisition channel, mean health, NPS
     proxy, community."""
-    cnt[ACTIVE_BY * nch + pop[F_ACQ_CHANNEL][i]] += 1.0
+    cnt[CH.active * nch + pop[F_ACQ_CHANNEL][i]] += 1.0
     h = _health_now(pop, i, day, par[P_H_DECAY])
-    cnt[off] += h
+    cnt[off + MK.health_sum] += h
     if h >= PROMOTER_HEALTH:
-        cnt[off + 1] += 1.0
+        cnt[off + MK.promoters] += 1.0
     elif h < DETRACTOR_HEALTH:
-        cnt[off + 2] += 1.0
+        cnt[off + MK.detractors] += 1.0
     if pop[F_FLAGS][i] & MEMBER:
-        cnt[off + 3] += 1.0
+        cnt[off + MK.members] += 1.0
 
 
 @njit(cache=True, inline="always")
-def _forget(pop, i, s, cnt, forgot_off):
+def _forget(pop, i, s, cnt, market_off):
     if s == CONSIDERING:
         pop[F_LEAD][i] = 0
         pop[F_STAGE][i] = AWARE
-        cnt[forgot_off + 1] += 1.0
+        cnt[market_off + MK.forgot_considering] += 1.0
     else:
         pop[F_STAGE][i] = UNAWARE
-        cnt[forgot_off] += 1.0
+        cnt[market_off + MK.forgot_aware] += 1.0
 
 
 @njit(cache=True)
@@ -452,11 +431,11 @@ def _churn(pop, i, a, day, nch, cnt, log, ch, par):
     flags = pop[F_FLAGS]
     pop[F_STAGE][i] = CHURNED
     pop[F_NEXT_DAY][i] = day  # a churned customer's next_day keeps the day of churn
-    cnt[CHURNED_BY * nch + a] += 1.0
-    cnt[HEALTH_AT_CHURN * nch + a] += _health_now(pop, i, day, par[P_H_DECAY])
+    cnt[CH.churned * nch + a] += 1.0
+    cnt[CH.health_at_churn * nch + a] += _health_now(pop, i, day, par[P_H_DECAY])
     if flags[i] & MEMBER:
         flags[i] &= ~np.uint8(MEMBER)
-        cnt[LEAVES * nch + a] += 1.0
+        cnt[CH.community_leaves * nch + a] += 1.0
     flags[i] &= ~np.uint8(REMINDER)
     _log(log, ch, i, day, EV_CHURN, a, 0.0)
 
@@ -473,13 +452,13 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
         dropout_cut = 1.0 - par[P_REM_REDUCTION]
     if flags[i] & REMINDER:
         flags[i] &= ~np.uint8(REMINDER)
-        cnt[REMINDERS * nch + a] += 1.0
-        cnt[PROGRAMME_COST * nch + a] += par[P_REM_COST]
+        cnt[CH.reminders * nch + a] += 1.0
+        cnt[CH.programme_cost * nch + a] += par[P_REM_COST]
         if _draw(base, D_REMINDER) >= par[P_REM_RESPONSE]:
             # not now: the next order chance comes at its own pace
             pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
             return ACTIVE
-        cnt[REMINDER_ORDERS * nch + a] += 1.0
+        cnt[CH.reminder_orders * nch + a] += 1.0
     u = _draw(base, D_CHURN)
     if bm == BM_SUBSCRIPTION:
         churn = u < par[P_SUB_CHURN] * _churn_multiplier(pop, i, day, g, par, segp)
@@ -540,7 +519,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
     for c in range(nch):
         if not (mask >> np.uint64(c)) & np.uint64(1):
             continue
-        cnt[REACHED * nch + c] += 1.0
+        cnt[CH.reached * nch + c] += 1.0
         if s != UNAWARE and s != ACTIVE:
             _touch(pop, i, c, day, log, ch)
         if moved:
@@ -550,7 +529,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
             # its decision effect applies when the lead is served
             if pop[F_LEAD][i] == 0:
                 pop[F_LEAD][i] = c + 1
-                cnt[LEADS_NEW * nch + c] += 1.0
+                cnt[CH.leads_new * nch + c] += 1.0
             continue
         if not (works >> np.uint64(c)) & np.uint64(1):
             continue
@@ -558,22 +537,22 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
         if s == UNAWARE:
             _touch(pop, i, c, day, log, ch)
             target = int(par[P_WOM_TARGET]) if c == nch - 1 else AWARE
-            cnt[MOVED_AWARE * nch + c] += 1.0
+            cnt[CH.moved_aware * nch + c] += 1.0
             if target == ACTIVE:
                 _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, base)
             else:
                 pop[F_STAGE][i] = target
                 if target == CONSIDERING:
-                    cnt[MOVED_CONSIDERING * nch + c] += 1.0
+                    cnt[CH.moved_considering * nch + c] += 1.0
         elif s == AWARE:
             pop[F_STAGE][i] = CONSIDERING
-            cnt[MOVED_CONSIDERING * nch + c] += 1.0
+            cnt[CH.moved_considering * nch + c] += 1.0
         elif s == CONSIDERING:
             _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, base)
         elif s == CHURNED:
             pop[F_STAGE][i] = ACTIVE
             pop[F_TOUCHES][i] = 0
-            cnt[WINBACKS * nch + c] += 1.0
+            cnt[CH.winbacks * nch + c] += 1.0
             a = pop[F_ACQ_CHANNEL][i]
             _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base)
             boost = _after_order(pop, i, a, day, nch, cnt, par, base)
@@ -600,9 +579,8 @@ def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, segp, chp
     n = stage.shape[0]
     nch = reach.shape[2]
     nseg = reach.shape[0]
-    stage_off = N_BLOCKS * nch
-    forgot_off = stage_off + 5 * nseg
-    census = forgot_off + SC_HEALTH_SUM
+    stage_off = len(CH) * nch
+    market_off = stage_off + 5 * nseg
     has_capacity = False
     personal = np.uint64(0)
     for c in range(nch):
@@ -625,7 +603,7 @@ def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, segp, chp
             if not reachable[g, s] and forget[s] <= 0.0 and not has_event and not has_lead:
                 cnt[stage_off + g * 5 + s] += 1.0
                 if s == ACTIVE:
-                    _census(pop, i, day, par, cnt, census, nch)
+                    _census(pop, i, day, par, cnt, market_off, nch)
                 continue
             base = stream(key, i)
             done = False
@@ -635,7 +613,7 @@ def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, segp, chp
                 if _draw(base, D_LEAD_DECAY) < chp[c, C_LEAD_DECAY]:
                     lead[i] = 0
                     stage[i] = AWARE
-                    cnt[LEADS_LOST * nch + c] += 1.0
+                    cnt[CH.leads_lost * nch + c] += 1.0
                     done = True
             # 2. the scheduled event of an active customer
             if has_event:
@@ -657,11 +635,11 @@ def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, segp, chp
                 s = stage[i]
                 if (not moved and (s == AWARE or s == CONSIDERING) and forget[s] > 0.0
                         and _draw(base, D_FORGET) < forget[s]):
-                    _forget(pop, i, s, cnt, forgot_off)
+                    _forget(pop, i, s, cnt, market_off)
             s = stage[i]
             cnt[stage_off + g * 5 + s] += 1.0
             if s == ACTIVE:
-                _census(pop, i, day, par, cnt, census, nch)
+                _census(pop, i, day, par, cnt, market_off, nch)
             elif has_capacity and s == CONSIDERING and lead[i] > 0:
                 waiting[ch, lead[i] - 1] += 1
 
@@ -674,7 +652,7 @@ def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, tr
     n = stage.shape[0]
     nch = eff.shape[2]
     nseg = eff.shape[0]
-    stage_off = N_BLOCKS * nch
+    stage_off = len(CH) * nch
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
         cnt = cnt_all[ch]
@@ -689,7 +667,7 @@ def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, tr
                 continue
             left[c] -= 1
             g = pop[F_SEGMENT][i]
-            cnt[LEADS_SERVED * nch + c] += 1.0
+            cnt[CH.leads_served * nch + c] += 1.0
             base = stream(key, i)
             lead[i] = 0
             _touch(pop, i, c, day, log, ch)  # the sales conversation is a touch
@@ -698,7 +676,7 @@ def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, tr
                          segp, chp, base)
                 cnt[stage_off + g * 5 + CONSIDERING] -= 1.0
                 cnt[stage_off + g * 5 + ACTIVE] += 1.0
-                _census(pop, i, day, par, cnt, stage_off + 5 * nseg + SC_HEALTH_SUM, nch)
+                _census(pop, i, day, par, cnt, stage_off + 5 * nseg, nch)
 
 
 @njit(parallel=True, cache=True)

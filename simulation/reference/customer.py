@@ -37,6 +37,7 @@ import math
 
 import mesa
 
+from simulation.counters import CH, MK
 from simulation.kernels import day as K  # counter layout of the result format only
 from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, RING, UNAWARE
 
@@ -109,7 +110,7 @@ class Customer(mesa.Agent):
                 continue
             if personalised and not self.consented:
                 continue  # personalised contact reaches only those who consented
-            ledger.add(K.REACHED, c)
+            ledger.add(CH.reached, c)
             self.reached |= 1 << c
             if stage != UNAWARE and stage != ACTIVE:
                 self._touch(c, day)
@@ -120,7 +121,7 @@ class Customer(mesa.Agent):
                 # decision effect applies when the lead is served
                 if self.lead is None:
                     self.lead = c
-                    ledger.add(K.LEADS_NEW, c)
+                    ledger.add(CH.leads_new, c)
                 continue
             if effect > 0.0 and random() < effect:
                 moved = True
@@ -133,17 +134,17 @@ class Customer(mesa.Agent):
         ledger = model.ledger
         if stage == UNAWARE:
             self._touch(c, day)
-            ledger.add(K.MOVED_AWARE, c)
+            ledger.add(CH.moved_aware, c)
             target = model.rules.word_of_mouth_target if c == model.word_of_mouth_index else AWARE
             if target == ACTIVE:
                 self._convert(c, day)
             else:
                 self.stage = target
                 if target == CONSIDERING:
-                    ledger.add(K.MOVED_CONSIDERING, c)
+                    ledger.add(CH.moved_considering, c)
         elif stage == AWARE:
             self.stage = CONSIDERING
-            ledger.add(K.MOVED_CONSIDERING, c)
+            ledger.add(CH.moved_considering, c)
         elif stage == CONSIDERING:
             self._convert(c, day)
         elif stage == CHURNED:
@@ -156,20 +157,20 @@ class Customer(mesa.Agent):
         if self.stage == CONSIDERING:
             self.stage = AWARE
             self.lead = None
-            ledger.add_scalar(K.SC_FORGOT_CONSIDERING)
+            ledger.add_scalar(MK.forgot_considering)
         else:
             self.stage = UNAWARE
-            ledger.add_scalar(K.SC_FORGOT_AWARE)
+            ledger.add_scalar(MK.forgot_aware)
 
     def _lead_goes_cold(self) -> None:
-        self.model.ledger.add(K.LEADS_LOST, self.lead)
+        self.model.ledger.add(CH.leads_lost, self.lead)
         self.lead = None
         self.stage = AWARE
 
     def serve_lead(self, day: int) -> None:
         """The channel this lead waits for has time for them today (a demo, a call)."""
         c = self.lead
-        self.model.ledger.add(K.LEADS_SERVED, c)
+        self.model.ledger.add(CH.leads_served, c)
         self.lead = None
         self._touch(c, day)
         if self.random.random() < self.model.effects[self.segment][CONSIDERING][c]:
@@ -212,10 +213,10 @@ class Customer(mesa.Agent):
         a = self.acquired_by
         ledger = self.model.ledger
         rules = self.model.rules
-        ledger.add(K.REMINDERS, a)
-        ledger.add(K.PROGRAMME_COST, a, rules.reminder_cost)
+        ledger.add(CH.reminders, a)
+        ledger.add(CH.programme_cost, a, rules.reminder_cost)
         if self.random.random() < rules.reminder_response:
-            ledger.add(K.REMINDER_ORDERS, a)
+            ledger.add(CH.reminder_orders, a)
             self._order_opportunity(day)
         else:
             self.cycle_start = day  # the next run-out comes a cycle later
@@ -274,17 +275,17 @@ class Customer(mesa.Agent):
             self.order_chance = 1.0 - math.exp(-rate)  # at most one order a day
             a, b = rules.dropout[self.segment]
             self.dropout = self.random.betavariate(a, b)
-        ledger.add(K.CONVERSIONS, c)
+        ledger.add(CH.conversions, c)
         health = rules.initial_health
         if rules.onboarding_reach > 0.0 and self.random.random() < rules.onboarding_reach:
             self.onboarded = True
-            ledger.add(K.ONBOARDED_BY, c)
-            ledger.add(K.PROGRAMME_COST, c, rules.onboarding_cost)
+            ledger.add(CH.onboarded, c)
+            ledger.add(CH.programme_cost, c, rules.onboarding_cost)
             health += rules.onboarding_boost
         revenue, margin, fees = self._book_order(c, day)
-        ledger.add(K.FIRST_REVENUE, c, revenue)
-        ledger.add(K.FIRST_MARGIN, c, margin)
-        ledger.add(K.ACQ_FEES, c, fees)
+        ledger.add(CH.first_order_revenue, c, revenue)
+        ledger.add(CH.first_order_margin, c, margin)
+        ledger.add(CH.acquisition_fees, c, fees)
         model.attribution.credit(journey, day, revenue)
         self._reset_journey()
         self._set_health(day, health + self._after_order(c))
@@ -302,7 +303,7 @@ class Customer(mesa.Agent):
         self.stage = ACTIVE
         self.churn_day = None
         self._reset_journey()
-        self.model.ledger.add(K.WINBACKS, c)
+        self.model.ledger.add(CH.winbacks, c)
         a = self.acquired_by
         self._book_order(a, day)
         self._set_health(day, self.model.rules.initial_health + self._after_order(a))
@@ -320,16 +321,16 @@ class Customer(mesa.Agent):
         commission = rules.commission[a] * revenue
         fee = rules.fee_per_order[a]
         return_cost = rules.return_cost if returned else 0.0
-        ledger.add(K.ORDERS, a)
-        ledger.add(K.REVENUE, a, revenue)
-        ledger.add(K.COGS, a, rules.unit_cost)
-        ledger.add(K.FULFILMENT, a, rules.fulfilment_cost)
-        ledger.add(K.RETURN_COST, a, return_cost)
-        ledger.add(K.COMMISSION, a, commission)
-        ledger.add(K.ORDER_FEES, a, fee)
+        ledger.add(CH.orders, a)
+        ledger.add(CH.revenue, a, revenue)
+        ledger.add(CH.cogs, a, rules.unit_cost)
+        ledger.add(CH.fulfilment_cost, a, rules.fulfilment_cost)
+        ledger.add(CH.return_cost, a, return_cost)
+        ledger.add(CH.commission, a, commission)
+        ledger.add(CH.order_fees, a, fee)
         if returned:
-            ledger.add(K.RETURNS, a)
-            ledger.add(K.REFUNDS, a, price)
+            ledger.add(CH.returns, a)
+            ledger.add(CH.refunds, a, price)
         margin = revenue - rules.unit_cost - rules.fulfilment_cost - return_cost - commission - fee
         self.orders += 1
         self.revenue += revenue
@@ -346,18 +347,18 @@ class Customer(mesa.Agent):
         ledger = self.model.ledger
         random = self.random.random
         if self.orders == 2:
-            ledger.add(K.REPEATERS, a)
+            ledger.add(CH.repeaters, a)
         boost = rules.satisfaction_boost
         if rules.share_rate > 0.0 and random() < rules.share_rate:
-            ledger.add(K.SHARES, a)
+            ledger.add(CH.shares, a)
         if rules.feedback_rate > 0.0:
-            ledger.add(K.PROGRAMME_COST, a, rules.feedback_cost)
+            ledger.add(CH.programme_cost, a, rules.feedback_cost)
             if random() < rules.feedback_rate:
-                ledger.add(K.FEEDBACK, a)
+                ledger.add(CH.feedback, a)
                 boost += rules.feedback_boost
         if rules.join_rate > 0.0 and not self.member and random() < rules.join_rate:
             self.member = True
-            ledger.add(K.JOINS, a)
+            ledger.add(CH.community_joins, a)
         return boost
 
     def _churn(self, day: int) -> None:
@@ -365,11 +366,11 @@ class Customer(mesa.Agent):
         ledger = self.model.ledger
         self.stage = CHURNED
         self.churn_day = day
-        ledger.add(K.CHURNED_BY, a)
-        ledger.add(K.HEALTH_AT_CHURN, a, self.health_on(day))
+        ledger.add(CH.churned, a)
+        ledger.add(CH.health_at_churn, a, self.health_on(day))
         if self.member:
             self.member = False
-            ledger.add(K.LEAVES, a)
+            ledger.add(CH.community_leaves, a)
         self._log(day, EV_CHURN, a, 0.0)
 
     # -- health --------------------------------------------------------------------------

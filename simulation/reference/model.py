@@ -32,7 +32,9 @@ from dataclasses import dataclass
 import mesa
 import numpy as np
 
+from simulation import counters
 from simulation.components import PostPurchase
+from simulation.counters import CH, MK
 from simulation.kernels import day as K
 from simulation.metrics import Recorder
 from simulation.model import MarketShell
@@ -142,8 +144,8 @@ class Ledger:
 
     def __init__(self, n_channels: int, n_segments: int):
         self.nch = n_channels
-        self.width = K.counter_width(n_channels, n_segments)
-        self.scalar_offset = K.N_BLOCKS * n_channels + 5 * n_segments
+        self.width = counters.width(n_channels, n_segments)
+        self.scalar_offset = counters.market_offset(n_channels, n_segments)
         self.values = [0.0] * self.width
 
     def add(self, block: int, channel: int, amount: float = 1.0) -> None:
@@ -302,7 +304,7 @@ class ReferenceMarketModel(MarketShell):
     def _census(self, day: int) -> None:
         """End-of-day stage occupancy by segment, and the health of active customers."""
         ledger = self.ledger
-        base = K.N_BLOCKS * ledger.nch
+        base = counters.occupancy_offset(ledger.nch)
         groups = self.customers.groupby(lambda a: (a.segment, a.stage), result_type="list")
         health_sum = promoters = detractors = members = 0.0
         for (g, s), group in groups:
@@ -310,7 +312,7 @@ class ReferenceMarketModel(MarketShell):
             if s != ACTIVE:
                 continue
             for customer in group:
-                ledger.add(K.ACTIVE_BY, customer.acquired_by)
+                ledger.add(CH.active, customer.acquired_by)
                 h = customer.health_on(day)
                 health_sum += h
                 if h >= PROMOTER_HEALTH:
@@ -319,10 +321,10 @@ class ReferenceMarketModel(MarketShell):
                     detractors += 1.0
                 if customer.member:
                     members += 1.0
-        ledger.add_scalar(K.SC_HEALTH_SUM, health_sum)
-        ledger.add_scalar(K.SC_PROMOTERS, promoters)
-        ledger.add_scalar(K.SC_DETRACTORS, detractors)
-        ledger.add_scalar(K.SC_MEMBERS, members)
+        ledger.add_scalar(MK.health_sum, health_sum)
+        ledger.add_scalar(MK.promoters, promoters)
+        ledger.add_scalar(MK.detractors, detractors)
+        ledger.add_scalar(MK.members, members)
         active = sum(len(group) for (_, s), group in groups if s == ACTIVE)
         self.mean_health = health_sum / active if active else math.nan
         self.members = int(members)

@@ -1,0 +1,188 @@
+"""The counters of a day, and every result variable, declared once.
+
+The kernels count into one row per chunk of customers; the row's layout, the
+kernels' indices, the result dataset's variables with their units and descriptions,
+and the README's table of result variables all come from the tables below. A new
+counter is one line here (or in a mechanism's kernel module, see
+:func:`register`), then counted in a kernel as ``cnt[CH.<name> * nch + c]``.
+
+Layout of a counter row: one block of ``n_channels`` values per channel counter,
+then ``stage x segment`` occupancy at the end of the day, then the market counters.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from dataclasses import dataclass
+from typing import Literal
+
+Aggregate = Literal["sum", "last", "mean", "none"]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One result variable: its name in the dataset, unit, meaning, and how it aggregates
+    over days (``sum``: a flow; ``last``: a stock, read at the end; ``mean``: a level;
+    ``none``: already a whole-run figure)."""
+
+    name: str
+    unit: str
+    description: str
+    aggregate: Aggregate = "sum"
+    stored: bool = True
+    """False for a counter that only feeds a derived variable."""
+
+    @property
+    def is_count(self) -> bool:
+        """Counted in whole customers, orders or events (stored as integers)."""
+        return self.unit not in MONEY_UNITS and self.unit not in REAL_UNITS
+
+
+MONEY_UNITS = ("currency",)
+REAL_UNITS = ("health units summed over churners",)
+
+# -- counted by the kernels, per acquisition (or reaching) channel and day ------------
+CHANNEL_COUNTERS: tuple[Variable, ...] = (
+    Variable("reached", "customers", "customers reached by the channel that day"),
+    Variable("conversions", "customers",
+             "new customers (first orders) by acquisition channel = last touch"),
+    Variable("orders", "orders",
+             "orders (first, repeat, renewals, win-backs) by acquisition channel"),
+    Variable("revenue", "currency", "net revenue (returned orders refunded) by acquisition channel"),
+    Variable("cogs", "currency", "cost of goods of the orders"),
+    Variable("fulfilment_cost", "currency",
+             "fulfilment of the orders, with delivery, packaging and tracking costs"),
+    Variable("return_cost", "currency", "handling cost of returned orders"),
+    Variable("commission", "currency", "the channel's commission on the orders' revenue"),
+    Variable("order_fees", "currency", "the channel's fee per order"),
+    Variable("returns", "orders", "orders returned"),
+    Variable("refunds", "currency", "revenue refunded on returned orders"),
+    Variable("churned", "customers", "customers lost, by acquisition channel"),
+    Variable("winbacks", "customers", "churned customers won back, by winning channel"),
+    Variable("leads_new", "leads", "prospects queued at a capacity-limited channel"),
+    Variable("leads_lost", "leads", "queued leads that decayed before being served"),
+    Variable("leads_served", "leads", "queued leads handled within capacity"),
+    Variable("moved_aware", "customers", "unaware customers made aware, by channel"),
+    Variable("moved_considering", "customers", "customers moved into consideration, by channel"),
+    Variable("programme_cost", "currency", "post-purchase programme costs of the channel's "
+             "customers (onboarding, reminders, surveys, outreach)"),
+    Variable("reminders", "reminders", "replenishment reminders sent, by acquisition channel"),
+    Variable("reminder_orders", "orders", "orders brought forward by a reminder"),
+    Variable("shares", "orders", "orders shared by customers (unboxing), feeding word of mouth"),
+    Variable("community_joins", "customers", "customers joining the community"),
+    Variable("community_leaves", "customers", "members lost to churn"),
+    Variable("feedback", "answers", "survey answers"),
+    Variable("onboarded", "customers", "new customers enrolled in onboarding"),
+    Variable("repeaters", "customers", "customers placing their second order"),
+    Variable("health_at_churn", "health units summed over churners",
+             "sum of churners' health on the day they churned"),
+    Variable("first_order_revenue", "currency",
+             "net revenue of first orders, by acquisition channel"),
+    Variable("first_order_margin", "currency",
+             "gross margin of first orders (after the channel's fees)"),
+    Variable("acquisition_fees", "currency", "commission and fees paid on first orders"),
+    Variable("active", "customers", "active customers at the end of the day, by acquisition "
+             "channel", "last"),
+)
+
+# -- counted by the kernels for the whole market, per day -----------------------------
+MARKET_COUNTERS: tuple[Variable, ...] = (
+    Variable("forgot_aware", "customers", "aware customers who forgot the product"),
+    Variable("forgot_considering", "customers", "considering customers who fell back to aware"),
+    Variable("health_sum", "health", "sum of active customers' health (for mean_health)",
+             "none", stored=False),
+    Variable("promoters", "customers", "active customers with health >= 0.7 (for nps)",
+             "none", stored=False),
+    Variable("detractors", "customers", "active customers with health < 0.4 (for nps)",
+             "none", stored=False),
+    Variable("members", "customers", "community members among active customers "
+             "(for community_size)", "none", stored=False),
+)
+
+# -- computed from the counters, the channels' books and the components ---------------
+DERIVED: tuple[Variable, ...] = (
+    Variable("stage_count", "customers", "customers in each journey stage at the end of the day",
+             "last"),
+    Variable("stage_count_by_segment", "customers", "stage_count by segment", "last"),
+    Variable("spend", "currency", "marketing spend: media plus fixed daily cost"),
+    Variable("media_spend", "currency", "media bought (CPM budget, paid clicks, paid contacts)"),
+    Variable("fixed_cost", "currency", "fixed daily cost of running the channel"),
+    Variable("gross_margin", "currency",
+             "revenue - cogs - fulfilment - return cost - commission - order fees"),
+    Variable("contribution", "currency",
+             "gross margin - spend - programme cost (of the channel's customers)"),
+    Variable("mean_health", "health", "mean health of active customers at the end of the day",
+             "mean"),
+    Variable("nps", "points", "NPS proxy: % active customers with health >= 0.7 minus % below 0.4",
+             "mean"),
+    Variable("community_size", "customers", "community members among active customers", "last"),
+    Variable("repeat_purchase_rate", "share",
+             "share of customers acquired so far who have ordered twice", "last"),
+    Variable("brand_equity", "index", "brand equity at the start of the day, in [0, 1]", "mean"),
+    Variable("budget", "currency", "planned daily budget (after schedule, roll-out and "
+             "guardrails)"),
+    Variable("guardrail_action", "code",
+             "guardrail fired that day: 0 none, 1 pause, 2 hold, 3 scale", "none"),
+    Variable("running", "days", "1 on the days the channel ran (launched, not paused, not "
+             "ended)"),
+    Variable("programme_fixed_cost", "currency",
+             "post-purchase costs not tied to a channel (community)"),
+    Variable("attributed_conversions", "customers",
+             "conversions credited to each channel under each attribution model", "none"),
+    Variable("attributed_revenue", "currency",
+             "first-order revenue credited to each channel under each attribution model", "none"),
+    Variable("journey_transitions", "journeys", "first-order journey transitions (start, "
+             "channels, conversion, no_conversion) over all journeys, for Markov attribution",
+             "none"),
+    Variable("unique_reached", "customers", "customers reached at least once during the run",
+             "none"),
+    Variable("customers", "customers", "customers acquired during the run", "none"),
+    Variable("conversion_rate", "share", "customers acquired / customers ever reached", "none"),
+    Variable("cac", "currency per customer", "customer acquisition cost: spend / customers "
+             "acquired", "none"),
+    Variable("ltv", "currency per customer", "realised lifetime value: gross margin less "
+             "programme costs of acquired customers / customers", "none"),
+    Variable("ltv_cac", "ratio", "ltv / cac", "none"),
+    Variable("churn_rate", "share", "share of acquired customers churned by the end", "none"),
+    Variable("cohort_retention", "share", "share of a weekly acquisition cohort still a "
+             "customer k weeks later, by acquisition channel", "none"),
+)
+
+
+def register(*variables: Variable) -> None:
+    """Add a mechanism's channel counters (call at import of its kernel module, before the
+    day kernel is compiled: :mod:`simulation.kernels.day` imports every mechanism first)."""
+    global CHANNEL_COUNTERS, CH
+    known = {v.name for v in CHANNEL_COUNTERS}
+    CHANNEL_COUNTERS += tuple(v for v in variables if v.name not in known)
+    CH = _index(CHANNEL_COUNTERS)
+
+
+def _index(table: tuple[Variable, ...]):
+    return namedtuple("Index", [v.name for v in table])(*range(len(table)))
+
+
+CH = _index(CHANNEL_COUNTERS)
+"""Block of each channel counter: ``cnt[CH.orders * n_channels + c]``."""
+MK = _index(MARKET_COUNTERS)
+"""Position of each market counter after the occupancy block."""
+
+N_STAGES = 5
+
+
+def width(n_channels: int, n_segments: int) -> int:
+    """Counters in a row: the channel blocks, stage x segment occupancy, the market counters."""
+    return len(CHANNEL_COUNTERS) * n_channels + N_STAGES * n_segments + len(MARKET_COUNTERS)
+
+
+def occupancy_offset(n_channels: int) -> int:
+    return len(CHANNEL_COUNTERS) * n_channels
+
+
+def market_offset(n_channels: int, n_segments: int) -> int:
+    return occupancy_offset(n_channels) + N_STAGES * n_segments
+
+
+def variables() -> dict[str, Variable]:
+    """Every result variable by name: the counters, then the derived figures."""
+    return {v.name: v for v in (*CHANNEL_COUNTERS, *MARKET_COUNTERS, *DERIVED)}
