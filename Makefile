@@ -1,12 +1,14 @@
 # Two commands do everything on a fresh machine with Python 3.11 and make:
 #   make run    set up .venv, run scenarios/default.toml, write results/default.nc and a plot
 #   make test   set up .venv if needed, then run the whole test suite
+#   make test-fast  the suite without the tests marked slow (under a minute)
+#   make docs   regenerate the README's reference tables from the code
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean install
+.PHONY: run test test-fast docs lint bench clean install
 
 install: $(STAMP)
 
@@ -21,6 +23,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+docs: $(STAMP)
+	$(BIN)/python -m simulation.docs --write
 
 lint: $(STAMP)
 	$(BIN)/ruff check simulation tests benchmarks

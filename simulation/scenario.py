@@ -59,34 +59,58 @@ class Strict(BaseModel):
 
 class Simulation(Strict):
     agents: int = Field(100_000, ge=1, le=200_000_000, description="addressable customers")
-    days: int = Field(365, ge=1, le=65_000, description="days simulated (day numbers fit uint16)")
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    days: int = Field(
+        365, ge=1, le=65_000, description="days simulated (day numbers are stored as uint16)"
+    )
+    seed: int = Field(
+        0, ge=0, le=2**63 - 1,
+        description="random seed; a seed gives the same result on any thread count",
+    )
 
 
 class Subscription(Strict):
     period_days: int = Field(30, ge=1, le=3650, description="days between renewals")
-    churn: Probability = Field(0.05, description="probability of cancelling at each renewal")
+    churn: Probability = Field(0.05, description="probability of cancelling at a renewal")
 
 
 class OneTime(Strict):
     lapse_rate: Probability = Field(
-        0.01, description="daily probability that a one-time buyer stops being an active customer"
+        0.01, description="daily probability that a one-time buyer stops being active"
     )
 
 
 class Product(Strict):
-    name: str = "product"
-    archetype: Literal["commodity", "niche", "innovative"] = "commodity"
-    price: PositiveFloat = 20.0
-    reference_price: PositiveFloat | None = Field(
-        None, description="price customers compare against; defaults to price"
+    name: str = Field("product", description="label")
+    archetype: Literal["commodity", "niche", "innovative"] = Field(
+        "commodity", description="picks which `fit` value of each channel applies"
     )
-    unit_cost: Money = 0.0
-    fulfilment_cost: Money = 0.0
-    return_rate: Probability = 0.0
-    return_cost: Money = 0.0
-    business_model: Literal["one_time", "repeat", "subscription"] = "repeat"
-    positioning: Literal["budget", "mid", "premium"] = "mid"
+    price: PositiveFloat = Field(
+        20.0, description="price of one order, or of one subscription period"
+    )
+    reference_price: PositiveFloat | None = Field(
+        None,
+        description="what customers compare against (unset: `price`); the price factor uses `price "
+                    "/ reference_price`",
+    )
+    unit_cost: Money = Field(0.0, description="cost of goods per order")
+    fulfilment_cost: Money = Field(
+        0.0, description="fulfilment (shipping, payment processing) per order"
+    )
+    return_rate: Probability = Field(
+        0.0,
+        description="probability that an order is returned: its revenue is refunded, its costs "
+                    "stay",
+    )
+    return_cost: Money = Field(0.0, description="extra cost of a return")
+    business_model: Literal["one_time", "repeat", "subscription"] = Field(
+        "repeat",
+        description="how customers buy after the first order (see *Business models* below)",
+    )
+    positioning: Literal["budget", "mid", "premium"] = Field(
+        "mid",
+        description="the initial brand equity: 0.3 (`budget`), 0.5 (`mid`), 0.7 (`premium`), "
+                    "unless `brand.initial_equity` is set",
+    )
     subscription: Subscription = Subscription()
     one_time: OneTime = OneTime()
 
@@ -94,31 +118,57 @@ class Product(Strict):
 class GammaRate(Strict):
     """Heterogeneous purchase rate: lambda ~ Gamma(shape, scale) with mean 1 / mean_days."""
 
-    shape: PositiveFloat = 2.0
-    mean_days: PositiveFloat = Field(30.0, description="mean days between orders of an alive customer")
+    shape: PositiveFloat = Field(
+        2.0,
+        description="repeat model: shape of the Gamma distribution of order rates across customers",
+    )
+    mean_days: PositiveFloat = Field(
+        30.0,
+        description="repeat model: the Gamma order rate has mean 1 / `mean_days` (mean days "
+                    "between orders of an alive customer)",
+    )
 
 
 class BetaDropout(Strict):
     """Heterogeneous drop-out after each order: p ~ Beta(a, b) (the BG/NBD story)."""
 
-    a: PositiveFloat = 1.0
-    b: PositiveFloat = 9.0
+    a: PositiveFloat = Field(
+        1.0,
+        description="repeat model: first parameter of the Beta drop-out probability per order "
+                    "chance",
+    )
+    b: PositiveFloat = Field(
+        9.0,
+        description="repeat model: second parameter of the Beta drop-out probability per order "
+                    "chance",
+    )
 
 
 class Segment(Strict):
-    name: Name
-    share: Probability
+    name: Name = Field(
+        description="letters, digits and `_`, starting with a letter; unique among the segments"
+    )
+    share: Probability = Field(description="share of the market; the shares must sum to 1")
     price_sensitivity: NonNegFloat = Field(
-        1.0, description="price elasticity of conversion: (price / reference_price) ** -sensitivity"
+        1.0,
+        description="price elasticity: price factor `(price × (1 − discount) / reference_price) ** "
+                    "−elasticity` on decisions and win-backs, with `elasticity = price_sensitivity "
+                    "× max(0, 1 − brand_sensitivity × (equity − 0.5))`",
     )
     affinity: dict[str, NonNegFloat] = Field(
-        default_factory=dict, description="relative reach weight per channel name (default 1)"
+        default_factory=dict,
+        description="relative reach weight per channel name (default 1; 0 = never reached)",
     )
     purchase_rate: GammaRate = GammaRate()
     dropout: BetaDropout = BetaDropout()
-    churn_multiplier: NonNegFloat = 1.0
+    churn_multiplier: NonNegFloat = Field(
+        1.0, description="multiplies subscription churn, repeat drop-out and one-time lapse rate"
+    )
     brand_sensitivity: NonNegFloat = Field(
-        0.0, description="how much brand equity lifts conversion and price tolerance"
+        0.0,
+        description="how much brand equity matters to the segment: decision and win-back effects × "
+                    "`max(0, 1 + brand_sensitivity × (equity − 0.5))`, and price elasticity "
+                    "softened (or sharpened) as in `price_sensitivity`",
     )
 
 
@@ -130,10 +180,24 @@ class Effects(Strict):
     (a win-back) and, for active customers, a lift of their health.
     """
 
-    awareness: Probability = 0.0
-    consideration: Probability = 0.0
-    decision: Probability = 0.0
-    retention: Probability = 0.0
+    awareness: Probability = Field(
+        0.0,
+        description="probability that one exposure makes an unaware customer aware (see *Effects* "
+                    "below)",
+    )
+    consideration: Probability = Field(
+        0.0, description="probability that one exposure makes an aware customer start considering"
+    )
+    decision: Probability = Field(
+        0.0,
+        description="probability that one exposure makes a considering customer place a first "
+                    "order",
+    )
+    retention: Probability = Field(
+        0.0,
+        description="probability that one exposure wins back a churned customer, or lifts an "
+                    "active customer's health",
+    )
 
 
 class Reach(Strict):
@@ -146,17 +210,25 @@ class Reach(Strict):
     (email, a sales follow-up list), each contact paid ``cost_per_contact``.
     """
 
-    model: Literal["cpm", "cpc", "fixed", "list"] = "cpm"
-    cpm: Money = 10.0
-    cpc: Money = 1.0
-    daily_visitors: NonNegFloat = 0.0
-    frequency: Probability = 0.0
-    cost_per_contact: Money = 0.0
+    model: Literal["cpm", "cpc", "fixed", "list"] = Field(
+        "cpm", description="how the budget turns into exposures (see the list below)"
+    )
+    cpm: Money = Field(10.0, description="cost per thousand impressions (`cpm`)")
+    cpc: Money = Field(1.0, description="cost per click (`cpc`)")
+    daily_visitors: NonNegFloat = Field(0.0, description="visitors a day (`fixed`)")
+    frequency: Probability = Field(
+        0.0, description="daily probability of contacting each audience member (`list`)"
+    )
+    cost_per_contact: Money = Field(0.0, description="cost of each contact made (`list`)")
     max_daily_reach: Probability = Field(
-        1.0, description="cap on the daily chance of being reached (search volume, list fatigue)"
+        1.0,
+        description="cap on a customer's daily chance of being reached (search volume, list "
+                    "fatigue)",
     )
     audience: list[Literal["unaware", "aware", "considering", "active", "churned"]] | None = Field(
-        None, description="stages the channel can reach; default by model"
+        None,
+        description="stages the channel can reach; unset: by model, `cpm` and `fixed` all five, "
+                    "`cpc` `aware considering churned`, `list` `considering active churned`",
     )
 
     def audience_stages(self) -> tuple[str, ...]:
@@ -179,13 +251,22 @@ class Schedule(Strict):
     The result is capped at ``cap``.
     """
 
-    kind: Literal["constant", "linear", "exponential", "steps"] = "constant"
-    end_budget: Money = 0.0
-    ramp_days: int = Field(30, ge=1)
-    growth: float = Field(0.0, ge=-1.0, le=1.0, description="daily growth of an exponential ramp")
+    kind: Literal["constant", "linear", "exponential", "steps"] = Field(
+        "constant",
+        description="`constant`: `daily_budget` every day; `linear`: from `daily_budget` to "
+                    "`end_budget` over `ramp_days`, then `end_budget`; `exponential`: "
+                    "`daily_budget × (1 + growth) ** t`; `steps`: the budget of the last step "
+                    "reached",
+    )
+    end_budget: Money = Field(0.0, description="target of a `linear` ramp")
+    ramp_days: int = Field(30, ge=1, description="length of a `linear` ramp")
+    growth: float = Field(0.0, ge=-1.0, le=1.0, description="daily growth of an `exponential` ramp")
     steps: list[Annotated[list[NonNegFloat], Field(min_length=2, max_length=2)]] = Field(
-        default_factory=list, description="[[day since launch, budget], ...]")
-    cap: Money | None = None
+        default_factory=list,
+        description="`[[day since launch, budget], ...]` in increasing whole days; required for "
+                    "`steps` (before the first step: `daily_budget`)",
+    )
+    cap: Money | None = Field(None, description="upper limit of the scheduled budget")
 
     @model_validator(mode="after")
     def _steps_sorted(self):
@@ -202,44 +283,103 @@ class Schedule(Strict):
 class Novelty(Strict):
     """A new channel's effects start higher and fade: ``1 + boost * 0.5 ** (t / half_life_days)``."""
 
-    boost: NonNegFloat = 0.0
-    half_life_days: PositiveFloat = 30.0
+    boost: NonNegFloat = Field(
+        0.0,
+        description="a new channel's effects start higher and fade: × `1 + boost × 0.5 ** (days "
+                    "since launch / half_life_days)`",
+    )
+    half_life_days: PositiveFloat = Field(30.0, description="days for the novelty boost to halve")
 
 
 class Fit(Strict):
-    commodity: Probability = 1.0
-    niche: Probability = 1.0
-    innovative: Probability = 1.0
+    commodity: Probability = Field(
+        1.0,
+        description="how well the channel carries a `commodity` product: multiplies its effects",
+    )
+    niche: Probability = Field(
+        1.0, description="how well the channel carries a `niche` product: multiplies its effects"
+    )
+    innovative: Probability = Field(
+        1.0,
+        description="how well the channel carries an `innovative` product: multiplies its effects",
+    )
 
 
 class Channel(Strict):
-    name: Name
+    name: Name = Field(
+        description="as for segments; unique among the channels; `word_of_mouth` is reserved"
+    )
     kind: Literal[
         "paid_social", "search", "display", "marketplace", "retail_partner", "direct_sales",
         "partner", "affiliate", "email", "referral", "organic", "content",
-    ]
-    stage: Literal["awareness", "consideration", "decision", "retention"] = "awareness"
-    effects: Effects = Effects()
-    reach: Reach = Reach()
-    daily_budget: Money = 0.0
-    commission: Probability = Field(0.0, description="share of each order's revenue paid to the channel")
-    fee_per_order: Money = 0.0
-    fixed_daily_cost: Money = 0.0
-    capacity: int | None = Field(
-        None, ge=0, description="leads handled a day; excess leads wait and decay (None: unlimited)"
+    ] = Field(
+        description="a label: what the channel does comes from the fields below"
     )
-    lead_decay: Probability = Field(0.1, description="daily probability that a waiting lead is lost")
-    intent: Probability = Field(1.0, description="share of reached customers in buying mode (scales decision)")
+    stage: Literal["awareness", "consideration", "decision", "retention"] = Field(
+        "awareness", description="the channel's natural stage; a label"
+    )
+    effects: Effects = Effects()
+    reach: Reach = Field(Reach(), description="how the channel reaches customers")
+    daily_budget: Money = Field(0.0, description="media budget a day (`cpm`, `cpc`)")
+    commission: Probability = Field(
+        0.0,
+        description="share of revenue paid to the channel on every order of the customers it "
+                    "acquired",
+    )
+    fee_per_order: Money = Field(0.0, description="fee per order of the customers it acquired")
+    fixed_daily_cost: Money = Field(
+        0.0,
+        description="cost of running the channel (a sales team, tools), every day it runs: from "
+                    "its launch to its `end_day` or a guardrail pause",
+    )
+    capacity: int | None = Field(
+        None, ge=0,
+        description="leads handled a day (see *Capacity and leads*); unset: unlimited, no queue",
+    )
+    lead_decay: Probability = Field(
+        0.1, description="daily probability that a waiting lead is lost"
+    )
+    intent: Probability = Field(
+        1.0, description="share of reached customers in buying mode; scales `decision`"
+    )
     fit: Fit = Fit()
-    message_alignment: Probability = Field(1.0, description="1: a channel-specific message; lower: one message everywhere")
-    positioning_signal: float = Field(0.0, ge=-1.0, le=1.0, description="+1 premium, -1 discount")
-    discount: Probability = Field(0.0, description="price reduction on orders of customers acquired here")
-    personalised: bool = Field(False, description="reaches only customers who consented (reminders, tailored email)")
-    launch_day: int = Field(0, ge=0, description="first day the channel runs")
-    end_day: int | None = Field(None, ge=0, description="last day the channel runs (None: to the end)")
-    schedule: Schedule = Schedule()
+    message_alignment: Probability = Field(
+        1.0, description="1 = a message written for this channel; lower = one message everywhere"
+    )
+    positioning_signal: float = Field(
+        0.0, ge=-1.0, le=1.0,
+        description="−1 (discount) … +1 (premium): how the channel moves brand equity (see "
+                    "`[brand]`)",
+    )
+    discount: Probability = Field(
+        0.0,
+        description="price reduction on every order of the customers acquired here (`price × (1 − "
+                    "discount)`); it also enters the channel's price factor and erodes equity "
+                    "(`brand.discount_erosion`)",
+    )
+    personalised: bool = Field(
+        False,
+        description="the channel reaches only customers who consented to personalised contact "
+                    "(`post_purchase.opt_out_share`); a non-consenting customer it would reach is "
+                    "skipped: not counted, no touch, no effect",
+    )
+    launch_day: int = Field(
+        0, ge=0,
+        description="first day the channel may run (a channel in `[rollout]` may start later)",
+    )
+    end_day: int | None = Field(
+        None, ge=0,
+        description="last day the channel runs (inclusive); unset: to the end; must be ≥ "
+                    "`launch_day`",
+    )
+    schedule: Schedule = Field(
+        Schedule(), description="how `daily_budget` moves with the days since launch"
+    )
     dilution: NonNegFloat = Field(
-        0.0, description="audience dilution: effects x 1 / (1 + dilution * exposures per audience member)"
+        0.0,
+        description="audience dilution: effects × `1 / (1 + dilution × exposures)`, where "
+                    "exposures are the day's impressions (clicks, visitors, contacts) per "
+                    "affinity-weighted audience member",
     )
     novelty: Novelty = Novelty()
 
@@ -248,11 +388,23 @@ class WordOfMouth(Strict):
     """Bass-style diffusion: an unaware customer hears of the product with daily
     probability ``p + q * advocates / agents``; hearing moves them to ``adoption``."""
 
-    enabled: bool = True
-    p: Probability = 0.0
-    q: NonNegFloat = 0.0
-    advocacy: Probability = Field(1.0, description="share of active customers who talk about the product")
-    adoption: Literal["aware", "considering", "active"] = "aware"
+    enabled: bool = Field(True, description="switch")
+    p: Probability = Field(
+        0.0,
+        description="innovation: daily probability that an unaware customer hears of the product "
+                    "anyway",
+    )
+    q: NonNegFloat = Field(
+        0.0, description="imitation: daily probability when everyone is an advocate (`p + q ≤ 1`)"
+    )
+    advocacy: Probability = Field(
+        1.0, description="share of active customers who talk about the product"
+    )
+    adoption: Literal["aware", "considering", "active"] = Field(
+        "aware",
+        description="where hearing of it puts the customer; `active` is an immediate first order, "
+                    "credited to `word_of_mouth`",
+    )
 
     @model_validator(mode="after")
     def _q_is_a_rate(self):
@@ -262,34 +414,56 @@ class WordOfMouth(Strict):
 
 
 class Forgetting(Strict):
-    aware: Probability = Field(0.0, description="daily probability aware -> unaware")
-    considering: Probability = Field(0.0, description="daily probability considering -> aware")
+    aware: Probability = Field(0.0, description="daily probability aware → unaware")
+    considering: Probability = Field(
+        0.0, description="daily probability considering → aware (a waiting lead is dropped)"
+    )
 
 
 class Health(Strict):
     """Engagement of a customer in [0, 1]: sets the churn hazard, declines without care."""
 
-    initial: Probability = 0.8
-    decay: Probability = Field(0.002, description="health lost per day since the last order or touch")
-    order_boost: Probability = Field(0.1, description="health regained at each order")
+    initial: Probability = Field(
+        0.8,
+        description="health at the first order (plus `onboarding.health_boost` if enrolled) and at "
+                    "a win-back",
+    )
+    decay: Probability = Field(0.002, description="health lost per day since it was last set")
+    order_boost: Probability = Field(
+        0.1,
+        description="health gained at each renewal or repeat order, and at each successful "
+                    "retention touch",
+    )
     churn_sensitivity: NonNegFloat = Field(
-        0.0, description="churn multiplier is exp(sensitivity * (0.5 - health))"
+        0.0,
+        description="churn and drop-out are multiplied by `exp(churn_sensitivity × (0.5 − "
+                    "health))`",
     )
 
 
 class AttributionConfig(Strict):
     """The ``[attribution]`` table."""
 
-    half_life_days: PositiveFloat = Field(7.0, description="half-life of the time-decay model")
+    half_life_days: PositiveFloat = Field(
+        7.0, description="half-life of the time-decay attribution model, in days"
+    )
 
 
 class Rollout(Strict):
     """Staged roll-out: channels in ``order`` launch one at a time, each once the previous
     one has passed its validation window (days and conversions) without a guardrail pausing it."""
 
-    order: list[str] = Field(default_factory=list)
-    validation_days: int = Field(30, ge=0)
-    validation_conversions: int = Field(0, ge=0)
+    order: list[str] = Field(
+        default_factory=list,
+        description="channel names, in launch order; channels not named launch on their own "
+                    "`launch_day`",
+    )
+    validation_days: int = Field(
+        30, ge=0, description="days the previous channel must have run before the next launches"
+    )
+    validation_conversions: int = Field(
+        0, ge=0, description="customers the previous channel must have won before the next launches"
+    )
 
 
 class Guardrail(Strict):
@@ -300,16 +474,34 @@ class Guardrail(Strict):
     channel, holds its budget where it is (no further ramp), or scales it by ``factor``.
     """
 
-    channel: str = Field("*", description="channel name, or * for every channel")
-    metric: Literal["cac", "conversion_rate", "ltv_cac"]
-    above: float | None = None
-    below: float | None = None
-    action: Literal["pause", "hold", "scale"] = "pause"
-    factor: PositiveFloat = Field(1.0, description="budget multiplier of a 'scale' action")
-    lookback_days: int = Field(28, ge=1)
-    validation_days: int = Field(30, ge=0)
-    validation_conversions: int = Field(100, ge=0)
-    every_days: int = Field(7, ge=1)
+    channel: str = Field("*", description="the channel the rule watches, or `*` for every channel")
+    metric: Literal["cac", "conversion_rate", "ltv_cac"] = Field(
+        description="what the rule watches over the trailing window (see below)"
+    )
+    above: float | None = Field(
+        None,
+        description="the rule fires when the metric is above this (`above` or `below` is required)",
+    )
+    below: float | None = Field(None, description="the rule fires when the metric is below this")
+    action: Literal["pause", "hold", "scale"] = Field(
+        "pause",
+        description="`pause`: the channel stops for the rest of the run; `hold`: its budget stays "
+                    "at today's scheduled level (no further ramp); `scale`: its budget is "
+                    "multiplied by `factor`",
+    )
+    factor: PositiveFloat = Field(1.0, description="budget multiplier of `scale`")
+    lookback_days: int = Field(
+        28, ge=1, description="trailing window of the metric, today included"
+    )
+    validation_days: int = Field(
+        30, ge=0, description="the rule is not checked before the channel has run this many days..."
+    )
+    validation_conversions: int = Field(
+        100, ge=0, description="...and won this many customers in all"
+    )
+    every_days: int = Field(
+        7, ge=1, description="checked on every `every_days`-th day since the channel's launch"
+    )
 
     @model_validator(mode="after")
     def _a_bound(self):
@@ -321,89 +513,153 @@ class Guardrail(Strict):
 class Brand(Strict):
     """Brand equity in [0, 1]: premium-signal channels raise it, discount channels erode it."""
 
-    initial_equity: Probability | None = Field(None, description="default by product positioning")
-    build_rate: NonNegFloat = Field(0.05, description="equity moved per unit of signal x share reached")
+    initial_equity: Probability | None = Field(
+        None, description="unset: by `product.positioning`, 0.3 (budget), 0.5 (mid), 0.7 (premium)"
+    )
+    build_rate: NonNegFloat = Field(
+        0.05, description="equity moved a day per unit of signal × share of the market reached"
+    )
     decay: Probability = Field(0.002, description="daily pull back toward the initial equity")
-    discount_erosion: NonNegFloat = Field(2.0, description="signal lost per unit of channel discount")
+    discount_erosion: NonNegFloat = Field(
+        2.0, description="signal lost per unit of a channel's `discount`"
+    )
 
 
 class Messaging(Strict):
     strategy: Literal["uniform", "channel_specific"] = Field(
-        "uniform", description="uniform: one message, each channel's message_alignment applies; "
-        "channel_specific: tailored creative (alignment 1) at a daily cost per channel")
-    cost_per_channel_per_day: Money = 0.0
+        "uniform",
+        description="`uniform`: one message everywhere, each channel's `message_alignment` "
+                    "applies; `channel_specific`: tailored creative, alignment 1 for every channel",
+    )
+    cost_per_channel_per_day: Money = Field(
+        0.0,
+        description="cost of the tailored creative, added to each running channel's `fixed_cost` "
+                    "under `channel_specific`",
+    )
 
 
 class Onboarding(Strict):
-    enabled: bool = False
-    reach: Probability = Field(1.0, description="share of new customers enrolled")
-    days: int = Field(14, ge=1, le=90, description="length of the programme")
-    churn_reduction: Probability = Field(0.3, description="churn hazard cut during effect_days")
-    effect_days: int = Field(30, ge=1)
-    health_boost: Probability = 0.1
-    cost_per_customer: Money = 0.0
+    enabled: bool = Field(False, description="switch")
+    reach: Probability = Field(
+        1.0, description="share of new customers enrolled (drawn at the first order)"
+    )
+    days: int = Field(
+        14, ge=1, le=90,
+        description="length of the programme; descriptive: the effect lasts `effect_days`",
+    )
+    churn_reduction: Probability = Field(
+        0.3,
+        description="the churn hazard (renewal churn, drop-out, lapse) × `1 − churn_reduction` "
+                    "while within `effect_days` of the first order",
+    )
+    effect_days: int = Field(30, ge=1, description="how long the reduction lasts")
+    health_boost: Probability = Field(
+        0.1, description="added to the enrolled customer's initial health"
+    )
+    cost_per_customer: Money = Field(0.0, description="per enrolled customer")
 
 
 class Delivery(Strict):
     satisfaction: Probability = Field(0.5, description="0.5 is ordinary; faster delivery is higher")
-    cost_per_order: Money = 0.0
+    cost_per_order: Money = Field(0.0, description="added to every order's fulfilment cost")
 
 
 class Packaging(Strict):
-    quality: Probability = 0.5
-    share_rate: Probability = Field(0.0, description="chance an order is shared (unboxing), feeding word of mouth")
+    quality: Probability = Field(0.5, description="adds `0.5 × (quality − 0.5)` to satisfaction")
+    share_rate: Probability = Field(
+        0.0,
+        description="chance that an order is shared (unboxing): each share adds `share_reach` "
+                    "advocates for word of mouth the next day",
+    )
     share_reach: NonNegFloat = Field(
-        1.0, description="advocate-equivalents one share counts as the next day (a post seen by many)")
-    cost_per_order: Money = 0.0
+        1.0,
+        description="advocate-equivalents one share counts as the next day (a post seen by many)",
+    )
+    cost_per_order: Money = Field(0.0, description="added to every order's fulfilment cost")
 
 
 class Returns(Strict):
-    flexible: bool = False
-    conversion_lift: NonNegFloat = Field(0.1, description="relative lift of decision effects")
-    extra_return_rate: Probability = 0.05
+    flexible: bool = Field(False, description="switch")
+    conversion_lift: NonNegFloat = Field(
+        0.1, description="decision effects × `1 + conversion_lift`"
+    )
+    extra_return_rate: Probability = Field(0.05, description="added to `product.return_rate`")
 
 
 class Tracking(Strict):
-    enabled: bool = False
-    satisfaction_bonus: Probability = 0.1
-    cost_per_order: Money = 0.0
+    enabled: bool = Field(False, description="switch")
+    satisfaction_bonus: Probability = Field(0.1, description="added to satisfaction")
+    cost_per_order: Money = Field(0.0, description="added to every order's fulfilment cost")
 
 
 class Reminders(Strict):
     """Replenishment reminders timed to each customer's expected run-out (repeat purchases)."""
 
-    enabled: bool = False
-    cycle_days: int = Field(70, ge=1, description="days a purchase lasts (e.g. a 20 kg bag)")
-    response: Probability = Field(0.3, description="chance a reminder brings the order forward")
+    enabled: bool = Field(
+        False, description="replenishment reminders (`repeat` business model only)"
+    )
+    cycle_days: int = Field(
+        70, ge=1,
+        description="days a purchase lasts: after an order, a consenting customer whose next order "
+                    "chance would come later than `cycle_days` gets a reminder on that day instead",
+    )
+    response: Probability = Field(
+        0.3,
+        description="chance that a reminder brings the order chance forward to that day; otherwise "
+                    "a new wait is drawn (and may end in another reminder)",
+    )
     dropout_reduction: Probability = Field(
-        0.3, description="drop-out cut for customers who get reminders (consenting)")
-    cost_per_reminder: Money = 0.0
+        0.3,
+        description="drop-out of consenting customers × `1 − dropout_reduction` while reminders "
+                    "are on",
+    )
+    cost_per_reminder: Money = Field(0.0, description="per reminder sent")
 
 
 class Feedback(Strict):
-    enabled: bool = False
-    response_rate: Probability = 0.2
-    health_boost: Probability = 0.05
-    cost_per_survey: Money = 0.0
+    enabled: bool = Field(False, description="a survey at every order")
+    response_rate: Probability = Field(0.2, description="chance a survey is answered")
+    health_boost: Probability = Field(0.05, description="health gained by answering")
+    cost_per_survey: Money = Field(0.0, description="per survey sent (every order)")
 
 
 class Community(Strict):
     """Members churn less and advocate more; the value grows with size: ``m / (m + half_size)``."""
 
-    enabled: bool = False
-    join_rate: Probability = Field(0.05, description="chance an order makes the customer join")
-    half_size: PositiveFloat = 1000.0
-    churn_reduction: Probability = 0.3
-    advocacy_boost: NonNegFloat = 1.0
-    fixed_daily_cost: Money = 0.0
-    cost_per_member_day: Money = 0.0
+    enabled: bool = Field(False, description="switch")
+    join_rate: Probability = Field(
+        0.05,
+        description="chance that an order makes a non-member join; members leave when they churn",
+    )
+    half_size: PositiveFloat = Field(
+        1000.0,
+        description="the community's value is `members / (members + half_size)` (members among "
+                    "active customers, previous day)",
+    )
+    churn_reduction: Probability = Field(
+        0.3, description="members' churn hazard × `1 − churn_reduction × value`"
+    )
+    advocacy_boost: NonNegFloat = Field(
+        1.0, description="word of mouth gets `advocacy_boost × value × members` extra advocates"
+    )
+    fixed_daily_cost: Money = Field(0.0, description="a day")
+    cost_per_member_day: Money = Field(0.0, description="per member a day")
 
 
 class PostPurchaseConfig(Strict):
     """The ``[post_purchase]`` table: the programmes the post-purchase component runs."""
 
-    opt_out_share: Probability = Field(0.3, description="customers who do not consent to personalised contact")
-    satisfaction_weight: NonNegFloat = Field(0.2, description="health moved per order by satisfaction - 0.5")
+    opt_out_share: Probability = Field(
+        0.3,
+        description="customers who do not consent to personalised contact (drawn once per "
+                    "customer): they get no reminders and no `personalised` channel reaches them",
+    )
+    satisfaction_weight: NonNegFloat = Field(
+        0.2,
+        description="health moved at each order by `satisfaction_weight × (satisfaction − 0.5)`, "
+                    "where `satisfaction = clip(delivery.satisfaction + 0.5 × (packaging.quality − "
+                    "0.5) + tracking bonus, 0, 1)`",
+    )
     onboarding: Onboarding = Onboarding()
     delivery: Delivery = Delivery()
     packaging: Packaging = Packaging()
@@ -415,8 +671,8 @@ class PostPurchaseConfig(Strict):
 
 
 class Scenario(Strict):
-    name: str = "scenario"
-    description: str = ""
+    name: str = Field("scenario", description="name shown in the summary and stored in the result")
+    description: str = Field("", description="free text")
     simulation: Simulation = Simulation()
     product: Product = Product()
     segments: list[Segment] = Field(default_factory=lambda: [Segment(name="everyone", share=1.0)])

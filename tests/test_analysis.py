@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tomli_w
 import xarray as xr
+from helpers import combine_runs
 from scipy import stats
 
 import simulation
@@ -24,7 +25,7 @@ from simulation.analysis.economics import (
     unit_economics,
 )
 from simulation.analysis.sweep import by_variant, interval, kpis, variant_labels
-from simulation.scenario import STAGES
+from simulation.scenario import STAGES, with_overrides
 
 DAYS = 28
 
@@ -107,18 +108,6 @@ def test_payback_edge_cases():
     ds["media_spend"] = ds.media_spend * 1000  # never paid back at the observed rates
     ds["spend"] = ds.media_spend
     assert np.isinf(float(unit_economics(ds).payback_days.sel(channel="paid")))
-
-
-@pytest.fixture(scope="module")
-def default_run():
-    return simulation.run(simulation.load_scenario("scenarios/default.toml"), agents=6000,
-                          days=91, seed=4)
-
-
-@pytest.fixture(scope="module")
-def saas_run():
-    return simulation.run(simulation.load_scenario("scenarios/saas_case.toml"), agents=8000,
-                          days=91, seed=4)
 
 
 @pytest.mark.parametrize("name", ["default_run", "saas_run"])
@@ -261,26 +250,13 @@ def test_assisting_channel_is_not_called_a_loss(default_run):
 # -- sweeps ------------------------------------------------------------------------
 
 
-def combine(runs: dict, dim: str = "variant") -> xr.Dataset:
-    """{label: [replicate datasets]} -> one dataset with ``dim`` and ``replicate``."""
-    parts = []
-    for reps in runs.values():
-        rep = xr.DataArray(np.arange(len(reps)), dims="replicate", name="replicate")
-        parts.append(xr.concat(reps, dim=rep, coords="minimal", compat="override",
-                               combine_attrs="drop_conflicts"))
-    label = xr.DataArray(list(runs), dims=dim, name=dim)
-    return xr.concat(parts, dim=label, coords="minimal", compat="override",
-                     combine_attrs="drop_conflicts")
-
-
 @pytest.fixture(scope="module")
-def sweep():
-    sc = simulation.load_scenario("scenarios/default.toml")
+def sweep(default_scenario):
     runs = {}
     for label, budget in (("low", 50.0), ("high", 400.0)):
-        s = simulation.scenario.with_overrides(sc, {"channels.search.daily_budget": budget})
-        runs[label] = [simulation.run(s, agents=3000, days=40, seed=r) for r in (1, 2, 3)]
-    return combine(runs)
+        s = with_overrides(default_scenario, {"channels.search.daily_budget": budget})
+        runs[(label,)] = [simulation.run(s, agents=3000, days=40, seed=r) for r in (1, 2, 3)]
+    return combine_runs(runs, ("variant",))
 
 
 def test_sweep_kpis_and_intervals(sweep):

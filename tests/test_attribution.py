@@ -286,18 +286,6 @@ def _pad(P: np.ndarray) -> np.ndarray:
 # -- on real runs ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def default_run():
-    sc = simulation.load_scenario("scenarios/default.toml")
-    return simulation.run(sc, agents=8000, days=90, seed=3)
-
-
-@pytest.fixture(scope="module")
-def saas_run():
-    sc = simulation.load_scenario("scenarios/saas_case.toml")
-    return simulation.run(sc, agents=8000, days=90, seed=3)
-
-
 @pytest.mark.parametrize("name", ["default_run", "saas_run"])
 def test_credit_sums_to_the_conversions_under_every_model(name, request):
     ds = request.getfixturevalue(name)
@@ -323,8 +311,8 @@ def test_markov_row_is_the_removal_effects_of_the_run_transitions(default_run):
     assert float(trans.sel(to_state="conversion").sum()) == float(ds.conversions.sum())
 
 
-def test_half_life_comes_from_the_scenario():
-    data = simulation.load_scenario("scenarios/default.toml").model_dump(mode="json")
+def test_half_life_comes_from_the_scenario(default_scenario):
+    data = default_scenario.model_dump(mode="json")
     out = {}
     for half_life in (0.5, 1e9):
         data["attribution"] = {"half_life_days": half_life}

@@ -8,34 +8,35 @@ atomically. Most cases call ``simulation.cli.main`` in-process; a few run
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
-import tomli_w
 import xarray as xr
+from helpers import (
+    DEFAULT,
+    PNG_MAGIC,
+    STAGES,
+    assert_one_clear_line,
+    assert_png,
+    distsim,
+    error_lines,
+    invoke,
+    raw_toml,
+    run_cli,
+    write_toml,
+)
 
-matplotlib.use("Agg")
-import matplotlib.image  # noqa: E402
+import simulation
+from simulation.cli import main
+from simulation.io import read_netcdf, write_netcdf
+from simulation.scenario import load_scenario
 
-import simulation  # noqa: E402
-from simulation.cli import main  # noqa: E402
-from simulation.io import read_netcdf, write_netcdf  # noqa: E402
-from simulation.scenario import STAGES, load_scenario  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "scenarios" / "default.toml"
 CHANNELS = ["paid_social", "search", "marketplace", "email", "word_of_mouth"]
 ATTRIBUTION_MODELS = ["first_touch", "last_touch", "linear", "time_decay", "position_based",
                       "markov"]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 AGENTS, DAYS = 2000, 20
 
 # variable -> dimensions, as docs/contracts.md fixes them
@@ -58,49 +59,10 @@ CONTRACT_VARIABLES = {
 # -- helpers -------------------------------------------------------------------
 
 
-def invoke(argv: list[str]) -> int:
-    """``main(argv)`` as the shell sees it: argparse's SystemExit becomes the status."""
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code
-
-
-def default_data() -> dict:
-    with DEFAULT.open("rb") as fh:
-        return tomllib.load(fh)
-
-
-def write_scenario(path: Path, data: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
-    return path
-
-
 def with_unknown_channel_key(path: Path) -> Path:
-    data = default_data()
+    data = raw_toml(DEFAULT)
     next(c for c in data["channels"] if c["name"] == "search")["budgett"] = 500
-    return write_scenario(path, data)
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip()]
-
-
-def assert_one_clear_line(stderr: str, *needles: str) -> None:
-    lines = error_lines(stderr)
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-
-
-def assert_png(path: Path) -> None:
-    data = path.read_bytes()
-    assert data[:8] == PNG_MAGIC
-    image = matplotlib.image.imread(path)
-    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
-    assert float(np.asarray(image, dtype=float).std()) > 0, "the image is blank"
+    return write_toml(path, data)
 
 
 def listing(directory: Path) -> list[str]:
@@ -116,12 +78,10 @@ def cli_run_result(tmp_path_factory):
     """``distsim run default.toml --agents 2000 --days 20 --out r.nc --plot r.png`` once."""
     out_dir = tmp_path_factory.mktemp("cli_run")
     out, png = out_dir / "r.nc", out_dir / "r.png"
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        rc = invoke(["run", DEFAULT, "--agents", AGENTS, "--days", DAYS, "--out", out,
-                     "--plot", png])
-    return {"rc": rc, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "out": out,
-            "png": png, "dir": out_dir}
+    rc, stdout, stderr = run_cli(["run", DEFAULT, "--agents", AGENTS, "--days", DAYS,
+                                  "--out", out, "--plot", png])
+    return {"rc": rc, "stdout": stdout, "stderr": stderr, "out": out, "png": png,
+            "dir": out_dir}
 
 
 def test_run_succeeds(cli_run_result):
@@ -296,21 +256,21 @@ def _malformed(path: Path) -> Path:
 
 
 def _wrong_type(path: Path) -> Path:
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["simulation"]["agents"] = "many"
-    return write_scenario(path, data)
+    return write_toml(path, data)
 
 
 def _negative_price(path: Path) -> Path:
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["product"]["price"] = -3.0
-    return write_scenario(path, data)
+    return write_toml(path, data)
 
 
 def _bad_shares(path: Path) -> Path:
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["segments"][0]["share"] = 0.9
-    return write_scenario(path, data)
+    return write_toml(path, data)
 
 
 BAD_FILES = {
@@ -578,30 +538,28 @@ def test_written_result_has_ordinary_permissions(cli_run_result):
 # -- as a real process -------------------------------------------------------
 
 
-def _distsim(*args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "simulation", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
-
-
+@pytest.mark.slow  # a real process
 def test_subprocess_validate_ok(tmp_path):
-    proc = _distsim("validate", DEFAULT, cwd=tmp_path)
+    proc = distsim("validate", DEFAULT, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "ok" in proc.stdout
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # a real process
 def test_subprocess_validate_bad_file(tmp_path):
     path = with_unknown_channel_key(tmp_path / "typo.toml")
-    proc = _distsim("validate", path, cwd=tmp_path)
+    proc = distsim("validate", path, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert_one_clear_line(proc.stderr, str(path), "channels.search.budgett")
 
 
+@pytest.mark.slow  # a real process
 def test_subprocess_run_bad_set_writes_nothing(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = _distsim("run", DEFAULT, "--agents", 200, "--days", 2,
+    proc = distsim("run", DEFAULT, "--agents", 200, "--days", 2,
                     "--set", "channels.search.daily_budget=-5", "--out", out_dir / "r.nc",
                     cwd=out_dir)
     assert proc.returncode == 2

@@ -1,10 +1,11 @@
-"""Conservation laws: customers are never created or lost, money adds up.
+"""Conservation laws on the example scenarios: customers are never created or lost,
+money adds up; and a seed gives the same dataset on any thread count.
 
-The money checks compare the dataset's per-channel totals with relations that
-hold order by order (revenue = price x kept orders, commission = rate x revenue,
-...) and with the per-customer accumulators that the kernels keep independently.
-Hypothesis draws random valid scenarios to check the laws hold everywhere, not
-just on the examples.
+The laws (``validation/common.py``) compare the dataset's per-channel totals with
+relations that hold order by order (revenue = price x kept orders, commission = rate x
+revenue, ...) and with the per-customer accumulators that the kernels keep
+independently. ``validation/test_conservation_laws.py`` checks them on random valid
+scenarios (hypothesis) on both backends.
 """
 
 from __future__ import annotations
@@ -12,194 +13,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import xarray as xr
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from helpers import DEFAULT, EXAMPLE_SCENARIOS, ROOT, simulate
+from validation.common import check_customers_conserved, check_money_adds_up
 
 import simulation
 from simulation.io import read_netcdf
-from simulation.model import MarketModel
-from simulation.scenario import scenario_from_dict
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def check_customers_conserved(ds: xr.Dataset) -> None:
-    n = ds.attrs["agents"]
-    sc = ds.stage_count
-    assert (sc.sum("stage") == n).all()
-    assert (sc >= 0).all()
-    flows = ds[["conversions", "winbacks", "churned", "moved_aware"]].sum("channel")
-    prev = sc.shift(day=1).fillna(0)
-    prev.loc[{"day": 0, "stage": "unaware"}] = n
-    d = sc - prev
-    # active customers change only by conversions, win-backs and churn
-    np.testing.assert_array_equal(
-        d.sel(stage="active"), flows.conversions + flows.winbacks - flows.churned)
-    # churned customers: churn in, win-backs out
-    np.testing.assert_array_equal(d.sel(stage="churned"), flows.churned - flows.winbacks)
-    # unaware customers: forgetting in, first exposures that worked out
-    np.testing.assert_array_equal(d.sel(stage="unaware"), ds.forgot_aware - flows.moved_aware)
+# the default example is the quick check; the others run in the whole suite
+EXAMPLES = [pytest.param(p, id=p.stem, marks=() if p == DEFAULT else pytest.mark.slow)
+            for p in EXAMPLE_SCENARIOS]
 
 
-def check_money_adds_up(ds: xr.Dataset, model: MarketModel) -> None:
-    sc = model.scenario
-    p = sc.product
-    tot = ds.sum("day")
-    kept = tot.orders - tot.returns
-    # each channel's customers pay that channel's price (its discount off the list price)
-    price = p.price * np.array([1.0 - c.discount for c in sc.channels] + [1.0])
-    per_order = model.post_purchase.per_order_cost()  # delivery, packaging, tracking
-    np.testing.assert_allclose(tot.revenue, kept * price, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.refunds, tot.returns * price, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.cogs, tot.orders * p.unit_cost, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.fulfilment_cost, tot.orders * (p.fulfilment_cost + per_order),
-                               rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.return_cost, tot.returns * p.return_cost, rtol=1e-9, atol=1e-6)
-    rates = np.array([c.commission for c in sc.channels] + [0.0])
-    fees = np.array([c.fee_per_order for c in sc.channels] + [0.0])
-    np.testing.assert_allclose(tot.commission, rates * tot.revenue, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.order_fees, fees * tot.orders, rtol=1e-9, atol=1e-6)
-    costs = tot.cogs + tot.fulfilment_cost + tot.return_cost + tot.commission + tot.order_fees
-    np.testing.assert_allclose(tot.gross_margin, tot.revenue - costs, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.contribution, tot.gross_margin - tot.spend - tot.programme_cost,
-                               rtol=1e-9, atol=1e-6)
-    # programme costs add up from their counts
-    pp = sc.post_purchase
-    expected_programmes = (
-        tot.onboarded * (pp.onboarding.cost_per_customer if pp.onboarding.enabled else 0.0)
-        + tot.reminders * pp.reminders.cost_per_reminder
-        + (tot.orders * pp.feedback.cost_per_survey if pp.feedback.enabled else 0.0))
-    np.testing.assert_allclose(tot.programme_cost, expected_programmes, rtol=1e-9, atol=1e-6)
-    # per-customer ledgers (float32, kept by the kernels) agree with the channel totals
-    pop = model.population
-    acq = pop.acq_channel.astype(np.int64)
-    bought = acq != 255
-    nch = ds.sizes["channel"]
-    by_rev = np.bincount(acq[bought], weights=pop.revenue[bought].astype(np.float64), minlength=nch)
-    by_gm = np.bincount(acq[bought], weights=pop.margin[bought].astype(np.float64), minlength=nch)
-    scale = max(1.0, float(np.abs(tot.revenue).max()))
-    np.testing.assert_allclose(by_rev, tot.revenue, atol=1e-4 * scale)
-    np.testing.assert_allclose(by_gm, tot.gross_margin, atol=1e-4 * scale)
-    assert int(pop.orders.sum()) == int(tot.orders.sum())
-    assert int(bought.sum()) == int(tot.conversions.sum())
-    # the firm's P&L is the sum of the channels' and the firm-wide programme costs
-    assert model.firm.revenue == pytest.approx(float(tot.revenue.sum()))
-    assert model.firm.profit == pytest.approx(
-        float(tot.contribution.sum()) - float(ds.programme_fixed_cost.sum()))
-    # spend follows each reach model's price; fixed costs accrue on the days a channel runs
-    creative = (sc.messaging.cost_per_channel_per_day
-                if sc.messaging.strategy == "channel_specific" else 0.0)
-    for i, c in enumerate(sc.channels):
-        media = ds.media_spend.isel(channel=i)
-        reached = ds.reached.isel(channel=i)
-        if c.reach.model == "cpc":
-            np.testing.assert_allclose(media, reached * c.reach.cpc)
-        elif c.reach.model == "list":
-            np.testing.assert_allclose(media, reached * c.reach.cost_per_contact)
-        elif c.reach.model == "fixed":
-            assert (media == 0).all()
-        else:
-            np.testing.assert_allclose(media, ds.budget.isel(channel=i) * (reached > 0 ) +
-                                       media * (reached == 0))
-        running = ds.running.isel(channel=i)
-        np.testing.assert_allclose(ds.fixed_cost.isel(channel=i),
-                                   running * (c.fixed_daily_cost + creative))
-        assert (reached.where(running == 0, 0) == 0).all()  # a channel that is off reaches nobody
-
-
-def run_model(scenario, agents, days, seed=1):
-    model = MarketModel(scenario, agents=agents, days=days, seed=seed)
-    model.run_model()
-    return model.results(), model
-
-
-@pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.toml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", EXAMPLES)
 def test_example_scenarios_conserve_customers_and_money(path):
-    scenario = simulation.load_scenario(path)
-    ds, model = run_model(scenario, 20_000, 120)
+    ds, model = simulate(simulation.load_scenario(path), 20_000, 120)
     check_customers_conserved(ds)
     check_money_adds_up(ds, model)
     assert int(ds.customers.sum()) > 0
-
-
-# -- random valid scenarios ------------------------------------------------------
-
-prob = st.floats(0.0, 1.0)
-small_prob = st.floats(0.0, 0.3)
-money = st.floats(0.0, 50.0)
-stage_names = ["unaware", "aware", "considering", "active", "churned"]
-
-
-@st.composite
-def channels(draw, index):
-    model = draw(st.sampled_from(["cpm", "cpc", "fixed", "list"]))
-    reach = {"model": model, "cpm": draw(st.floats(1.0, 30.0)), "cpc": draw(st.floats(0.1, 5.0)),
-             "daily_visitors": draw(st.floats(0.0, 500.0)), "frequency": draw(small_prob),
-             "cost_per_contact": draw(st.floats(0.0, 0.05)),
-             "max_daily_reach": draw(st.floats(0.01, 1.0))}
-    if draw(st.booleans()):
-        reach["audience"] = draw(st.lists(st.sampled_from(stage_names), min_size=1, max_size=5,
-                                          unique=True))
-    cap = draw(st.one_of(st.none(), st.integers(0, 30)))
-    return {
-        "name": f"ch{index}", "kind": draw(st.sampled_from(["search", "marketplace", "email",
-                                                             "direct_sales", "paid_social"])),
-        "effects": {k: draw(prob) for k in ("awareness", "consideration", "decision", "retention")},
-        "reach": reach, "daily_budget": draw(st.floats(0.0, 300.0)),
-        "commission": draw(st.floats(0.0, 0.4)), "fee_per_order": draw(st.floats(0.0, 3.0)),
-        "fixed_daily_cost": draw(st.floats(0.0, 20.0)), "capacity": cap,
-        "lead_decay": draw(prob), "intent": draw(prob), "message_alignment": draw(prob),
-    }
-
-
-@st.composite
-def scenarios(draw):
-    n_ch = draw(st.integers(0, 4))
-    n_seg = draw(st.integers(1, 3))
-    weights = [draw(st.floats(0.1, 1.0)) for _ in range(n_seg)]
-    shares = [w / sum(weights) for w in weights]
-    shares[-1] = 1.0 - sum(shares[:-1])
-    segments = [{
-        "name": f"s{g}", "share": shares[g], "price_sensitivity": draw(st.floats(0.0, 3.0)),
-        "purchase_rate": {"shape": draw(st.floats(0.3, 5.0)), "mean_days": draw(st.floats(2.0, 90.0))},
-        "dropout": {"a": draw(st.floats(0.3, 3.0)), "b": draw(st.floats(0.3, 10.0))},
-        "churn_multiplier": draw(st.floats(0.0, 3.0)),
-    } for g in range(n_seg)]
-    p_wom = draw(small_prob)
-    return {
-        "product": {"price": draw(st.floats(1.0, 100.0)), "reference_price": draw(st.floats(1.0, 100.0)),
-                    "unit_cost": draw(money), "fulfilment_cost": draw(money),
-                    "return_rate": draw(small_prob), "return_cost": draw(money),
-                    "business_model": draw(st.sampled_from(["one_time", "repeat", "subscription"])),
-                    "subscription": {"period_days": draw(st.integers(1, 40)), "churn": draw(prob)},
-                    "one_time": {"lapse_rate": draw(small_prob)}},
-        "segments": segments,
-        "channels": [draw(channels(i)) for i in range(n_ch)],
-        "word_of_mouth": {"enabled": draw(st.booleans()), "p": p_wom,
-                          "q": draw(st.floats(0.0, 1.0 - p_wom)), "advocacy": draw(prob),
-                          "adoption": draw(st.sampled_from(["aware", "considering", "active"]))},
-        "forgetting": {"aware": draw(small_prob), "considering": draw(small_prob)},
-        "health": {"initial": draw(prob), "decay": draw(st.floats(0.0, 0.05)),
-                   "order_boost": draw(prob), "churn_sensitivity": draw(st.floats(0.0, 3.0))},
-    }
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=scenarios(), seed=st.integers(0, 2**32))
-def test_laws_hold_for_random_scenarios(data, seed):
-    scenario = scenario_from_dict(data)
-    ds, model = run_model(scenario, 3_000, 40, seed)
-    check_customers_conserved(ds)
-    check_money_adds_up(ds, model)
-    if any(c.capacity is not None for c in scenario.channels):
-        for i, c in enumerate(scenario.channels):
-            if c.capacity is not None:
-                assert (ds.leads_served.isel(channel=i) <= c.capacity).all()
 
 
 # -- a seed gives the same dataset on any thread count ---------------------------
@@ -212,12 +45,13 @@ write_netcdf(simulation.run(sc, agents=70_000, days=60, seed=9), sys.argv[2])
 """
 
 
+@pytest.mark.slow  # two fresh processes, each loading the kernels
 def test_same_seed_same_dataset_on_one_and_two_threads(tmp_path):
     paths = []
     for threads in (1, 2):
         out = tmp_path / f"t{threads}.nc"
         env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
-        subprocess.run([sys.executable, "-c", RUN_SNIPPET, str(ROOT / "scenarios/default.toml"),
+        subprocess.run([sys.executable, "-c", RUN_SNIPPET, str(DEFAULT),
                         str(out)], check=True, env=env, cwd=ROOT)
         paths.append(out)
     a = read_netcdf(paths[0])
@@ -227,7 +61,7 @@ def test_same_seed_same_dataset_on_one_and_two_threads(tmp_path):
 
 
 def test_seed_changes_the_draws_and_threads_do_not():
-    scenario = simulation.load_scenario(ROOT / "scenarios/default.toml")
+    scenario = simulation.load_scenario(DEFAULT)
     a = simulation.run(scenario, agents=40_000, days=40, seed=1, threads=1)
     b = simulation.run(scenario, agents=40_000, days=40, seed=1, threads=2)
     c = simulation.run(scenario, agents=40_000, days=40, seed=2, threads=2)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import DEFAULT, EXAMPLE_SCENARIOS, ROOT, STAGES
 from scipy import stats
 
 import simulation
@@ -38,15 +39,15 @@ from simulation.reference import Customer, ReferenceMarketModel
 from simulation.scenario import scenario_from_dict, with_overrides
 from simulation.state import CONSIDERING
 
-ROOT = Path(__file__).resolve().parents[1]
 BUSY = ROOT / "tests/data/docking_all_mechanisms.toml"
-CASES = [pytest.param(p, {}, id=p.stem) for p in sorted((ROOT / "scenarios").glob("*.toml"))] + [
+CASES = [pytest.param(p, {}, id=p.stem) for p in EXAMPLE_SCENARIOS] + [
     pytest.param(BUSY, {"product.business_model": model}, id=f"all_mechanisms_{model}")
     for model in ("repeat", "subscription", "one_time")
 ]
 AGENTS, DAYS, REPLICATES = 2_000, 80, 20
 ALPHA = 0.01  # family-wise, per scenario
-STAGES = ("unaware", "aware", "considering", "active", "churned")
+
+pytestmark = pytest.mark.slow  # 20 replicates a side per case: about 80 s in all
 
 
 def summary(ds) -> dict[str, float]:
@@ -145,7 +146,7 @@ def test_a_changed_rule_is_detected(monkeypatch):
         return original(self, day, stage)
 
     monkeypatch.setattr(Customer, "_exposures", doubled_decision)
-    path = ROOT / "scenarios/default.toml"
+    path = DEFAULT
     mesa_side = replicate_summaries(ReferenceMarketModel, load(path, {}),
                                     range(1001, 1001 + REPLICATES // 2))
     failures = compare(mesa_side, numba_summaries(path, {}))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from helpers import DEFAULT
 
 import simulation
 from simulation.cli import main
@@ -22,33 +23,28 @@ AGENTS, DAYS = 6000, 80
 
 
 @pytest.fixture(scope="module")
-def scenario():
-    return simulation.load_scenario("scenarios/default.toml")
-
-
-@pytest.fixture(scope="module")
-def full(tmp_path_factory, scenario):
+def full(tmp_path_factory, default_scenario):
     """Every customer exported."""
     path = tmp_path_factory.mktemp("events") / "all.parquet"
-    ds = simulation.run(scenario, agents=AGENTS, days=DAYS, seed=5, events_sample=AGENTS,
+    ds = simulation.run(default_scenario, agents=AGENTS, days=DAYS, seed=5, events_sample=AGENTS,
                         events_path=path)
     return ds, pd.read_parquet(path)
 
 
 @pytest.fixture(scope="module")
-def sampled(tmp_path_factory, scenario):
+def sampled(tmp_path_factory, default_scenario):
     """A uniform sample of 3,000 of 12,000 customers."""
     path = tmp_path_factory.mktemp("events") / "sample.parquet"
     n = 12_000
-    ds = simulation.run(scenario, agents=n, days=100, seed=8, events_sample=3000,
+    ds = simulation.run(default_scenario, agents=n, days=100, seed=8, events_sample=3000,
                         events_path=path)
     return ds, pd.read_parquet(path), n, 3000
 
 
-def test_schema_is_the_contract(full, tmp_path):
+def test_schema_is_the_contract(full, tmp_path, default_scenario):
     ds, ev = full
     path = tmp_path / "schema.parquet"
-    simulation.run(simulation.load_scenario("scenarios/default.toml"), agents=500, days=10,
+    simulation.run(default_scenario, agents=500, days=10,
                    seed=1, events_sample=100, events_path=path)
     schema = pq.read_schema(path)
     assert schema.names == ["customer", "day", "event", "channel", "amount"]
@@ -113,7 +109,7 @@ def test_full_export_touch_paths_give_back_the_kernel_attribution(full):
     assert credit == pytest.approx(kernel, abs=1e-6)
 
 
-def test_sample_is_uniform_and_follows_the_seed(sampled, scenario, tmp_path):
+def test_sample_is_uniform_and_follows_the_seed(sampled, default_scenario, tmp_path):
     _, ev, n, k = sampled
     customers = np.unique(ev.customer)
     # customers who never left 'unaware' have no event: fewer than k may appear
@@ -121,7 +117,7 @@ def test_sample_is_uniform_and_follows_the_seed(sampled, scenario, tmp_path):
     mean, sd = (n - 1) / 2, n / np.sqrt(12 * len(customers))
     assert abs(customers.mean() - mean) < 5 * sd
     again = tmp_path / "again.parquet"
-    simulation.run(scenario, agents=n, days=100, seed=8, events_sample=k, events_path=again)
+    simulation.run(default_scenario, agents=n, days=100, seed=8, events_sample=k, events_path=again)
     assert pd.read_parquet(again).equals(ev)
 
 
@@ -172,7 +168,7 @@ def test_sample_reproduces_conversion_and_revenue_shares(sampled):
 
 def test_cli_writes_the_event_table(tmp_path, capsys):
     out, events = tmp_path / "r.nc", tmp_path / "e.parquet"
-    rc = main(["run", "scenarios/default.toml", "--agents", "3000", "--days", "30", "--out",
+    rc = main(["run", str(DEFAULT), "--agents", "3000", "--days", "30", "--out",
                str(out), "--events", str(events), "--events-sample", "500", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     table = pq.read_table(events)

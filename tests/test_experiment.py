@@ -10,10 +10,10 @@ shares its seed (common random numbers).
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import DEFAULT
 
 from simulation.scenario import ScenarioError, load_scenario
 from simulation.sweep.experiment import (
@@ -27,8 +27,6 @@ from simulation.sweep.experiment import (
     run_scenario,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "scenarios" / "default.toml"
 BASE = load_scenario(DEFAULT)
 SRC = "exp.toml"
 

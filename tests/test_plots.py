@@ -8,89 +8,56 @@ embedded as a base64 PNG that decodes to a non-blank image.
 from __future__ import annotations
 
 import base64
-import io
+import functools
 import re
 
-import matplotlib
+import pytest
+from helpers import SCENARIOS, assert_one_clear_line, combine_runs
+from helpers import assert_png as _assert_png
 
-matplotlib.use("Agg")
-import matplotlib.image  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import xarray as xr  # noqa: E402
+import simulation
+from simulation.analysis.kinds import KINDS, RUN_KINDS, SWEEP_KINDS
+from simulation.analysis.plots import PlotError, plot
+from simulation.analysis.sweep import variant_labels
+from simulation.cli import main
+from simulation.io import write_netcdf
+from simulation.scenario import with_overrides
 
-import simulation  # noqa: E402
-from simulation.analysis.kinds import KINDS, RUN_KINDS, SWEEP_KINDS  # noqa: E402
-from simulation.analysis.plots import PlotError, plot  # noqa: E402
-from simulation.analysis.sweep import variant_labels  # noqa: E402
-from simulation.cli import main  # noqa: E402
-from simulation.io import write_netcdf  # noqa: E402
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def assert_png(data: bytes) -> None:
-    assert data[:8] == PNG
-    image = matplotlib.image.imread(io.BytesIO(data), format="png")
-    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
-    assert float(np.asarray(image[..., :3], dtype=float).std()) > 0.02, "the image is blank"
-
-
-def combine(runs: dict[tuple, list[xr.Dataset]], dims: tuple[str, ...]) -> xr.Dataset:
-    """{(label per dim): [replicates]} -> one dataset with ``dims`` and ``replicate``,
-    the layout of a sweep's combined.nc."""
-    stacked = {}
-    for key, reps in runs.items():
-        rep = xr.DataArray(np.arange(len(reps)), dims="replicate", name="replicate")
-        stacked[key] = xr.concat(reps, dim=rep, coords="minimal", compat="override",
-                                 combine_attrs="drop_conflicts")
-    ds = xr.combine_nested(_nest(stacked, dims), concat_dim=list(dims), coords="minimal",
-                           compat="override", combine_attrs="drop_conflicts")
-    labels = [list(dict.fromkeys(key[k] for key in runs)) for k in range(len(dims))]
-    return ds.assign_coords(dict(zip(dims, labels, strict=True)))
-
-
-def _nest(stacked: dict, dims: tuple[str, ...]):
-    if len(dims) == 1:
-        return [stacked[k] for k in stacked]
-    firsts = list(dict.fromkeys(k[0] for k in stacked))
-    return [_nest({k[1:]: v for k, v in stacked.items() if k[0] == f}, dims[1:]) for f in firsts]
+# a full-size figure, not a blank or tiny one
+assert_png = functools.partial(_assert_png, min_shape=(200, 300), min_std=0.02)
 
 
 @pytest.fixture(scope="module")
-def run_result(tmp_path_factory):
-    sc = simulation.load_scenario("scenarios/saas_case.toml")
-    ds = simulation.run(sc, agents=8000, days=120, seed=2)
+def run_result(tmp_path_factory, saas_scenario):
+    ds = simulation.run(saas_scenario, agents=8000, days=120, seed=2)
     path = tmp_path_factory.mktemp("run") / "saas.nc"
     write_netcdf(ds, path)
     return ds, path
 
 
 @pytest.fixture(scope="module")
-def sweep_result(tmp_path_factory):
+def sweep_result(tmp_path_factory, default_scenario):
     """Two swept parameters (2 x 2) x 2 replicates, written as DIR/combined.nc."""
-    sc = simulation.load_scenario("scenarios/default.toml")
     runs = {}
     for search in (50.0, 300.0):
         for social in (0.0, 250.0):
-            s = simulation.scenario.with_overrides(sc, {
+            s = with_overrides(default_scenario, {
                 "channels.search.daily_budget": search, "channels.paid_social.daily_budget": social})
             runs[(search, social)] = [simulation.run(s, agents=2500, days=42, seed=r)
                                       for r in (1, 2)]
-    ds = combine(runs, ("channels.search.daily_budget", "channels.paid_social.daily_budget"))
+    ds = combine_runs(runs, ("channels.search.daily_budget", "channels.paid_social.daily_budget"))
     directory = tmp_path_factory.mktemp("sweep")
     write_netcdf(ds, directory / "combined.nc")
     return ds, directory
 
 
 @pytest.fixture(scope="module")
-def variant_sweep():
-    sc = simulation.load_scenario("scenarios/default.toml")
+def variant_sweep(default_scenario):
     runs = {}
     for name, budget in (("lean", 50.0), ("base", 150.0), ("push", 400.0)):
-        s = simulation.scenario.with_overrides(sc, {"channels.search.daily_budget": budget})
+        s = with_overrides(default_scenario, {"channels.search.daily_budget": budget})
         runs[(name,)] = [simulation.run(s, agents=2500, days=42, seed=r) for r in (1, 2, 3)]
-    return combine(runs, ("variant",))
+    return combine_runs(runs, ("variant",))
 
 
 def test_kinds_are_listed():
@@ -111,6 +78,7 @@ def test_every_run_plot_kind_through_the_cli(kind, run_result, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("kind", SWEEP_KINDS)
+@pytest.mark.slow  # needs the 2 x 2 x 2 sweep
 def test_every_sweep_plot_kind_through_the_cli(kind, sweep_result, tmp_path, capsys):
     _, directory = sweep_result
     out = tmp_path / f"{kind}.png"
@@ -119,6 +87,7 @@ def test_every_sweep_plot_kind_through_the_cli(kind, sweep_result, tmp_path, cap
     assert_png(out.read_bytes())
 
 
+@pytest.mark.slow  # needs both sweeps
 def test_variants_of_named_variants_and_a_heatmap_metric(variant_sweep, sweep_result, tmp_path):
     assert variant_labels(variant_sweep) == ["lean", "base", "push"]
     plot(variant_sweep, "variants", tmp_path / "v.png")
@@ -130,6 +99,7 @@ def test_variants_of_named_variants_and_a_heatmap_metric(variant_sweep, sweep_re
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow  # needs the 2 x 2 x 2 sweep
 def test_wrong_kind_for_the_result_is_one_clear_error(run_result, sweep_result, tmp_path, capsys):
     _, run_path = run_result
     rc = main(["plot", str(run_path), "--kind", "variants", "--out", str(tmp_path / "a.png")])
@@ -151,15 +121,15 @@ def test_a_result_without_a_needed_variable_is_one_clear_error(run_result, tmp_p
                  ["report", str(path), "--out", str(tmp_path / "r.html")]):
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert_one_clear_line(err)
         assert "churned" in err or "attributed_conversions" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["thin.nc"]
     assert main(["plot", str(path), "--kind", "funnel", "--out", str(tmp_path / "f.png")]) == 0
 
 
-def test_plots_with_a_channel_that_never_converts(tmp_path):
-    sc = simulation.load_scenario("scenarios/default.toml")
-    sc = simulation.scenario.with_overrides(sc, {"channels.search.daily_budget": 0.0})
+@pytest.mark.slow  # a run and four plots of its own
+def test_plots_with_a_channel_that_never_converts(tmp_path, default_scenario):
+    sc = with_overrides(default_scenario, {"channels.search.daily_budget": 0.0})
     ds = simulation.run(sc, agents=1500, days=15, seed=1)
     for kind in ("economics", "cohorts", "saturation", "attribution"):
         plot(ds, kind, tmp_path / f"{kind}.png")
@@ -180,6 +150,7 @@ def assert_self_contained(text: str) -> None:
     assert "url(" not in text and "@import" not in text
 
 
+@pytest.mark.slow  # renders every plot into the report
 def test_run_report_is_self_contained_and_complete(run_result, tmp_path, capsys):
     ds, path = run_result
     out = tmp_path / "report.html"
@@ -197,6 +168,7 @@ def test_run_report_is_self_contained_and_complete(run_result, tmp_path, capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
 
 
+@pytest.mark.slow  # renders every plot into the report
 def test_sweep_report_is_self_contained(sweep_result, tmp_path, capsys):
     _, directory = sweep_result
     rc = main(["report", str(directory)])  # default name beside the combined result
@@ -212,7 +184,7 @@ def test_sweep_report_is_self_contained(sweep_result, tmp_path, capsys):
 
 
 def test_run_prints_diagnostics(tmp_path, capsys):
-    rc = main(["run", "scenarios/saas_case.toml", "--agents", "4000", "--days", "60", "--out",
+    rc = main(["run", str(SCENARIOS / "saas_case.toml"), "--agents", "4000", "--days", "60", "--out",
                str(tmp_path / "r.nc")])
     out = capsys.readouterr().out
     assert rc == 0
@@ -222,5 +194,6 @@ def test_run_prints_diagnostics(tmp_path, capsys):
 def test_report_of_a_missing_file_is_one_clear_error(tmp_path, capsys):
     rc = main(["report", str(tmp_path / "nope.nc")])
     err = capsys.readouterr().err
-    assert rc == 2 and "nope.nc" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2
+    assert_one_clear_line(err, "nope.nc")
     assert list(tmp_path.iterdir()) == []

@@ -6,30 +6,23 @@ Whether its rules agree with the kernels is tests/test_docking.py's business.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import DEFAULT, ROOT, distsim, run_cli
 
 import simulation
-from simulation.cli import main
 from simulation.io import read_netcdf
 from simulation.reference import Customer, ReferenceMarketModel
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "scenarios" / "default.toml"
 AGENTS, DAYS = 1_500, 30
 
 
 @pytest.fixture(scope="module")
-def scenario():
-    return simulation.load_scenario(DEFAULT)
+def scenario(default_scenario):
+    """This module's market: the default example."""
+    return default_scenario
 
 
 @pytest.fixture(scope="module")
@@ -108,17 +101,16 @@ def test_unknown_backend_is_refused(scenario):
 
 def test_cli_runs_the_mesa_backend(tmp_path):
     out = tmp_path / "r.nc"
-    with contextlib.redirect_stdout(io.StringIO()):
-        code = main(["run", str(DEFAULT), "--backend", "mesa", "--agents", "500", "--days", "10",
-                     "--out", str(out), "--quiet"])
+    code, _, _ = run_cli(["run", DEFAULT, "--backend", "mesa", "--agents", "500", "--days", "10",
+                          "--out", out, "--quiet"])
     assert code == 0
     assert read_netcdf(out).attrs["backend"] == "mesa"
 
 
+@pytest.mark.slow  # a real process running pytest
 def test_validate_model_runs_the_validation_suite(tmp_path):
     """``distsim validate-model`` runs tests/validation from anywhere; 0 when the checks pass."""
-    proc = subprocess.run([sys.executable, "-m", "simulation", "validate-model", "-k",
-                           "geometric and one_time and mesa"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = distsim("validate-model", "-k", "geometric and one_time and mesa", cwd=tmp_path,
+                   timeout=None)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout

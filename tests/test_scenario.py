@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import tomli_w
+from helpers import DEFAULT, EXAMPLE_SCENARIOS, raw_toml, write_toml
 
 from simulation import Scenario, ScenarioError, load_scenario
 from simulation.scenario import (
@@ -24,19 +24,10 @@ from simulation.scenario import (
     scenario_from_dict,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ROOT / "scenarios"
-DEFAULT = SCENARIOS / "default.toml"
-ALL_SCENARIOS = sorted(SCENARIOS.glob("*.toml"))
 DEFAULT_CHANNELS = ["paid_social", "search", "marketplace", "email"]
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-def default_data() -> dict:
-    with DEFAULT.open("rb") as fh:
-        return tomllib.load(fh)
 
 
 def set_raw(data: dict, path: str, value) -> None:
@@ -53,17 +44,11 @@ def set_raw(data: dict, path: str, value) -> None:
     node[parts[-1]] = value
 
 
-def write_toml(directory: Path, data: dict, name: str = "scenario.toml") -> Path:
-    path = directory / name
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
-    return path
-
-
 def scenario_file(directory: Path, mutations: dict, name: str = "scenario.toml") -> Path:
-    data = default_data()
+    data = raw_toml(DEFAULT)
     for path, value in mutations.items():
         set_raw(data, path, value)
-    return write_toml(directory, data, name)
+    return write_toml(directory / name, data)
 
 
 def load_error(path: Path, overrides=()) -> ScenarioError:
@@ -107,10 +92,10 @@ def test_default_scenario_loads_with_its_contents():
 
 
 def test_there_are_example_scenarios():
-    assert DEFAULT in ALL_SCENARIOS
+    assert DEFAULT in EXAMPLE_SCENARIOS
 
 
-@pytest.mark.parametrize("path", ALL_SCENARIOS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EXAMPLE_SCENARIOS, ids=lambda p: p.name)
 def test_every_example_scenario_validates(path):
     s = load_scenario(path)
     assert s.channel_names[-1] == WORD_OF_MOUTH
@@ -190,9 +175,9 @@ def test_wrong_type_names_file_and_field(tmp_path, field, value):
 
 
 def test_segments_must_be_a_list_of_tables(tmp_path):
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["segments"] = {"name": "everyone", "share": 1.0}
-    path = write_toml(tmp_path, data)
+    path = write_toml(tmp_path / "scenario.toml", data)
     err = load_error(path)
     assert_names_file_and_field(err, path, "segments")
 
@@ -205,9 +190,9 @@ def test_boolean_is_not_a_number(tmp_path, field, value):
 
 
 def test_invalid_channel_name(tmp_path):
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["channels"].append({"name": "my channel", "kind": "email"})
-    path = write_toml(tmp_path, data)
+    path = write_toml(tmp_path / "scenario.toml", data)
     err = load_error(path)
     assert str(path) in str(err)
     assert err.field == "channels.my channel.name"
@@ -226,28 +211,28 @@ def test_invalid_audience_stage(tmp_path):
 
 @pytest.mark.parametrize("shares", [(0.25, 0.5, 0.2), (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)])
 def test_segment_shares_must_sum_to_one(tmp_path, shares):
-    data = default_data()
+    data = raw_toml(DEFAULT)
     for seg, share in zip(data["segments"], shares, strict=True):
         seg["share"] = share
-    path = write_toml(tmp_path, data)
+    path = write_toml(tmp_path / "scenario.toml", data)
     err = load_error(path)
     assert str(path) in str(err)
     assert "share" in str(err) and "sum to 1" in str(err)
 
 
 def test_shares_summing_to_one_within_rounding_are_accepted(tmp_path):
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["segments"][0]["share"] = 0.1
     data["segments"][1]["share"] = 0.2
     data["segments"][2]["share"] = 0.7  # 0.1 + 0.2 + 0.7 is not exactly 1.0 in floats
-    s = load_scenario(write_toml(tmp_path, data))
+    s = load_scenario(write_toml(tmp_path / "scenario.toml", data))
     assert [g.share for g in s.segments] == [0.1, 0.2, 0.7]
 
 
 def test_at_least_one_segment(tmp_path):
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["segments"] = []
-    err = load_error(write_toml(tmp_path, data))
+    err = load_error(write_toml(tmp_path / "scenario.toml", data))
     assert "segment" in str(err)
 
 
@@ -334,9 +319,9 @@ def test_impossible_sizes(tmp_path, field, value):
 
 
 def test_duplicate_channel_names(tmp_path):
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["channels"][1]["name"] = "paid_social"
-    path = write_toml(tmp_path, data)
+    path = write_toml(tmp_path / "scenario.toml", data)
     err = load_error(path)
     assert str(path) in str(err)
     assert "paid_social" in str(err)
@@ -344,9 +329,9 @@ def test_duplicate_channel_names(tmp_path):
 
 
 def test_duplicate_segment_names(tmp_path):
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["segments"][2]["name"] = "casual"
-    err = load_error(write_toml(tmp_path, data))
+    err = load_error(write_toml(tmp_path / "scenario.toml", data))
     assert "casual" in str(err) and "unique" in str(err)
 
 
@@ -365,9 +350,9 @@ def test_negative_affinity(tmp_path):
 
 
 def test_word_of_mouth_is_a_reserved_channel_name(tmp_path):
-    data = default_data()
+    data = raw_toml(DEFAULT)
     data["channels"][3]["name"] = WORD_OF_MOUTH
-    path = write_toml(tmp_path, data)
+    path = write_toml(tmp_path / "scenario.toml", data)
     err = load_error(path)
     assert str(path) in str(err)
     assert WORD_OF_MOUTH in str(err)
@@ -540,9 +525,9 @@ def test_override_kinds_of_values(override, check):
 
 
 def test_override_new_optional_table_is_created(tmp_path):
-    data = default_data()
+    data = raw_toml(DEFAULT)
     del data["health"]
-    path = write_toml(tmp_path, data)
+    path = write_toml(tmp_path / "scenario.toml", data)
     s = load_scenario(path, ["health.decay=0.01"])
     assert s.health.decay == 0.01
 
@@ -605,7 +590,7 @@ def test_malformed_override(override, needle):
 # -- round trip ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ALL_SCENARIOS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EXAMPLE_SCENARIOS, ids=lambda p: p.name)
 def test_to_toml_round_trips(tmp_path, path):
     s = load_scenario(path)
     text = s.to_toml()

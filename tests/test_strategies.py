@@ -12,25 +12,18 @@ import math
 
 import numpy as np
 import pytest
+from helpers import market
 
 import simulation
 from simulation.components.scaling import scheduled_budget
 from simulation.scenario import Channel, scenario_from_dict
 
-STAGES = ["unaware", "aware", "considering", "active", "churned"]
-
 
 def scenario(**over):
-    data = {
-        "name": "strategy",
-        "simulation": {"agents": 20_000, "days": 60, "seed": 4},
-        "product": {"price": 10.0, "business_model": "one_time", "one_time": {"lapse_rate": 0.0}},
-        "segments": [{"name": "all", "share": 1.0, "price_sensitivity": 0.0}],
-        "channels": [],
-        "word_of_mouth": {"enabled": False},
-    }
-    data.update(over)
-    return scenario_from_dict(data)
+    """The controlled market (helpers.market), 20,000 customers over 60 days unless
+    ``simulation`` says otherwise."""
+    over.setdefault("simulation", {"agents": 20_000, "days": 60, "seed": 4})
+    return scenario_from_dict(market(name="strategy", **over))
 
 
 def run(sc, **kw):
@@ -192,6 +185,7 @@ def premium_case(with_marketplace: bool):
         simulation={"agents": 30_000, "days": 365, "seed": 3})
 
 
+@pytest.mark.slow  # two runs of 30,000 customers x a year
 def test_premium_product_on_discount_marketplace_erodes_equity_and_price():
     alone = run(premium_case(False))
     both = run(premium_case(True))
@@ -280,6 +274,7 @@ def repeat_buyers(**post):
         post_purchase=post, simulation={"agents": 30_000, "days": 300, "seed": 5})
 
 
+@pytest.mark.slow  # two runs of 30,000 x 300 days
 def test_replenishment_reminders_bring_orders_forward_and_keep_customers():
     base = run(repeat_buyers())
     reminded = run(repeat_buyers(opt_out_share=0.3, reminders={
@@ -301,6 +296,7 @@ def test_personalised_channels_reach_only_consenting_customers():
     assert abs(reached - 50_000 * p) < 5 * math.sqrt(50_000 * p * (1 - p))
 
 
+@pytest.mark.slow  # larger runs
 def test_community_grows_and_members_churn_less():
     plain = run(repeat_buyers())
     com = run(repeat_buyers(community={"enabled": True, "join_rate": 0.3, "half_size": 500.0,
@@ -324,6 +320,7 @@ def test_flexible_returns_lift_conversion_and_returns():
     assert share(flexible) == pytest.approx(0.15, abs=0.03)
 
 
+@pytest.mark.slow  # larger runs
 def test_unboxing_shares_feed_word_of_mouth():
     def case(share_rate):
         return scenario(channels=[social(budget=50.0), shop()],
@@ -336,6 +333,7 @@ def test_unboxing_shares_feed_word_of_mouth():
     assert wom(sharing) > 1.1 * wom(quiet)
 
 
+@pytest.mark.slow  # larger runs
 def test_feedback_surveys_answered_at_the_response_rate():
     ds = run(repeat_buyers(feedback={"enabled": True, "response_rate": 0.25, "cost_per_survey": 0.2}))
     orders = float(ds.orders.sum())

@@ -11,7 +11,6 @@ finished runs, and the result equals an uninterrupted sweep's.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import os
@@ -24,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import DEFAULT, EXPERIMENTS, ROOT, assert_one_clear_line, distsim, run_cli
 from scipy import stats
 
 import simulation
-from simulation.cli import main
 from simulation.io import read_netcdf
 from simulation.scenario import with_overrides
 from simulation.sweep.combine import outcomes, p_positive, summarise, t_interval
@@ -35,10 +34,6 @@ from simulation.sweep.experiment import Outputs, load_experiment
 from simulation.sweep.pool import default_threads
 from simulation.sweep.runner import LongestFirst, run_sweep
 from simulation.sweep.worker import REQUIRED, Task, shrink
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "scenarios" / "default.toml"
-EXAMPLES = sorted((ROOT / "experiments").glob("*.toml"))
 
 SMALL = f"""
 name = "small"
@@ -135,6 +130,7 @@ def test_runs_are_the_simulations_of_their_scenarios(reference, small):
         np.testing.assert_array_equal(got[name].values, direct[name].values)
 
 
+@pytest.mark.slow  # loky worker processes
 def test_jobs_2_gives_the_same_result(reference, small, tmp_path):
     res = run_sweep(load_experiment(small), tmp_path / "j2", jobs=2)
     assert res.threads == default_threads(2)  # the cores shared between the jobs
@@ -177,6 +173,7 @@ def cluster():
         yield c
 
 
+@pytest.mark.slow  # a Dask cluster of two processes
 def test_dask_local_cluster_gives_the_same_result(reference, small, tmp_path, cluster):
     res = run_sweep(load_experiment(small), tmp_path / "dask", scheduler=cluster.scheduler_address)
     assert res.jobs == 0 and res.computed == 8
@@ -184,6 +181,7 @@ def test_dask_local_cluster_gives_the_same_result(reference, small, tmp_path, cl
     assert [p.name for p in visible_runs(tmp_path / "dask")] == [f"{i:05d}.nc" for i in range(8)]
 
 
+@pytest.mark.slow  # a sweep of its own
 def test_variants_of_a_replicate_share_customers_and_draws(tmp_path):
     """Common random numbers: a variant that changes only a price of contacts sees the
     same customers make the same moves; another replicate does not."""
@@ -211,6 +209,7 @@ set = {{ "channels.email.reach.cost_per_contact" = 0.05 }}
 # -- nothing lost --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # runs the sweep twice
 def test_interrupted_sweep_keeps_complete_runs_and_resumes_identically(reference, small,
                                                                         tmp_path):
     out = tmp_path / "cut"
@@ -270,6 +269,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.slow  # a real process, killed and resumed
 def test_sigkill_midway_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     """The sweep's process alone is killed (SIGKILL), with two workers busy: only complete
     run files remain, no worker outlives it, and --resume finishes it identically."""
@@ -306,11 +306,9 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     assert not (out / "combined.nc").exists()
     before = stamps(saved)
 
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(["sweep", str(exp), "--out", str(out), "--resume", "--threads", "1"])
+    rc, stdout, _ = run_cli(["sweep", exp, "--out", out, "--resume", "--threads", "1"])
     assert rc == 0
-    assert f"{8 - len(saved)} run(s) computed, {len(saved)} reused" in buf.getvalue()
+    assert f"{8 - len(saved)} run(s) computed, {len(saved)} reused" in stdout
     assert stamps(saved) == before  # finished runs were not recomputed
     assert not [p for p in out.rglob(".*")]
     manifest = json.loads((out / "manifest.json").read_text())
@@ -324,8 +322,8 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_sweep(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def one_run():
-    return simulation.run(simulation.load_scenario(DEFAULT), agents=2000, days=30, seed=1,
+def one_run(default_scenario):
+    return simulation.run(default_scenario, agents=2000, days=30, seed=1,
                           threads=1)
 
 
@@ -395,13 +393,7 @@ def test_summary_picks_the_best_variant_with_paired_differences(reference):
 # -- the command line ---------------------------------------------------------------------
 
 
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(args)
-    return rc, out.getvalue(), err.getvalue()
-
-
+@pytest.mark.slow  # a sweep of its own
 def test_cli_prints_the_variants_and_the_winner(reference, small, tmp_path):
     rc, out, _ = run_cli(["sweep", str(small), "--out", str(tmp_path / "s"), "--threads", "1",
                           "--replicates", "1", "--objective", "cac"])
@@ -414,13 +406,12 @@ def test_cli_prints_the_variants_and_the_winner(reference, small, tmp_path):
         replicate=[0]))
 
 
+@pytest.mark.slow  # a real process forking workers
 def test_cli_jobs_2_forks_workers_and_gives_the_same_result(reference, small, tmp_path):
     """The command line forks its workers (a fresh process, no numba threads yet): same
     runs, same combined dataset, and the workers do not outlive the command."""
     out = tmp_path / "cli2"
-    proc = subprocess.run(
-        [sys.executable, "-m", "simulation", "sweep", str(small), "--out", str(out),
-         "--jobs", "2", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = distsim("sweep", small, "--out", out, "--jobs", "2", "--quiet", cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     xr.testing.assert_identical(read_netcdf(out / "combined.nc"),
                                 read_netcdf(reference.out / "combined.nc"))
@@ -450,8 +441,7 @@ def test_cli_bad_input_is_one_line_exit_2_nothing_written(tmp_path, text, args, 
     out = tmp_path / "out"
     rc, _, err = run_cli(["sweep", str(exp), "--out", str(out), *args])
     assert rc == 2
-    assert words in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
+    assert_one_clear_line(err, words)
     assert not out.exists()
 
 
@@ -470,11 +460,12 @@ def test_cli_refuses_to_clobber_a_sweep_or_a_file(reference, small, tmp_path):
 
 
 def test_there_are_example_experiments():
-    assert {p.stem for p in EXAMPLES} >= {"scaling_strategies", "positioning", "post_purchase",
+    assert {p.stem for p in EXPERIMENTS} >= {"scaling_strategies", "positioning", "post_purchase",
                                           "saas_channels"}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+@pytest.mark.slow  # a sweep per example experiment
 def test_example_experiment_runs_at_a_small_size(path, tmp_path):
     out = tmp_path / path.stem
     rc, stdout, _ = run_cli(["sweep", str(path), "--agents", "1500", "--days", "30",

@@ -1,42 +1,194 @@
-"""What the validation tests share: running a controlled market on either backend.
+"""What the validation tests share: the laws every run obeys and the random scenarios
+they are checked on, and the closed forms the mechanisms are compared with.
 
-Sizes differ by backend (the Mesa reference steps about a million customer-days in a
-few seconds, the kernels a hundred times that), so each test takes its tolerance from
-the size it ran.
+The builders of controlled markets and the runner (``market``, ``simulate``...) are in
+``tests/helpers.py``; ``tests/test_conservation.py`` applies the laws to the examples.
 """
 
 from __future__ import annotations
 
-from simulation.model import MarketModel
-from simulation.reference import ReferenceMarketModel
-from simulation.scenario import scenario_from_dict
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import strategies as st
 
-MODELS = {"numba": MarketModel, "mesa": ReferenceMarketModel}
-
-
-def simulate(backend: str, data: dict, agents: int, days: int, seed: int = 1):
-    """Run the scenario ``data`` (a dict as in TOML) on ``backend``: (dataset, model)."""
-    model = MODELS[backend](scenario_from_dict(data), agents=agents, days=days, seed=seed)
-    model.run_model()
-    return model.results(), model
+# -- conservation laws ----------------------------------------------------------------------
 
 
-def market(**over) -> dict:
-    """A one-segment market with no channels and no word of mouth, to build on."""
-    data = {
-        "name": "controlled",
-        "product": {"price": 10.0, "unit_cost": 4.0, "business_model": "one_time",
-                    "one_time": {"lapse_rate": 0.0}},
-        "segments": [{"name": "all", "share": 1.0, "price_sensitivity": 0.0}],
-        "channels": [],
-        "word_of_mouth": {"enabled": False},
-        "health": {"churn_sensitivity": 0.0},
+def check_customers_conserved(ds: xr.Dataset) -> None:
+    n = ds.attrs["agents"]
+    sc = ds.stage_count
+    assert (sc.sum("stage") == n).all()
+    assert (sc >= 0).all()
+    flows = ds[["conversions", "winbacks", "churned", "moved_aware"]].sum("channel")
+    prev = sc.shift(day=1).fillna(0)
+    prev.loc[{"day": 0, "stage": "unaware"}] = n
+    d = sc - prev
+    # active customers change only by conversions, win-backs and churn
+    np.testing.assert_array_equal(
+        d.sel(stage="active"), flows.conversions + flows.winbacks - flows.churned)
+    # churned customers: churn in, win-backs out
+    np.testing.assert_array_equal(d.sel(stage="churned"), flows.churned - flows.winbacks)
+    # unaware customers: forgetting in, first exposures that worked out
+    np.testing.assert_array_equal(d.sel(stage="unaware"), ds.forgot_aware - flows.moved_aware)
+
+
+def check_money_adds_up(ds: xr.Dataset, model) -> None:
+    sc = model.scenario
+    p = sc.product
+    tot = ds.sum("day")
+    kept = tot.orders - tot.returns
+    # each channel's customers pay that channel's price (its discount off the list price)
+    price = p.price * np.array([1.0 - c.discount for c in sc.channels] + [1.0])
+    per_order = model.post_purchase.per_order_cost()  # delivery, packaging, tracking
+    np.testing.assert_allclose(tot.revenue, kept * price, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.refunds, tot.returns * price, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.cogs, tot.orders * p.unit_cost, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.fulfilment_cost, tot.orders * (p.fulfilment_cost + per_order),
+                               rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.return_cost, tot.returns * p.return_cost, rtol=1e-9, atol=1e-6)
+    rates = np.array([c.commission for c in sc.channels] + [0.0])
+    fees = np.array([c.fee_per_order for c in sc.channels] + [0.0])
+    np.testing.assert_allclose(tot.commission, rates * tot.revenue, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.order_fees, fees * tot.orders, rtol=1e-9, atol=1e-6)
+    costs = tot.cogs + tot.fulfilment_cost + tot.return_cost + tot.commission + tot.order_fees
+    np.testing.assert_allclose(tot.gross_margin, tot.revenue - costs, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.contribution, tot.gross_margin - tot.spend - tot.programme_cost,
+                               rtol=1e-9, atol=1e-6)
+    # programme costs add up from their counts
+    pp = sc.post_purchase
+    expected_programmes = (
+        tot.onboarded * (pp.onboarding.cost_per_customer if pp.onboarding.enabled else 0.0)
+        + tot.reminders * pp.reminders.cost_per_reminder
+        + (tot.orders * pp.feedback.cost_per_survey if pp.feedback.enabled else 0.0))
+    np.testing.assert_allclose(tot.programme_cost, expected_programmes, rtol=1e-9, atol=1e-6)
+    # per-customer ledgers (float32, kept by the kernels) agree with the channel totals
+    pop = model.population
+    acq = pop.acq_channel.astype(np.int64)
+    bought = acq != 255
+    nch = ds.sizes["channel"]
+    by_rev = np.bincount(acq[bought], weights=pop.revenue[bought].astype(np.float64), minlength=nch)
+    by_gm = np.bincount(acq[bought], weights=pop.margin[bought].astype(np.float64), minlength=nch)
+    scale = max(1.0, float(np.abs(tot.revenue).max()))
+    np.testing.assert_allclose(by_rev, tot.revenue, atol=1e-4 * scale)
+    np.testing.assert_allclose(by_gm, tot.gross_margin, atol=1e-4 * scale)
+    assert int(pop.orders.sum()) == int(tot.orders.sum())
+    assert int(bought.sum()) == int(tot.conversions.sum())
+    # the firm's P&L is the sum of the channels' and the firm-wide programme costs
+    assert model.firm.revenue == pytest.approx(float(tot.revenue.sum()))
+    assert model.firm.profit == pytest.approx(
+        float(tot.contribution.sum()) - float(ds.programme_fixed_cost.sum()))
+    # spend follows each reach model's price; fixed costs accrue on the days a channel runs
+    creative = (sc.messaging.cost_per_channel_per_day
+                if sc.messaging.strategy == "channel_specific" else 0.0)
+    for i, c in enumerate(sc.channels):
+        media = ds.media_spend.isel(channel=i)
+        reached = ds.reached.isel(channel=i)
+        if c.reach.model == "cpc":
+            np.testing.assert_allclose(media, reached * c.reach.cpc)
+        elif c.reach.model == "list":
+            np.testing.assert_allclose(media, reached * c.reach.cost_per_contact)
+        elif c.reach.model == "fixed":
+            assert (media == 0).all()
+        else:
+            np.testing.assert_allclose(media, ds.budget.isel(channel=i) * (reached > 0 ) +
+                                       media * (reached == 0))
+        running = ds.running.isel(channel=i)
+        np.testing.assert_allclose(ds.fixed_cost.isel(channel=i),
+                                   running * (c.fixed_daily_cost + creative))
+        assert (reached.where(running == 0, 0) == 0).all()  # a channel that is off reaches nobody
+
+
+# -- random valid scenarios ------------------------------------------------------------------
+
+prob = st.floats(0.0, 1.0)
+small_prob = st.floats(0.0, 0.3)
+money = st.floats(0.0, 50.0)
+stage_names = ["unaware", "aware", "considering", "active", "churned"]
+
+
+@st.composite
+def channels(draw, index):
+    model = draw(st.sampled_from(["cpm", "cpc", "fixed", "list"]))
+    reach = {"model": model, "cpm": draw(st.floats(1.0, 30.0)), "cpc": draw(st.floats(0.1, 5.0)),
+             "daily_visitors": draw(st.floats(0.0, 500.0)), "frequency": draw(small_prob),
+             "cost_per_contact": draw(st.floats(0.0, 0.05)),
+             "max_daily_reach": draw(st.floats(0.01, 1.0))}
+    if draw(st.booleans()):
+        reach["audience"] = draw(st.lists(st.sampled_from(stage_names), min_size=1, max_size=5,
+                                          unique=True))
+    cap = draw(st.one_of(st.none(), st.integers(0, 30)))
+    return {
+        "name": f"ch{index}", "kind": draw(st.sampled_from(["search", "marketplace", "email",
+                                                             "direct_sales", "paid_social"])),
+        "effects": {k: draw(prob) for k in ("awareness", "consideration", "decision", "retention")},
+        "reach": reach, "daily_budget": draw(st.floats(0.0, 300.0)),
+        "commission": draw(st.floats(0.0, 0.4)), "fee_per_order": draw(st.floats(0.0, 3.0)),
+        "fixed_daily_cost": draw(st.floats(0.0, 20.0)), "capacity": cap,
+        "lead_decay": draw(prob), "intent": draw(prob), "message_alignment": draw(prob),
     }
-    data.update(over)
-    return data
 
 
-def everyone_buys_on_day_0(**product) -> dict:
-    """Word of mouth with p = 1 and immediate adoption: the whole market buys on day 0."""
-    return market(product={"price": 10.0, **product},
-                  word_of_mouth={"enabled": True, "p": 1.0, "q": 0.0, "adoption": "active"})
+@st.composite
+def scenarios(draw):
+    n_ch = draw(st.integers(0, 4))
+    n_seg = draw(st.integers(1, 3))
+    weights = [draw(st.floats(0.1, 1.0)) for _ in range(n_seg)]
+    shares = [w / sum(weights) for w in weights]
+    shares[-1] = 1.0 - sum(shares[:-1])
+    segments = [{
+        "name": f"s{g}", "share": shares[g], "price_sensitivity": draw(st.floats(0.0, 3.0)),
+        "purchase_rate": {"shape": draw(st.floats(0.3, 5.0)), "mean_days": draw(st.floats(2.0, 90.0))},
+        "dropout": {"a": draw(st.floats(0.3, 3.0)), "b": draw(st.floats(0.3, 10.0))},
+        "churn_multiplier": draw(st.floats(0.0, 3.0)),
+    } for g in range(n_seg)]
+    p_wom = draw(small_prob)
+    return {
+        "product": {"price": draw(st.floats(1.0, 100.0)), "reference_price": draw(st.floats(1.0, 100.0)),
+                    "unit_cost": draw(money), "fulfilment_cost": draw(money),
+                    "return_rate": draw(small_prob), "return_cost": draw(money),
+                    "business_model": draw(st.sampled_from(["one_time", "repeat", "subscription"])),
+                    "subscription": {"period_days": draw(st.integers(1, 40)), "churn": draw(prob)},
+                    "one_time": {"lapse_rate": draw(small_prob)}},
+        "segments": segments,
+        "channels": [draw(channels(i)) for i in range(n_ch)],
+        "word_of_mouth": {"enabled": draw(st.booleans()), "p": p_wom,
+                          "q": draw(st.floats(0.0, 1.0 - p_wom)), "advocacy": draw(prob),
+                          "adoption": draw(st.sampled_from(["aware", "considering", "active"]))},
+        "forgetting": {"aware": draw(small_prob), "considering": draw(small_prob)},
+        "health": {"initial": draw(prob), "decay": draw(st.floats(0.0, 0.05)),
+                   "order_boost": draw(prob), "churn_sensitivity": draw(st.floats(0.0, 3.0))},
+    }
+
+
+
+# -- closed forms -----------------------------------------------------------------------------
+
+
+def markov_matrix(channels: list[dict], forget_aware: float, forget_considering: float,
+                  lapse: float) -> np.ndarray:
+    """The 5x5 daily transition matrix, written from the model's definition, not the kernel."""
+    def moved(stage_effect: str, stage: str) -> float:
+        stay = 1.0
+        for c in channels:
+            if stage in c["reach"]["audience"]:
+                stay *= 1.0 - c["reach"]["frequency"] * c["effects"].get(stage_effect, 0.0)
+        return 1.0 - stay
+
+    a0, a1 = moved("awareness", "unaware"), moved("consideration", "aware")
+    a2, w = moved("decision", "considering"), moved("retention", "churned")
+    P = np.zeros((5, 5))
+    P[0, 1], P[0, 0] = a0, 1 - a0
+    P[1, 2], P[1, 0] = a1, (1 - a1) * forget_aware
+    P[1, 1] = 1 - P[1].sum()
+    P[2, 3], P[2, 1] = a2, (1 - a2) * forget_considering
+    P[2, 2] = 1 - P[2].sum()
+    P[3, 4], P[3, 3] = lapse, 1 - lapse
+    P[4, 3], P[4, 4] = w, 1 - w
+    return P
+
+
+def bass(t, p, q):
+    """The continuous Bass curve: share adopted by time t."""
+    e = np.exp(-(p + q) * t)
+    return (1 - e) / (1 + q / p * e)

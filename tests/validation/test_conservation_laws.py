@@ -2,31 +2,30 @@
 
 Customers are never created or lost; money adds up order by order and agrees with the
 per-customer ledgers; the firm's P&L is the sum of the channels'. The laws and the
-scenario strategy are those of tests/test_conservation.py, applied here to the Mesa
-reference backend as well.
+scenario strategy are in ``common.py``; tests/test_conservation.py applies the laws to
+the example scenarios.
 """
 
 from __future__ import annotations
 
+import pytest
+from helpers import simulate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_conservation import check_customers_conserved, check_money_adds_up, scenarios
 
 from simulation.model import set_threads
 from simulation.scenario import scenario_from_dict
 
-from .common import MODELS
+from .common import check_customers_conserved, check_money_adds_up, scenarios
 
 
 def check_laws(backend: str, data: dict, seed: int, agents: int, days: int) -> None:
     scenario = scenario_from_dict(data)
     previous = set_threads(1)  # small runs: one thread is fastest (results do not depend on it)
     try:
-        model = MODELS[backend](scenario, agents=agents, days=days, seed=seed)
-        model.run_model()
+        ds, model = simulate(scenario, agents, days, seed, backend=backend)
     finally:
         set_threads(previous)
-    ds = model.results()
     assert ds.attrs["backend"] == backend
     check_customers_conserved(ds)
     check_money_adds_up(ds, model)
@@ -43,7 +42,7 @@ def examples(n: int) -> settings:
                     suppress_health_check=[HealthCheck.too_slow])
 
 
-@examples(15)
+@examples(25)
 @given(data=scenarios(), seed=st.integers(0, 2**32))
 def test_laws_hold_for_random_scenarios_numba(data, seed):
     check_laws("numba", data, seed, 3_000, 40)
@@ -51,5 +50,6 @@ def test_laws_hold_for_random_scenarios_numba(data, seed):
 
 @examples(40)
 @given(data=scenarios(), seed=st.integers(0, 2**32))
+@pytest.mark.slow  # 40 Mesa runs
 def test_laws_hold_for_random_scenarios_mesa(data, seed):
     check_laws("mesa", data, seed, 500, 30)

@@ -16,11 +16,12 @@ These run on the numba backend, at sizes where sampling noise is far below the e
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from helpers import everyone_buys_on_day_0, market, simulate
 from scipy import stats
 
-from .common import everyone_buys_on_day_0, market, simulate
 
-
+@pytest.mark.slow  # five runs of 100,000 customers
 def test_diminishing_returns_to_spend():
     """Spend buys awareness; a spend-independent store does the rest of the funnel."""
     store = {"name": "store", "kind": "organic", "effects": {"consideration": 0.1, "decision": 0.1},
@@ -31,7 +32,7 @@ def test_diminishing_returns_to_spend():
         ads = {"name": "ads", "kind": "paid_social", "effects": {"awareness": 0.05},
                "reach": {"model": "cpm", "cpm": 10.0}, "daily_budget": float(budget)}
         data = market(channels=[ads, store], forgetting={"aware": 0.02, "considering": 0.03})
-        ds, _ = simulate("numba", data, 100_000, 60, seed=3)
+        ds, _ = simulate(data, 100_000, 60, seed=3)
         customers.append(float(ds.customers.sum()))
         spend.append(float(ds.spend.sel(channel="ads").sum()))
     customers, spend = np.array(customers), np.array(spend)
@@ -47,10 +48,11 @@ def adoption(p: float, q: float, n: int = 50_000, days: int = 147) -> np.ndarray
     """Share of the market that has adopted by each day (word of mouth, adoption = buying)."""
     data = market(word_of_mouth={"enabled": True, "p": p, "q": q, "advocacy": 1.0,
                                  "adoption": "active"})
-    ds, _ = simulate("numba", data, n, days, seed=7)
+    ds, _ = simulate(data, n, days, seed=7)
     return np.cumsum(ds.conversions.sum("channel").values) / n
 
 
+@pytest.mark.slow  # two runs of 50,000 x 147 days
 def test_word_of_mouth_makes_adoption_s_shaped():
     days = 147
     with_wom = adoption(0.002, 0.1, days=days)
@@ -77,7 +79,7 @@ def customer_value(shape: float, a: float, b: float) -> np.ndarray:
     data["segments"] = [{"name": "all", "share": 1.0, "price_sensitivity": 0.0,
                          "purchase_rate": {"shape": shape, "mean_days": 40.0},
                          "dropout": {"a": a, "b": b}}]
-    _, model = simulate("numba", data, 20_000, 365, seed=6)
+    _, model = simulate(data, 20_000, 365, seed=6)
     return model.population.revenue.astype(np.float64)
 
 
@@ -86,6 +88,7 @@ def top_share(values: np.ndarray, top: float = 0.2) -> float:
     return float(ranked[: int(len(ranked) * top)].sum() / ranked.sum())
 
 
+@pytest.mark.slow  # two runs of 20,000 customers x a year
 def test_repeat_buying_heterogeneity_skews_customer_value():
     # same mean purchase rate (one order per 40 days) and mean drop-out (1/7) in both markets
     mixed = customer_value(shape=0.5, a=1.0, b=6.0)          # Gamma(0.5) rates, Beta(1, 6)
