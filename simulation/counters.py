@@ -3,8 +3,10 @@
 The kernels count into one row per chunk of customers; the row's layout, the
 kernels' indices, the result dataset's variables with their units and descriptions,
 and the README's table of result variables all come from the tables below. A new
-counter is one line here (or in a mechanism's kernel module, see
-:func:`register`), then counted in a kernel as ``cnt[CH.<name> * nch + c]``.
+counter is one line here, or in a mechanism's kernel module (see :func:`register`),
+then counted in a kernel as ``cnt[CH.<name> * nch + c]``. Read ``CH`` where the table
+is complete: as ``counters.CH`` at call time, or from :mod:`simulation.kernels.day`,
+which imports every mechanism first.
 
 Layout of a counter row: one block of ``n_channels`` values per channel counter,
 then ``stage x segment`` occupancy at the end of the day, then the market counters.
@@ -13,7 +15,7 @@ then ``stage x segment`` occupancy at the end of the day, then the market counte
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Aggregate = Literal["sum", "last", "mean", "none"]
@@ -31,6 +33,8 @@ class Variable:
     aggregate: Aggregate = "sum"
     stored: bool = True
     """False for a counter that only feeds a derived variable."""
+    dims: tuple[str, ...] = ()
+    """Dimensions in the dataset; counters: (day, channel) or (day,) by their table."""
 
     @property
     def is_count(self) -> bool:
@@ -102,50 +106,50 @@ MARKET_COUNTERS: tuple[Variable, ...] = (
 # -- computed from the counters, the channels' books and the components ---------------
 DERIVED: tuple[Variable, ...] = (
     Variable("stage_count", "customers", "customers in each journey stage at the end of the day",
-             "last"),
-    Variable("stage_count_by_segment", "customers", "stage_count by segment", "last"),
-    Variable("spend", "currency", "marketing spend: media plus fixed daily cost"),
-    Variable("media_spend", "currency", "media bought (CPM budget, paid clicks, paid contacts)"),
-    Variable("fixed_cost", "currency", "fixed daily cost of running the channel"),
+             "last", dims=("day", "stage")),
+    Variable("stage_count_by_segment", "customers", "stage_count by segment", "last", dims=("day", "segment", "stage")),
+    Variable("spend", "currency", "marketing spend: media plus fixed daily cost", dims=("day", "channel")),
+    Variable("media_spend", "currency", "media bought (CPM budget, paid clicks, paid contacts)", dims=("day", "channel")),
+    Variable("fixed_cost", "currency", "fixed daily cost of running the channel", dims=("day", "channel")),
     Variable("gross_margin", "currency",
-             "revenue - cogs - fulfilment - return cost - commission - order fees"),
+             "revenue - cogs - fulfilment - return cost - commission - order fees", dims=("day", "channel")),
     Variable("contribution", "currency",
-             "gross margin - spend - programme cost (of the channel's customers)"),
+             "gross margin - spend - programme cost (of the channel's customers)", dims=("day", "channel")),
     Variable("mean_health", "health", "mean health of active customers at the end of the day",
-             "mean"),
+             "mean", dims=("day",)),
     Variable("nps", "points", "NPS proxy: % active customers with health >= 0.7 minus % below 0.4",
-             "mean"),
-    Variable("community_size", "customers", "community members among active customers", "last"),
+             "mean", dims=("day",)),
+    Variable("community_size", "customers", "community members among active customers", "last", dims=("day",)),
     Variable("repeat_purchase_rate", "share",
-             "share of customers acquired so far who have ordered twice", "last"),
-    Variable("brand_equity", "index", "brand equity at the start of the day, in [0, 1]", "mean"),
+             "share of customers acquired so far who have ordered twice", "last", dims=("day",)),
+    Variable("brand_equity", "index", "brand equity at the start of the day, in [0, 1]", "mean", dims=("day",)),
     Variable("budget", "currency", "planned daily budget (after schedule, roll-out and "
-             "guardrails)"),
+             "guardrails)", dims=("day", "channel")),
     Variable("guardrail_action", "code",
-             "guardrail fired that day: 0 none, 1 pause, 2 hold, 3 scale", "none"),
+             "guardrail fired that day: 0 none, 1 pause, 2 hold, 3 scale", "none", dims=("day", "channel")),
     Variable("running", "days", "1 on the days the channel ran (launched, not paused, not "
-             "ended)"),
+             "ended)", dims=("day", "channel")),
     Variable("programme_fixed_cost", "currency",
-             "post-purchase costs not tied to a channel (community)"),
+             "post-purchase costs not tied to a channel (community)", dims=("day",)),
     Variable("attributed_conversions", "customers",
-             "conversions credited to each channel under each attribution model", "none"),
+             "conversions credited to each channel under each attribution model", "none", dims=("attribution_model", "channel")),
     Variable("attributed_revenue", "currency",
-             "first-order revenue credited to each channel under each attribution model", "none"),
+             "first-order revenue credited to each channel under each attribution model", "none", dims=("attribution_model", "channel")),
     Variable("journey_transitions", "journeys", "first-order journey transitions (start, "
              "channels, conversion, no_conversion) over all journeys, for Markov attribution",
-             "none"),
+             "none", dims=("from_state", "to_state")),
     Variable("unique_reached", "customers", "customers reached at least once during the run",
-             "none"),
-    Variable("customers", "customers", "customers acquired during the run", "none"),
-    Variable("conversion_rate", "share", "customers acquired / customers ever reached", "none"),
+             "none", dims=("channel",)),
+    Variable("customers", "customers", "customers acquired during the run", "none", dims=("channel",)),
+    Variable("conversion_rate", "share", "customers acquired / customers ever reached", "none", dims=("channel",)),
     Variable("cac", "currency per customer", "customer acquisition cost: spend / customers "
-             "acquired", "none"),
+             "acquired", "none", dims=("channel",)),
     Variable("ltv", "currency per customer", "realised lifetime value: gross margin less "
-             "programme costs of acquired customers / customers", "none"),
-    Variable("ltv_cac", "ratio", "ltv / cac", "none"),
-    Variable("churn_rate", "share", "share of acquired customers churned by the end", "none"),
+             "programme costs of acquired customers / customers", "none", dims=("channel",)),
+    Variable("ltv_cac", "ratio", "ltv / cac", "none", dims=("channel",)),
+    Variable("churn_rate", "share", "share of acquired customers churned by the end", "none", dims=("channel",)),
     Variable("cohort_retention", "share", "share of a weekly acquisition cohort still a "
-             "customer k weeks later, by acquisition channel", "none"),
+             "customer k weeks later, by acquisition channel", "none", dims=("channel", "cohort_week", "weeks_since")),
 )
 
 
@@ -184,5 +188,9 @@ def market_offset(n_channels: int, n_segments: int) -> int:
 
 
 def variables() -> dict[str, Variable]:
-    """Every result variable by name: the counters, then the derived figures."""
-    return {v.name: v for v in (*CHANNEL_COUNTERS, *MARKET_COUNTERS, *DERIVED)}
+    """Every result variable by name, with its dimensions: the counters, then the derived
+    figures."""
+    out = {v.name: replace(v, dims=("day", "channel")) for v in CHANNEL_COUNTERS}
+    out.update({v.name: replace(v, dims=("day",)) for v in MARKET_COUNTERS if v.stored})
+    out.update({v.name: v for v in DERIVED})
+    return out

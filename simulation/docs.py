@@ -282,6 +282,20 @@ def customer_state_table() -> str:
     return "\n".join(lines)
 
 
+def result_variables_table() -> str:
+    """Every variable of the result dataset, from the counter table: name, dimensions,
+    unit, how it aggregates over days, meaning."""
+    from simulation import counters
+    from simulation.kernels import day  # noqa: F401  (registers every mechanism's counters)
+
+    lines = ["| variable | dimensions | unit | over days | meaning |", "|---|---|---|---|---|"]
+    for v in counters.variables().values():
+        agg = {"none": "", "sum": "sum", "last": "last day", "mean": "mean"}[v.aggregate]
+        lines.append(f"| `{v.name}` | {', '.join(v.dims)} | {v.unit} | {agg} | "
+                     f"{_cell(v.description)} |")
+    return "\n".join(lines)
+
+
 # -- the registry and the README -------------------------------------------------------
 
 
@@ -291,6 +305,7 @@ def _scenario_renderer(path: str) -> Callable[[], str]:
 
 OTHER_TABLES: dict[str, Callable[[], str]] = {
     "customer-state": customer_state_table,
+    "result-variables": result_variables_table,
 }
 """Generated tables other than the scenario's: block name -> renderer. A new table is one
 more entry here and its BEGIN/END markers where it belongs in the README."""

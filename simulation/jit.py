@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import numba
+import numpy as np
 
 PACKAGE = Path(__file__).parent
 SOURCES = ("rng.py", "state.py", "counters.py", "kernels")
@@ -34,3 +35,11 @@ def sources_digest() -> str:
 
 if not os.environ.get("NUMBA_CACHE_DIR"):
     numba.config.CACHE_DIR = str(PACKAGE / "__pycache__" / f"numba-{sources_digest()}")
+
+
+def record(params) -> np.ndarray:
+    """A named tuple of numbers as a one-element structured array, fields as named: how a
+    mechanism's parameters reach the kernels (numba passes arrays into parallel loops,
+    not tuples of scalars). Kernels read ``params[0].threshold``."""
+    dtype = np.dtype([(name, np.float64) for name in params._fields])
+    return np.array([tuple(float(v) for v in params)], dtype=dtype)

@@ -13,7 +13,7 @@ import xarray as xr
 
 from simulation import counters
 from simulation.analysis.markov import markov_credit
-from simulation.counters import CH, MK
+from simulation.counters import MK
 from simulation.kernels.day import ATTR_MODELS
 from simulation.scenario import STAGES
 
@@ -40,7 +40,7 @@ class Recorder:
 
     def channel(self, name: str, day: int | None = None) -> np.ndarray:
         """A channel counter: (day, channel) over the run so far, or (channel) of one day."""
-        lo = getattr(CH, name) * self.nch
+        lo = getattr(counters.CH, name) * self.nch
         rows = self.daily if day is None else self.daily[day]
         return rows[..., lo : lo + self.nch]
 

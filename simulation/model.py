@@ -18,7 +18,7 @@ import numpy as np
 
 from simulation import counters, rng
 from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
-from simulation.components import Positioning, PostPurchase, Scaling
+from simulation.components import component_classes
 from simulation.kernels import day as K
 from simulation.metrics import MARGIN_COSTS, Recorder, describe
 from simulation.scenario import STAGES, Scenario, resolve_size
@@ -84,9 +84,11 @@ class MarketShell(mesa.Model):
         self.day = 0
         # kernel parameters: also where the components write daily values (community cut)
         self.par, self.segp = kernel_parameters(scenario)
-        self.scaling = Scaling(self)
-        self.positioning = Positioning(self)
-        self.post_purchase = PostPurchase(self)
+        self.components = [cls(self) for cls in component_classes()]
+        for comp in self.components:
+            setattr(self, comp.name, comp)  # model.scaling, model.positioning, ...
+        self.mechanisms = K.Mechanisms(**{
+            c.name: p for c in self.components if (p := c.kernel_parameters()) is not None})
         self.firm = Firm(self)
         self.channel_agents = [ChannelAgent(self, c, i) for i, c in enumerate(scenario.channels)]
         self.word_of_mouth = WordOfMouthAgent(self)
@@ -98,9 +100,8 @@ class MarketShell(mesa.Model):
 
     def plan_day(self, day: int) -> None:
         """Components set the day up; every channel plans its reach and effects."""
-        self.scaling.before_day(self, day)
-        self.positioning.before_day(self, day)
-        self.post_purchase.before_day(self, day)
+        for comp in self.components:
+            comp.before_day(self, day)
         for c, a in enumerate(self.marketers):
             self.reach[:, :, c] = a.plan(day, self.occupancy)
             self.eff[:, :, c] = a.effects
@@ -118,12 +119,10 @@ class MarketShell(mesa.Model):
         rev = rec.channel("revenue", day).sum()
         costs = sum(rec.channel(b, day).sum() for b in MARGIN_COSTS)
         programmes = (rec.channel("programme_cost", day).sum()
-                      + self.post_purchase.fixed_cost[day])
+                      + sum(comp.daily_cost(day) for comp in self.components))
         self.firm.book(rev, rev - costs, marketing, programmes)
-        self.scaling.after_day(self, day, row)
-        self.positioning.after_day(self, day, reached)
-        self.post_purchase.after_day(self, day, rec.market("members", day),
-                                     rec.channel("shares", day).sum())
+        for comp in self.components:
+            comp.after_day(self, day)
 
     def gross_margin_to_date(self, c: int, day: int) -> float:
         """Gross margin booked so far to customers acquired through channel c."""
@@ -153,13 +152,10 @@ class MarketShell(mesa.Model):
 
     def result_extras(self) -> dict:
         """Daily series kept by the components, for the result dataset."""
-        return {
-            "budget": (("day", "channel"), self.scaling.budget),
-            "guardrail_action": (("day", "channel"), self.scaling.action),
-            "running": (("day", "channel"), self.scaling.running_days),
-            "brand_equity": (("day",), self.positioning.history),
-            "programme_fixed_cost": (("day",), self.post_purchase.fixed_cost),
-        }
+        extras: dict = {}
+        for comp in self.components:
+            extras.update(comp.results())
+        return extras
 
     def dataset(self, backend: str, bytes_per_customer: int, attr, trans, unique,
                 population: Population):
@@ -225,7 +221,8 @@ class MarketModel(MarketShell):
         if self.events is not None:
             self.log[6].fill(0)
         K.step_day(day, rng.day_key(self.key, day, SALT_STEP), pop, self.reach, reachable,
-                   self.eff, self.channel_keys, self.forget, self.par, self.segp, self.chp,
+                   self.eff, self.channel_keys, self.forget, self.par, self.mechanisms,
+                   self.segp, self.chp,
                    self.counters, self.attr, self.trans, self.waiting, self.log)
         if (self.capacity >= 0).any():
             self._serve_leads(day, pop)
@@ -250,7 +247,7 @@ class MarketModel(MarketShell):
                 if left == 0:
                     break
         K.serve_leads(day, rng.day_key(self.key, day, SALT_SERVE), quota, pop, self.eff,
-                      self.par, self.segp, self.chp, self.counters, self.attr, self.trans,
+                      self.par, self.mechanisms, self.segp, self.chp, self.counters, self.attr, self.trans,
                       self.log)
 
     def sample_events(self, sample: int) -> None:

@@ -646,6 +646,18 @@ class Community(Strict):
     cost_per_member_day: Money = Field(0.0, description="per member a day")
 
 
+class OutreachConfig(Strict):
+    """At-risk outreach: the day a consenting customer's health falls below ``threshold``
+    the firm contacts them, lifting their health by ``health_boost``."""
+
+    enabled: bool = Field(False, description="switch")
+    threshold: Probability = Field(
+        0.35, description="health below which a customer is at risk (contacted the day they "
+                          "fall below it)")
+    health_boost: Probability = Field(0.2, description="health gained by a contact")
+    cost_per_contact: Money = Field(0.0, description="per customer contacted")
+
+
 class PostPurchaseConfig(Strict):
     """The ``[post_purchase]`` table: the programmes the post-purchase component runs."""
 
@@ -668,6 +680,7 @@ class PostPurchaseConfig(Strict):
     reminders: Reminders = Reminders()
     feedback: Feedback = Feedback()
     community: Community = Community()
+    outreach: OutreachConfig = OutreachConfig()
 
 
 class Scenario(Strict):

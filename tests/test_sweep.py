@@ -27,7 +27,7 @@ from helpers import DEFAULT, EXPERIMENTS, ROOT, assert_one_clear_line, distsim, 
 from scipy import stats
 
 import simulation
-from simulation.io import read_netcdf
+from simulation.io import read_netcdf, write_netcdf
 from simulation.scenario import with_overrides
 from simulation.sweep.combine import outcomes, p_positive, summarise, t_interval
 from simulation.sweep.experiment import Outputs, load_experiment
@@ -454,6 +454,36 @@ def test_cli_refuses_to_clobber_a_sweep_or_a_file(reference, small, tmp_path):
     afile = write(tmp_path / "file", "x")
     rc, _, err = run_cli(["sweep", str(small), "--out", str(afile)])
     assert rc == 2 and "not a directory" in err
+
+
+def test_resume_and_combine_refuse_runs_of_another_version(reference, small, tmp_path):
+    """A sweep started by another version of the model is not finished by this one: its
+    runs could give other numbers for the same seeds."""
+    import shutil
+
+    from simulation.sweep.combine import combine
+    from simulation.sweep.experiment import expand
+
+    out = tmp_path / "old"
+    shutil.copytree(reference.out, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["simulation_version"] = "0.1.0"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    rc, _, err = run_cli(["sweep", str(small), "--out", str(out), "--resume"])
+    assert rc == 2 and "made by distsim 0.1.0" in err and len(err.strip().splitlines()) == 1
+    # a run file of another version, under a current manifest
+    manifest["simulation_version"] = simulation.__version__
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    run0 = sorted((out / "runs").glob("*.nc"))[0]
+    ds = read_netcdf(run0)
+    ds.attrs["simulation_version"] = "0.1.0"
+    write_netcdf(ds, run0)
+    rc, _, err = run_cli(["sweep", str(small), "--out", str(out), "--resume"])
+    assert rc == 2 and "was made by distsim 0.1.0" in err
+    experiment = load_experiment(small)
+    runs = [read_netcdf(p) for p in sorted((out / "runs").glob("*.nc"))]
+    with pytest.raises(simulation.ScenarioError, match="cannot be combined"):
+        combine(experiment, expand(experiment), runs)
 
 
 # -- the example experiments ----------------------------------------------------------------

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulation.components import Component
 from simulation.scenario import Scenario
 
 INITIAL_EQUITY = {"budget": 0.3, "mid": 0.5, "premium": 0.7}
 
 
-class Positioning:
+class Positioning(Component):
+    name = "positioning"
+    order = 20
+
     def __init__(self, model):
         sc: Scenario = model.scenario
         self.n = model.n
@@ -58,8 +62,11 @@ class Positioning:
     def before_day(self, model, day: int) -> None:
         self.history[day] = self.equity
 
-    def after_day(self, model, day: int, reached: np.ndarray) -> None:
-        share = reached / self.n
+    def after_day(self, model, day: int) -> None:
+        share = model.recorder.channel("reached", day) / self.n
         pull = np.where(self.signal > 0, self.signal * (1.0 - self.equity), self.signal * self.equity)
         d = self.build_rate * float((share * pull).sum()) - self.decay * (self.equity - self.initial)
         self.equity = float(np.clip(self.equity + d, 0.0, 1.0))
+
+    def results(self) -> dict:
+        return {"brand_equity": (("day",), self.history)}

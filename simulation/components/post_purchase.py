@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulation.components import Component
 from simulation.kernels import day as K
 from simulation.scenario import Scenario
 
 
-class PostPurchase:
+class PostPurchase(Component):
+    name = "post_purchase"
+    order = 30
+
     def __init__(self, model):
         sc: Scenario = model.scenario
         pp = sc.post_purchase
@@ -98,6 +102,12 @@ class PostPurchase:
             model.par[K.P_COM_REDUCTION] = c.churn_reduction * self.community_value()
             self.fixed_cost[day] = c.fixed_daily_cost + c.cost_per_member_day * self.members
 
-    def after_day(self, model, day: int, members: float, shares: float) -> None:
-        self.members = members
-        self.shares_yesterday = shares
+    def after_day(self, model, day: int) -> None:
+        self.members = model.recorder.market("members", day)
+        self.shares_yesterday = model.recorder.channel("shares", day).sum()
+
+    def daily_cost(self, day: int) -> float:
+        return float(self.fixed_cost[day])
+
+    def results(self) -> dict:
+        return {"programme_fixed_cost": (("day",), self.fixed_cost)}

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from simulation.components import Component
 from simulation.scenario import Channel, Guardrail, Scenario
 
 NO_ACTION, PAUSED, HELD, SCALED = 0, 1, 2, 3
@@ -39,8 +40,11 @@ def scheduled_budget(cfg: Channel, t: int) -> float:
     return max(0.0, b)
 
 
-class Scaling:
+class Scaling(Component):
     """Which channels run today and with what budget."""
+
+    name = "scaling"
+    order = 10
 
     def __init__(self, model):
         sc: Scenario = model.scenario
@@ -98,7 +102,7 @@ class Scaling:
                 b = self.held[c]
             self.budget[day, c] = b * self.multiplier[c]
 
-    def after_day(self, model, day: int, row: np.ndarray) -> None:
+    def after_day(self, model, day: int) -> None:
         for rule in self.guardrails:
             targets = range(len(self.channels)) if rule.channel == "*" else [self.index[rule.channel]]
             for c in targets:
@@ -143,3 +147,10 @@ class Scaling:
         margin = model.gross_margin_to_date(c, day)
         ltv = margin / customers if customers else 0.0
         return ltv / cac if cac > 0 else math.inf
+
+    def results(self) -> dict:
+        return {
+            "budget": (("day", "channel"), self.budget),
+            "guardrail_action": (("day", "channel"), self.action),
+            "running": (("day", "channel"), self.running_days),
+        }

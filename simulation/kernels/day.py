@@ -37,10 +37,14 @@ forget, no event is scheduled) cost a byte or two of reads and no draw.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
-from simulation.counters import CH, MK
+from simulation import counters
+from simulation.counters import MK
+from simulation.kernels import outreach
 from simulation.rng import beta, decision, decision_key, gamma, geometric_days, stream, uniform
 from simulation.state import (
     ACTIVE,
@@ -102,6 +106,16 @@ C_COMMISSION, C_FEE, C_CAPACITY, C_LEAD_DECAY, C_PRICE_MULT, C_PERSONAL = range(
 N_CHP = 6
 
 NEVER_DAY = int(NEVER)
+
+CH = counters.CH
+"""Counter blocks, with every mechanism's (imported above, each registering its own)."""
+
+
+class Mechanisms(NamedTuple):
+    """Each mechanism's kernel parameters: its component's ``kernel_parameters()``, a
+    one-element record (:func:`simulation.jit.record`)."""
+
+    outreach: np.ndarray
 
 # The decisions of a customer-day, each with its own random stream. Channels' reach and
 # effect draws are keyed by the channel's name (``channel_keys``).
@@ -401,11 +415,15 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
 
 
 @njit(cache=True, inline="always")
-def _census(pop, i, day, par, cnt, off, nch):
-    """End-of-day census of an active customer: by acquisition channel, mean health, NPS
-    proxy, community."""
-    cnt[CH.active * nch + pop[F_ACQ_CHANNEL][i]] += 1.0
+def _census(pop, i, day, par, mech, cnt, off, nch):
+    """End of an active customer's day: the mechanisms' end-of-day rules (at-risk
+    outreach), then the census: by acquisition channel, mean health, NPS proxy,
+    community."""
+    a = pop[F_ACQ_CHANNEL][i]
+    cnt[CH.active * nch + a] += 1.0
     h = _health_now(pop, i, day, par[P_H_DECAY])
+    h = outreach.contact_at_risk(pop, i, a, day, h, par[P_H_DECAY], mech.outreach[0], cnt,
+                                nch)
     cnt[off + MK.health_sum] += h
     if h >= PROMOTER_HEALTH:
         cnt[off + MK.promoters] += 1.0
@@ -565,7 +583,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
 
 
 @njit(parallel=True, cache=True)
-def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, segp, chp,
+def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, mech, segp, chp,
              cnt_all, attr_all, trans_all, waiting, log):
     """Step every customer through ``day``; counters of the day go to ``cnt_all[chunk]``.
 
@@ -603,7 +621,7 @@ def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, segp, chp
             if not reachable[g, s] and forget[s] <= 0.0 and not has_event and not has_lead:
                 cnt[stage_off + g * 5 + s] += 1.0
                 if s == ACTIVE:
-                    _census(pop, i, day, par, cnt, market_off, nch)
+                    _census(pop, i, day, par, mech, cnt, market_off, nch)
                 continue
             base = stream(key, i)
             done = False
@@ -639,13 +657,14 @@ def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, segp, chp
             s = stage[i]
             cnt[stage_off + g * 5 + s] += 1.0
             if s == ACTIVE:
-                _census(pop, i, day, par, cnt, market_off, nch)
+                _census(pop, i, day, par, mech, cnt, market_off, nch)
             elif has_capacity and s == CONSIDERING and lead[i] > 0:
                 waiting[ch, lead[i] - 1] += 1
 
 
 @njit(parallel=True, cache=True)
-def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, trans_all, log):
+def serve_leads(day, key, quota, pop, eff, par, mech, segp, chp, cnt_all, attr_all, trans_all,
+                log):
     """Serve waiting leads up to each chunk's quota (in customer order): close or release them."""
     stage = pop[F_STAGE]
     lead = pop[F_LEAD]
@@ -676,7 +695,7 @@ def serve_leads(day, key, quota, pop, eff, par, segp, chp, cnt_all, attr_all, tr
                          segp, chp, base)
                 cnt[stage_off + g * 5 + CONSIDERING] -= 1.0
                 cnt[stage_off + g * 5 + ACTIVE] += 1.0
-                _census(pop, i, day, par, cnt, stage_off + 5 * nseg, nch)
+                _census(pop, i, day, par, mech, cnt, stage_off + 5 * nseg, nch)
 
 
 @njit(parallel=True, cache=True)

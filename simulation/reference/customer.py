@@ -37,8 +37,9 @@ import math
 
 import mesa
 
-from simulation.counters import CH, MK
-from simulation.kernels import day as K  # counter layout of the result format only
+from simulation.counters import MK
+from simulation.kernels import day as K
+from simulation.kernels.day import CH  # counter layout of the result format only
 from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, RING, UNAWARE
 
 EV_TOUCH, EV_PURCHASE, EV_CHURN = K.EV_TOUCH, K.EV_PURCHASE, K.EV_CHURN

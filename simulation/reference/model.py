@@ -33,9 +33,10 @@ import mesa
 import numpy as np
 
 from simulation import counters
-from simulation.components import PostPurchase
-from simulation.counters import CH, MK
+from simulation.components.post_purchase import PostPurchase
+from simulation.counters import MK
 from simulation.kernels import day as K
+from simulation.kernels.day import CH
 from simulation.metrics import Recorder
 from simulation.model import MarketShell
 from simulation.reference.customer import Customer
@@ -312,6 +313,8 @@ class ReferenceMarketModel(MarketShell):
             if s != ACTIVE:
                 continue
             for customer in group:
+                for comp in self.components:
+                    comp.customer_end_of_day(self, customer, day)
                 ledger.add(CH.active, customer.acquired_by)
                 h = customer.health_on(day)
                 health_sum += h

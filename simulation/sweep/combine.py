@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from simulation.scenario import ScenarioError
 from simulation.sweep.experiment import (
     OUTCOMES,
     REPLICATE,
@@ -32,6 +33,7 @@ from simulation.sweep.experiment import (
     Objective,
     Plan,
 )
+from simulation.version import __version__
 
 # outcome -> (column header, description)
 OUTCOME_INFO = {
@@ -54,6 +56,11 @@ TABLE_OUTCOMES = ("profit", "customers", "cac", "ltv_cac", "churn", "brand_equit
 def combine(experiment: Experiment, plan: Plan, datasets: Iterable[xr.Dataset]) -> xr.Dataset:
     """One dataset from the runs' datasets, given in run order (``plan.runs``)."""
     runs = list(datasets)
+    versions = {ds.attrs.get("simulation_version", "unknown") for ds in runs}
+    if len(versions) > 1 or (versions and versions != {__version__}):
+        raise ScenarioError(experiment.source, "", "its runs were made by distsim "
+                            f"{', '.join(sorted(versions))}; this is {__version__}, and runs "
+                            "of different versions cannot be combined")
     meta = {k: runs[0].attrs[k] for k in ("backend", "simulation_version", "bytes_per_customer")
             if runs and k in runs[0].attrs}
     runs = [_no_attrs(ds) for ds in runs]

@@ -37,6 +37,7 @@ from simulation.scenario import ScenarioError
 from simulation.sweep.experiment import Experiment, Plan, RunSpec, expand
 from simulation.sweep.pool import ForkedPool, default_threads, release_workers, worker_pool
 from simulation.sweep.worker import Task, simulate
+from simulation.version import __version__
 
 MANIFEST_FORMAT = "distsim-sweep/1"
 MANIFEST_EVERY_S = 1.0
@@ -202,6 +203,11 @@ class RunStore:
         if not resume:
             raise ScenarioError(str(self.out), "", "already holds a sweep (manifest.json); "
                                 "add --resume to finish it, or choose another --out")
+        made_by = old.get("simulation_version", "0.1.0")
+        if made_by != __version__:
+            raise ScenarioError(str(self.out), "", f"holds runs made by distsim {made_by}, "
+                                f"which can give other numbers than this {__version__}; "
+                                "start the sweep again with another --out")
         if old.get("fingerprint") != self.plan.fingerprint():
             raise ScenarioError(str(self.out), "", "holds a sweep of a different experiment "
                                 "(or other --agents/--days/--replicates); it cannot be resumed "
@@ -242,6 +248,7 @@ class RunStore:
             "experiment": experiment.name,
             "experiment_file": experiment.source,
             "fingerprint": self.plan.fingerprint(),
+            "simulation_version": __version__,
             "dims": list(self.plan.dims),
             "shape": list(self.plan.shape),
             "runs_total": len(self.plan.runs),
@@ -258,7 +265,10 @@ class RunStore:
             ds = read_netcdf(path)
         except Exception:  # a file we did not write, or damaged after the fact
             return None
-        return ds if ds.attrs.get("sweep_run_key") == run.key else None
+        if ds.attrs.get("sweep_run_key") != run.key:
+            return None
+        check_version(ds, path)
+        return ds
 
     def save(self, run: RunSpec, ds: xr.Dataset, info: dict, written: bool) -> None:
         """Record a finished run, writing its file first unless the worker did."""
@@ -387,3 +397,13 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
     return SweepResult(combined, store.out, computed, reused,
                        time.perf_counter() - t_start, sim_seconds,
                        jobs if client is None else 0, per_run, summary)
+
+
+def check_version(ds: xr.Dataset, path) -> None:
+    """Refuse a run file made by another version of the model: mixed into one sweep, its
+    numbers would not be comparable with this version's."""
+    made_by = ds.attrs.get("simulation_version", "unknown")
+    if made_by != __version__:
+        raise ScenarioError(str(path), "", f"was made by distsim {made_by}, which can give "
+                            f"other numbers than this {__version__}; start the sweep again "
+                            "with another --out")
