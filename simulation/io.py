@@ -68,7 +68,7 @@ def write_events(columns: tuple, channel_names: list[str], path: str | Path) -> 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from simulation.kernels.day import EVENT_KINDS
+    from simulation.kernels.events import EVENT_KINDS
 
     customer, day, kind, channel, amount = columns
     table = pa.table({

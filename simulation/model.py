@@ -19,6 +19,7 @@ import numpy as np
 from simulation import counters, rng
 from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
 from simulation.components import component_classes
+from simulation.events import EventLog, empty_log
 from simulation.kernels import day as K
 from simulation.metrics import MARGIN_COSTS, Recorder, describe
 from simulation.scenario import STAGES, Scenario, resolve_size
@@ -220,8 +221,9 @@ class MarketModel(MarketShell):
         pop = self.population.arrays()
         if self.events is not None:
             self.log[6].fill(0)
-        K.step_day(day, rng.day_key(self.key, day, SALT_STEP), pop, self.reach, reachable,
-                   self.eff, self.channel_keys, self.forget, self.par, self.mechanisms,
+        key = rng.day_key(self.key, day, SALT_STEP)
+        K.step_day(day, key, pop, self.reach, reachable, self.eff,
+                   rng.day_decision_keys(key, self.channel_keys), self.forget, self.par, self.mechanisms,
                    self.segp, self.chp,
                    self.counters, self.attr, self.trans, self.waiting, self.log)
         if (self.capacity >= 0).any():
@@ -314,50 +316,6 @@ def cohort_retention(pop: Population, days: int, channels: list[str]):
                         coords={"cohort_week": np.arange(weeks), "weeks_since": k},
                         attrs={"description": "share of a weekly acquisition cohort still a "
                                               "customer k weeks later, by acquisition channel"})
-
-
-def empty_log(n_chunks: int) -> tuple:
-    """The event-log buffers when no events are exported: an empty sample mask."""
-    return (np.zeros(0, np.uint8), np.zeros((n_chunks, 0), np.int64),
-            np.zeros((n_chunks, 0), np.int32), np.zeros((n_chunks, 0), np.int8),
-            np.zeros((n_chunks, 0), np.int16), np.zeros((n_chunks, 0), np.float64),
-            np.zeros(n_chunks, np.int64))
-
-
-class EventLog:
-    """Per-chunk buffers the kernels append sampled customers' events to, drained daily."""
-
-    def __init__(self, n: int, n_chunks: int, n_channels: int, sample: int, key):
-        sample = min(int(sample), n)
-        gen = np.random.Generator(np.random.Philox(key=int(key)))
-        chosen = np.sort(gen.choice(n, size=sample, replace=False)) if sample else np.zeros(0, int)
-        mask = np.zeros(n, np.uint8)
-        mask[chosen] = 1
-        per_chunk = np.bincount(chosen // K.CHUNK, minlength=n_chunks)
-        # a customer's day has at most one touch per channel, two orders and a churn
-        cap = int(per_chunk.max(initial=0)) * (n_channels + 4)
-        self.sample = sample
-        self.buffers = (mask, np.zeros((n_chunks, cap), np.int64), np.zeros((n_chunks, cap), np.int32),
-                        np.zeros((n_chunks, cap), np.int8), np.zeros((n_chunks, cap), np.int16),
-                        np.zeros((n_chunks, cap), np.float64), np.zeros(n_chunks, np.int64))
-        self.parts: list[tuple[np.ndarray, ...]] = []
-
-    def collect(self, log: tuple) -> None:
-        counts = log[6]
-        if counts.sum() == 0:
-            return
-        rows = [np.concatenate([log[k][ch, : counts[ch]] for ch in range(len(counts))])
-                for k in range(1, 6)]
-        self.parts.append(tuple(rows))
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        """customer, day, kind, channel, amount, in the order the events happened."""
-        if not self.parts:
-            return (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8),
-                    np.zeros(0, np.int16), np.zeros(0, np.float64))
-        cols = tuple(np.concatenate([p[k] for p in self.parts]) for k in range(5))
-        order = np.lexsort((cols[0], cols[1]))  # by day, then customer; stable within a customer
-        return tuple(c[order] for c in cols)
 
 
 def set_threads(threads: int | None) -> int:

@@ -64,6 +64,18 @@ def decision(base, key):
     return np.uint64(base) ^ np.uint64(key)
 
 
+@njit(cache=True, inline="always")
+def draw(key, customer):
+    """The one uniform of a decision keyed for a whole day (a channel's exposure: ``key``
+    from :func:`day_decision_keys`): SplitMix64 over customers, one mix per draw."""
+    return (mix64(np.uint64(key) + np.uint64(customer) * GOLDEN) >> _S11) * _INV53
+
+
+def day_decision_keys(day_key, keys: np.ndarray) -> np.ndarray:
+    """Each decision's key for one day: the day's key mixed with the decision's."""
+    return np.array([mix64(np.uint64(day_key) ^ np.uint64(k)) for k in keys], dtype=np.uint64)
+
+
 def decision_key(name: str) -> np.uint64:
     """64-bit key of a named decision: the first 8 bytes of its BLAKE2b digest.
 

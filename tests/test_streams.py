@@ -36,11 +36,11 @@ def _draws(key, n, keys):
 
 
 @njit(cache=True)
-def _reach_masks(key, n, reach, eff, chkey):
+def _reach_masks(key, n, reach, eff, chday):
     """The kernel's exposure draw for n customers of segment 0 in stage 0."""
     out = np.empty((n, 2), np.uint64)
     for i in range(n):
-        mask, works = K._reaching(0, 0, reach, eff, chkey, reach.shape[2], rng.stream(key, i))
+        mask, works = K._reaching(0, 0, reach, eff, chday, reach.shape[2], i)
         out[i, 0] = mask
         out[i, 1] = works
     return out
@@ -78,14 +78,16 @@ def test_one_channels_reach_never_moves_whom_another_reaches():
     others = np.uint64(0b1110)
     for day in range(5):
         key = rng.day_key(rng.seed_key(11), day, 0)
-        a = _reach_masks(key, 50_000, low, eff, chkey)
-        b = _reach_masks(key, 50_000, high, eff, chkey)
+        chday = rng.day_decision_keys(key, chkey)
+        a = _reach_masks(key, 50_000, low, eff, chday)
+        b = _reach_masks(key, 50_000, high, eff, chday)
         np.testing.assert_array_equal(a & others, b & others)
         # the raised channel reaches (and moves) everyone it reached (and moved) before
         assert ((a[:, 0] & ~b[:, 0]) & np.uint64(1)).sum() == 0
         assert ((a[:, 1] & ~b[:, 1]) & np.uint64(1)).sum() == 0
     # the probabilities are the channels' own: reach r, and an effect e given a reach
-    m = _reach_masks(rng.day_key(rng.seed_key(1), 0, 0), 200_000, low, eff, chkey)
+    key = rng.day_key(rng.seed_key(1), 0, 0)
+    m = _reach_masks(key, 200_000, low, eff, rng.day_decision_keys(key, chkey))
     for c, r in enumerate(low[0, 0]):
         reached = (m[:, 0] >> np.uint64(c)) & np.uint64(1)
         works = (m[:, 1] >> np.uint64(c)) & np.uint64(1)

@@ -45,7 +45,17 @@ from numba import njit, prange
 from simulation import counters
 from simulation.counters import MK
 from simulation.kernels import outreach
-from simulation.rng import beta, decision, decision_key, gamma, geometric_days, stream, uniform
+from simulation.kernels.events import EV_CHURN, EV_PURCHASE, EV_TOUCH, log_event
+from simulation.rng import (
+    beta,
+    decision,
+    decision_key,
+    draw,
+    gamma,
+    geometric_days,
+    stream,
+    uniform,
+)
 from simulation.state import (
     ACTIVE,
     AWARE,
@@ -146,9 +156,6 @@ def _draw(base, key):
     u, _ = uniform(decision(base, key))
     return u
 
-# Event log of sampled customers (``--events``): kinds.
-EV_TOUCH, EV_PURCHASE, EV_CHURN = 0, 1, 2
-EVENT_KINDS = ("touch", "purchase", "churn")
 
 
 @njit(cache=True, inline="always")
@@ -171,22 +178,6 @@ def _set_health(pop, i, day, h):
 def _schedule(day, wait):
     nd = day + wait
     return NEVER_DAY if nd >= NEVER_DAY else nd
-
-
-@njit(cache=True, inline="always")
-def _log(log, ch, i, day, kind, c, amount):
-    """Append an event of customer i to its chunk's buffer, if i is in the export sample.
-
-    Without an export the sample mask is empty and this is one length compare.
-    """
-    if log[0].shape[0] > i and log[0][i]:
-        k = log[6][ch]
-        log[1][ch, k] = i
-        log[2][ch, k] = day
-        log[3][ch, k] = kind
-        log[4][ch, k] = c
-        log[5][ch, k] = amount
-        log[6][ch] = k + 1
 
 
 @njit(cache=True)
@@ -218,7 +209,7 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base):
     pop[F_MARGIN][i] += m
     if pop[F_ORDERS][i] < 65535:
         pop[F_ORDERS][i] += 1
-    _log(log, ch, i, day, EV_PURCHASE, a, rev)
+    log_event(log, ch, i, day, EV_PURCHASE, a, rev)
     return rev, m, comm + fee
 
 
@@ -312,7 +303,7 @@ def _touch(pop, i, c, day, log, ch):
     pop[F_RING_HEAD][i] = (h + 1) % RING
     if touches[i] < 255:
         touches[i] += 1
-    _log(log, ch, i, day, EV_TOUCH, c, 0.0)
+    log_event(log, ch, i, day, EV_TOUCH, c, 0.0)
 
 
 @njit(cache=True)
@@ -455,7 +446,7 @@ def _churn(pop, i, a, day, nch, cnt, log, ch, par):
         flags[i] &= ~np.uint8(MEMBER)
         cnt[CH.community_leaves * nch + a] += 1.0
     flags[i] &= ~np.uint8(REMINDER)
-    _log(log, ch, i, day, EV_CHURN, a, 0.0)
+    log_event(log, ch, i, day, EV_CHURN, a, 0.0)
 
 
 @njit(cache=True, inline="always")
@@ -499,11 +490,11 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
 
 
 @njit(cache=True, inline="always")
-def _reaching(g, s, reach, eff, chkey, nch, base):
+def _reaching(g, s, reach, eff, chday, nch, i):
     """Which channels reach the customer today, and which of them would move them on.
 
-    Each channel draws one uniform ``u`` from its own stream, keyed by its name, so a
-    channel's budget never moves whom another reaches. It reaches if ``u < r`` and its
+    Each channel draws one uniform ``u`` from its own stream, keyed by its name and the
+    day (``chday``), so a channel's budget never moves whom another reaches. It reaches if ``u < r`` and its
     effect works if ``u < r e``: given a reach, ``u / r`` is uniform, so the effect has
     probability ``e`` as its own draw would, and both sets only grow with the channel's
     reach (a higher budget reaches and moves everyone a lower one did).
@@ -517,7 +508,7 @@ def _reaching(g, s, reach, eff, chkey, nch, base):
     for c in range(nch):
         r = reach[g, s, c]
         if r > 0.0:
-            u = _draw(base, chkey[c])
+            u = draw(chday[c], i)
             if u < r:
                 bit = np.uint64(1) << np.uint64(c)
                 mask |= bit
@@ -583,7 +574,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
 
 
 @njit(parallel=True, cache=True)
-def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, mech, segp, chp,
+def step_day(day, key, pop, reach, reachable, eff, chday, forget, par, mech, segp, chp,
              cnt_all, attr_all, trans_all, waiting, log):
     """Step every customer through ``day``; counters of the day go to ``cnt_all[chunk]``.
 
@@ -623,8 +614,10 @@ def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, mech, seg
                 if s == ACTIVE:
                     _census(pop, i, day, par, mech, cnt, market_off, nch)
                 continue
-            base = stream(key, i)
             done = False
+            base = np.uint64(0)  # the customer-day's stream, drawn from only when needed
+            if has_lead or has_event:
+                base = stream(key, i)
             # 1. a waiting lead may be lost
             if has_lead:
                 c = lead[i] - 1
@@ -641,18 +634,19 @@ def step_day(day, key, pop, reach, reachable, eff, chkey, forget, par, mech, seg
             if not done:
                 moved = False
                 if reachable[g, s]:
-                    mask, works = _reaching(g, s, reach, eff, chkey, nch, base)
+                    mask, works = _reaching(g, s, reach, eff, chday, nch, i)
                     if mask and not (flags[i] & CONSENT):
                         # personalised contact only reaches customers who consented
                         mask &= ~personal
                         works &= ~personal
                     if mask:
                         reached_mask[i] |= mask
+                        base = stream(key, i)
                         moved = _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr,
                                            trans, log, ch, par, segp, chp, base)
                 s = stage[i]
                 if (not moved and (s == AWARE or s == CONSIDERING) and forget[s] > 0.0
-                        and _draw(base, D_FORGET) < forget[s]):
+                        and _draw(stream(key, i), D_FORGET) < forget[s]):
                     _forget(pop, i, s, cnt, market_off)
             s = stage[i]
             cnt[stage_off + g * 5 + s] += 1.0

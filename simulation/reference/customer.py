@@ -38,11 +38,9 @@ import math
 import mesa
 
 from simulation.counters import MK
-from simulation.kernels import day as K
 from simulation.kernels.day import CH  # counter layout of the result format only
+from simulation.kernels.events import EV_CHURN, EV_PURCHASE, EV_TOUCH
 from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, RING, UNAWARE
-
-EV_TOUCH, EV_PURCHASE, EV_CHURN = K.EV_TOUCH, K.EV_PURCHASE, K.EV_CHURN
 
 
 class Customer(mesa.Agent):
