@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 PACKAGE = Path(__file__).parent
-SOURCES = ("rng.py", "state.py", "counters.py", "kernels")
+SOURCES = ("rng.py", "state.py", "counters.py", "parameters.py", "kernels")
 """Files and folders (of ``.py`` files) whose contents name the cache."""
 
 

@@ -22,44 +22,11 @@ from simulation.components import component_classes
 from simulation.events import EventLog, empty_log
 from simulation.kernels import day as K
 from simulation.metrics import MARGIN_COSTS, Recorder, describe
+from simulation.parameters import Rules, kernel_parameters
 from simulation.scenario import STAGES, Scenario, resolve_size
 from simulation.state import UNAWARE, Population
 
 SALT_STEP, SALT_SERVE, SALT_SEGMENT, SALT_CONSENT = 0, 1, 2, 3
-
-
-def kernel_parameters(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
-    """Scalar and per-segment parameters of the kernels, from the scenario."""
-    p = scenario.product
-    h = scenario.health
-    par = np.zeros(K.N_PAR)
-    par[K.P_PRICE] = p.price
-    par[K.P_UNIT_COST] = p.unit_cost
-    par[K.P_FULFIL] = p.fulfilment_cost
-    par[K.P_RET_RATE] = p.return_rate
-    par[K.P_RET_COST] = p.return_cost
-    par[K.P_BM] = {"one_time": K.BM_ONE_TIME, "repeat": K.BM_REPEAT,
-                   "subscription": K.BM_SUBSCRIPTION}[p.business_model]
-    par[K.P_PERIOD] = p.subscription.period_days
-    par[K.P_SUB_CHURN] = p.subscription.churn
-    par[K.P_LAPSE] = p.one_time.lapse_rate
-    par[K.P_H_INIT] = h.initial
-    par[K.P_H_DECAY] = h.decay
-    par[K.P_H_BOOST] = h.order_boost
-    par[K.P_H_SENS] = h.churn_sensitivity
-    par[K.P_WOM_TARGET] = {"aware": 1, "considering": 2, "active": 3}[
-        scenario.word_of_mouth.adoption
-    ]
-    par[K.P_HALF_LIFE] = scenario.attribution.half_life_days
-    segp = np.zeros((len(scenario.segments), 5))
-    for g, s in enumerate(scenario.segments):
-        segp[g, K.S_GAMMA_SHAPE] = s.purchase_rate.shape
-        # mean rate 1/mean_days = shape * scale
-        segp[g, K.S_GAMMA_SCALE] = 1.0 / (s.purchase_rate.mean_days * s.purchase_rate.shape)
-        segp[g, K.S_BETA_A] = s.dropout.a
-        segp[g, K.S_BETA_B] = s.dropout.b
-        segp[g, K.S_CHURN_MULT] = s.churn_multiplier
-    return par, segp
 
 
 class MarketShell(mesa.Model):
@@ -83,11 +50,13 @@ class MarketShell(mesa.Model):
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
         self.day = 0
-        # kernel parameters: also where the components write daily values (community cut)
-        self.par, self.segp = kernel_parameters(scenario)
         self.components = [cls(self) for cls in component_classes()]
         for comp in self.components:
             setattr(self, comp.name, comp)  # model.scaling, model.positioning, ...
+        # the customer-level rules, for both backends; the kernels' records of them are also
+        # where components write daily values (the community's churn cut)
+        self.rules = Rules.from_scenario(scenario, self.post_purchase)
+        self.par, self.segp, self.chp = kernel_parameters(self.rules)
         self.mechanisms = K.Mechanisms(**{
             c.name: p for c in self.components if (p := c.kernel_parameters()) is not None})
         self.firm = Firm(self)
@@ -181,20 +150,9 @@ class MarketModel(MarketShell):
         self.population = Population(self.n)
         nch = len(self.marketers)
         nseg = len(scenario.segments)
-        self.post_purchase.fill_parameters(self.par)
-        self.chp = np.zeros((nch, K.N_CHP))
-        self.chp[:, K.C_PRICE_MULT] = 1.0
-        for a in self.channel_agents:
-            c = a.config
-            self.chp[a.index] = (c.commission, c.fee_per_order, c.capacity is not None, c.lead_decay,
-                                 1.0 - c.discount, c.personalised)
-        self.capacity = np.array(
-            [a.config.capacity if a.config.capacity is not None else -1 for a in self.channel_agents]
-            + [-1], dtype=np.int64)
+        self.capacity = np.array([-1 if c is None else c for c in self.rules.capacity], np.int64)
         self.channel_keys = K.channel_keys(self.channel_names)
-        self.forget = np.zeros(len(STAGES))
-        self.forget[1] = scenario.forgetting.aware
-        self.forget[2] = scenario.forgetting.considering
+        self.forget = np.array(self.rules.forget, dtype=np.float64)
         self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
         self.counters = np.zeros((self.n_chunks, counters.width(nch, nseg)))
         self.attr = np.zeros((self.n_chunks, 2, len(K.ATTR_MODELS), nch))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 
 from simulation.components import Component
-from simulation.kernels import day as K
 from simulation.scenario import Scenario
 
 
@@ -57,33 +56,6 @@ class PostPurchase(Component):
         r = self.cfg.returns
         return 1.0 + (r.conversion_lift if r.flexible else 0.0)
 
-    def fill_parameters(self, par: np.ndarray) -> None:
-        pp = self.cfg
-        par[K.P_FULFIL] += self.per_order_cost()
-        par[K.P_RET_RATE] = self.return_rate(par[K.P_RET_RATE])
-        par[K.P_SAT_BOOST] = pp.satisfaction_weight * (self.satisfaction() - 0.5)
-        par[K.P_SHARE_RATE] = pp.packaging.share_rate
-        on = pp.onboarding
-        if on.enabled:
-            par[K.P_ONB_SHARE] = on.reach
-            par[K.P_ONB_REDUCTION] = on.churn_reduction
-            par[K.P_ONB_EFFECT_DAYS] = on.effect_days
-            par[K.P_ONB_BOOST] = on.health_boost
-            par[K.P_ONB_COST] = on.cost_per_customer
-        rem = pp.reminders
-        par[K.P_REM_ON] = 1.0 if rem.enabled else 0.0
-        par[K.P_REM_CYCLE] = rem.cycle_days
-        par[K.P_REM_RESPONSE] = rem.response
-        par[K.P_REM_REDUCTION] = rem.dropout_reduction
-        par[K.P_REM_COST] = rem.cost_per_reminder
-        fb = pp.feedback
-        if fb.enabled:
-            par[K.P_FB_RATE] = fb.response_rate
-            par[K.P_FB_BOOST] = fb.health_boost
-            par[K.P_FB_COST] = fb.cost_per_survey
-        if pp.community.enabled:
-            par[K.P_COM_JOIN] = pp.community.join_rate
-
     def community_value(self) -> float:
         c = self.cfg.community
         return self.members / (self.members + c.half_size) if c.enabled else 0.0
@@ -99,7 +71,7 @@ class PostPurchase(Component):
     def before_day(self, model, day: int) -> None:
         c = self.cfg.community
         if c.enabled:
-            model.par[K.P_COM_REDUCTION] = c.churn_reduction * self.community_value()
+            model.par["community_churn_cut"] = c.churn_reduction * self.community_value()
             self.fixed_cost[day] = c.fixed_daily_cost + c.cost_per_member_day * self.members
 
     def after_day(self, model, day: int) -> None:

@@ -13,8 +13,10 @@ The population arrives as one tuple ``pop`` (``Population.arrays()``) indexed by
 ``F_*`` constants of :mod:`simulation.state`: a constant index into a plain tuple is the
 one form whose writes numba never loses inside ``prange`` (a named tuple's attributes,
 ``pop.health[i] = h``, can be; ``tests/test_rng_state.py`` keeps that checked). Counters
-are addressed by name, ``cnt[CH.orders * nch + c]`` (:mod:`simulation.counters`). The
-accumulators of a chunk
+are addressed by name, ``cnt[CH.orders * nch + c]`` (:mod:`simulation.counters`). The rules are named records
+(:mod:`simulation.parameters`): ``par.price`` (the market), ``segp[g].churn_multiplier``
+(per segment), ``chp[c].commission`` (per channel); a mechanism's own, ``mech.<name>[0]``.
+The accumulators of a chunk
 (``cnt``: the day's counters, ``attr``: attribution credit, ``trans``: journey
 transitions for Markov attribution) are rows owned by that chunk. ``log`` is the
 event log of sampled customers, empty unless events are exported.
@@ -46,6 +48,7 @@ from simulation import counters
 from simulation.counters import MK
 from simulation.kernels import outreach
 from simulation.kernels.events import EV_CHURN, EV_PURCHASE, EV_TOUCH, log_event
+from simulation.parameters import BM_REPEAT, BM_SUBSCRIPTION
 from simulation.rng import (
     beta,
     decision,
@@ -98,22 +101,6 @@ PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
 # Attribution models computed in the kernel: attr[0, model, channel] credits conversions,
 # attr[1, model, channel] the first order's net revenue with the same weights.
 ATTR_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
-
-# Scalar parameters, packed in one float64 array.
-(
-    P_PRICE, P_UNIT_COST, P_FULFIL, P_RET_RATE, P_RET_COST, P_BM, P_PERIOD, P_SUB_CHURN, P_LAPSE,
-    P_H_INIT, P_H_DECAY, P_H_BOOST, P_H_SENS, P_WOM_TARGET, P_HALF_LIFE, P_ONB_SHARE,
-    P_ONB_REDUCTION, P_ONB_EFFECT_DAYS, P_ONB_BOOST, P_ONB_COST, P_SAT_BOOST, P_SHARE_RATE,
-    P_REM_ON, P_REM_CYCLE, P_REM_RESPONSE, P_REM_REDUCTION, P_REM_COST, P_FB_RATE, P_FB_BOOST,
-    P_FB_COST, P_COM_JOIN, P_COM_REDUCTION,
-) = range(32)
-N_PAR = 32
-BM_ONE_TIME, BM_REPEAT, BM_SUBSCRIPTION = 0, 1, 2
-# Per-segment parameters.
-S_GAMMA_SHAPE, S_GAMMA_SCALE, S_BETA_A, S_BETA_B, S_CHURN_MULT = range(5)
-# Per-channel parameters.
-C_COMMISSION, C_FEE, C_CAPACITY, C_LEAD_DECAY, C_PRICE_MULT, C_PERSONAL = range(6)
-N_CHP = 6
 
 NEVER_DAY = int(NEVER)
 
@@ -186,19 +173,19 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base):
 
     Returns the order's net revenue, gross margin and channel fees.
     """
-    price = par[P_PRICE] * chp[a, C_PRICE_MULT]
+    price = par.price * chp[a].price_multiplier
     returned = False
-    if par[P_RET_RATE] > 0.0:
-        returned = _draw(base, D_RETURN) < par[P_RET_RATE]
+    if par.return_rate > 0.0:
+        returned = _draw(base, D_RETURN) < par.return_rate
     rev = 0.0 if returned else price
-    comm = chp[a, C_COMMISSION] * rev
-    fee = chp[a, C_FEE]
-    rc = par[P_RET_COST] if returned else 0.0
-    m = rev - par[P_UNIT_COST] - par[P_FULFIL] - rc - comm - fee
+    comm = chp[a].commission * rev
+    fee = chp[a].fee_per_order
+    rc = par.return_cost if returned else 0.0
+    m = rev - par.unit_cost - par.fulfilment_cost - rc - comm - fee
     cnt[CH.orders * nch + a] += 1.0
     cnt[CH.revenue * nch + a] += rev
-    cnt[CH.cogs * nch + a] += par[P_UNIT_COST]
-    cnt[CH.fulfilment_cost * nch + a] += par[P_FULFIL]
+    cnt[CH.cogs * nch + a] += par.unit_cost
+    cnt[CH.fulfilment_cost * nch + a] += par.fulfilment_cost
     cnt[CH.return_cost * nch + a] += rc
     cnt[CH.commission * nch + a] += comm
     cnt[CH.order_fees * nch + a] += fee
@@ -215,20 +202,20 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base):
 
 @njit(cache=True, inline="always")
 def _in_onboarding(pop, i, day, par):
-    return (pop[F_FLAGS][i] & ONBOARDED) != 0 and day - pop[F_ACQUIRED_DAY][i] <= par[P_ONB_EFFECT_DAYS]
+    return (pop[F_FLAGS][i] & ONBOARDED) != 0 and day - pop[F_ACQUIRED_DAY][i] <= par.onboarding_days
 
 
 @njit(cache=True)
 def _churn_multiplier(pop, i, day, g, par, segp):
     """Churn hazard multiplier: segment, health, onboarding and community membership."""
-    m = segp[g, S_CHURN_MULT]
-    if par[P_H_SENS] > 0.0:
-        h = _health_now(pop, i, day, par[P_H_DECAY])
-        m *= np.exp(par[P_H_SENS] * (0.5 - h))
+    m = segp[g].churn_multiplier
+    if par.health_sensitivity > 0.0:
+        h = _health_now(pop, i, day, par.health_decay)
+        m *= np.exp(par.health_sensitivity * (0.5 - h))
     if _in_onboarding(pop, i, day, par):
-        m *= 1.0 - par[P_ONB_REDUCTION]
+        m *= 1.0 - par.onboarding_churn_cut
     if pop[F_FLAGS][i] & MEMBER:
-        m *= 1.0 - par[P_COM_REDUCTION]
+        m *= 1.0 - par.community_churn_cut
     return m
 
 
@@ -242,25 +229,25 @@ def _next_event(pop, i, day, g, par, segp, base):
     hazard is lower while onboarding protects them (the wait is memoryless, so it is drawn
     piecewise: within the protected window, then at the ordinary hazard).
     """
-    bm = int(par[P_BM])
+    bm = int(par.business_model)
     if bm == BM_SUBSCRIPTION:
-        return _schedule(day, int(par[P_PERIOD]))
+        return _schedule(day, int(par.period))
     st = decision(base, D_WAIT)
     if bm == BM_REPEAT:
         lam = pop[F_PURCHASE_RATE][i]
         wait, st = geometric_days(1.0 - np.exp(-lam), st)
-        cycle = int(par[P_REM_CYCLE])
-        if par[P_REM_ON] > 0.0 and (pop[F_FLAGS][i] & CONSENT) and wait > cycle:
+        cycle = int(par.reminder_cycle)
+        if par.reminders > 0.0 and (pop[F_FLAGS][i] & CONSENT) and wait > cycle:
             pop[F_FLAGS][i] |= REMINDER
             return _schedule(day, cycle)
         return _schedule(day, wait)
-    hazard = par[P_LAPSE] * segp[g, S_CHURN_MULT]
+    hazard = par.lapse_rate * segp[g].churn_multiplier
     if pop[F_FLAGS][i] & MEMBER:
-        hazard *= 1.0 - par[P_COM_REDUCTION]
+        hazard *= 1.0 - par.community_churn_cut
     start = 0
     if _in_onboarding(pop, i, day, par):
-        window = int(par[P_ONB_EFFECT_DAYS]) - (day - pop[F_ACQUIRED_DAY][i])
-        p = min(1.0, hazard * (1.0 - par[P_ONB_REDUCTION]))
+        window = int(par.onboarding_days) - (day - pop[F_ACQUIRED_DAY][i])
+        p = min(1.0, hazard * (1.0 - par.onboarding_churn_cut))
         wait, st = geometric_days(p, st)
         if wait <= window:
             return _schedule(day, wait)
@@ -276,16 +263,16 @@ def _after_order(pop, i, a, day, nch, cnt, par, base):
     flags = pop[F_FLAGS]
     if pop[F_ORDERS][i] == 2:
         cnt[CH.repeaters * nch + a] += 1.0
-    boost = par[P_SAT_BOOST]
-    if par[P_SHARE_RATE] > 0.0 and _draw(base, D_SHARE) < par[P_SHARE_RATE]:
+    boost = par.satisfaction_boost
+    if par.share_rate > 0.0 and _draw(base, D_SHARE) < par.share_rate:
         cnt[CH.shares * nch + a] += 1.0
-    if par[P_FB_RATE] > 0.0:
-        cnt[CH.programme_cost * nch + a] += par[P_FB_COST]
-        if _draw(base, D_FEEDBACK) < par[P_FB_RATE]:
+    if par.feedback_rate > 0.0:
+        cnt[CH.programme_cost * nch + a] += par.feedback_cost
+        if _draw(base, D_FEEDBACK) < par.feedback_rate:
             cnt[CH.feedback * nch + a] += 1.0
-            boost += par[P_FB_BOOST]
-    if par[P_COM_JOIN] > 0.0 and not (flags[i] & MEMBER):
-        if _draw(base, D_JOIN) < par[P_COM_JOIN]:
+            boost += par.feedback_boost
+    if par.join_rate > 0.0 and not (flags[i] & MEMBER):
+        if _draw(base, D_JOIN) < par.join_rate:
             flags[i] |= MEMBER
             cnt[CH.community_joins * nch + a] += 1.0
     return boost
@@ -382,23 +369,23 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
     pop[F_ACQ_CHANNEL][i] = c
     pop[F_ACQUIRED_DAY][i] = day
     pop[F_LEAD][i] = 0
-    if int(par[P_BM]) == BM_REPEAT:
-        lam, _ = gamma(segp[g, S_GAMMA_SHAPE], decision(base, D_PURCHASE_RATE))
-        pop[F_PURCHASE_RATE][i] = lam * segp[g, S_GAMMA_SCALE]
-        p, _ = beta(segp[g, S_BETA_A], segp[g, S_BETA_B], decision(base, D_DROPOUT))
+    if int(par.business_model) == BM_REPEAT:
+        lam, _ = gamma(segp[g].gamma_shape, decision(base, D_PURCHASE_RATE))
+        pop[F_PURCHASE_RATE][i] = lam * segp[g].gamma_scale
+        p, _ = beta(segp[g].beta_a, segp[g].beta_b, decision(base, D_DROPOUT))
         pop[F_DROPOUT][i] = p
     cnt[CH.conversions * nch + c] += 1.0
-    health = par[P_H_INIT]
-    if par[P_ONB_SHARE] > 0.0 and _draw(base, D_ONBOARDING) < par[P_ONB_SHARE]:
+    health = par.initial_health
+    if par.onboarding_reach > 0.0 and _draw(base, D_ONBOARDING) < par.onboarding_reach:
         pop[F_FLAGS][i] |= ONBOARDED
         cnt[CH.onboarded * nch + c] += 1.0
-        cnt[CH.programme_cost * nch + c] += par[P_ONB_COST]
-        health += par[P_ONB_BOOST]
+        cnt[CH.programme_cost * nch + c] += par.onboarding_cost
+        health += par.onboarding_boost
     rev, margin, fees = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, base)
     cnt[CH.first_order_revenue * nch + c] += rev
     cnt[CH.first_order_margin * nch + c] += margin
     cnt[CH.acquisition_fees * nch + c] += fees
-    _credit(pop, i, day, attr, trans, par[P_HALF_LIFE], rev)
+    _credit(pop, i, day, attr, trans, par.half_life, rev)
     pop[F_TOUCHES][i] = 0
     boost = _after_order(pop, i, c, day, nch, cnt, par, base)
     _set_health(pop, i, day, health + boost)
@@ -412,8 +399,8 @@ def _census(pop, i, day, par, mech, cnt, off, nch):
     community."""
     a = pop[F_ACQ_CHANNEL][i]
     cnt[CH.active * nch + a] += 1.0
-    h = _health_now(pop, i, day, par[P_H_DECAY])
-    h = outreach.contact_at_risk(pop, i, a, day, h, par[P_H_DECAY], mech.outreach[0], cnt,
+    h = _health_now(pop, i, day, par.health_decay)
+    h = outreach.contact_at_risk(pop, i, a, day, h, par.health_decay, mech.outreach[0], cnt,
                                 nch)
     cnt[off + MK.health_sum] += h
     if h >= PROMOTER_HEALTH:
@@ -441,7 +428,7 @@ def _churn(pop, i, a, day, nch, cnt, log, ch, par):
     pop[F_STAGE][i] = CHURNED
     pop[F_NEXT_DAY][i] = day  # a churned customer's next_day keeps the day of churn
     cnt[CH.churned * nch + a] += 1.0
-    cnt[CH.health_at_churn * nch + a] += _health_now(pop, i, day, par[P_H_DECAY])
+    cnt[CH.health_at_churn * nch + a] += _health_now(pop, i, day, par.health_decay)
     if flags[i] & MEMBER:
         flags[i] &= ~np.uint8(MEMBER)
         cnt[CH.community_leaves * nch + a] += 1.0
@@ -452,25 +439,25 @@ def _churn(pop, i, a, day, nch, cnt, log, ch, par):
 @njit(cache=True, inline="always")
 def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
     """Renewal, order chance, reminder or lapse of an active customer; returns the stage."""
-    bm = int(par[P_BM])
+    bm = int(par.business_model)
     a = pop[F_ACQ_CHANNEL][i]
     flags = pop[F_FLAGS]
     # customers who get reminders (consenting, programme on) drift away less
     dropout_cut = 1.0
-    if par[P_REM_ON] > 0.0 and (flags[i] & CONSENT):
-        dropout_cut = 1.0 - par[P_REM_REDUCTION]
+    if par.reminders > 0.0 and (flags[i] & CONSENT):
+        dropout_cut = 1.0 - par.reminder_dropout_cut
     if flags[i] & REMINDER:
         flags[i] &= ~np.uint8(REMINDER)
         cnt[CH.reminders * nch + a] += 1.0
-        cnt[CH.programme_cost * nch + a] += par[P_REM_COST]
-        if _draw(base, D_REMINDER) >= par[P_REM_RESPONSE]:
+        cnt[CH.programme_cost * nch + a] += par.reminder_cost
+        if _draw(base, D_REMINDER) >= par.reminder_response:
             # not now: the next order chance comes at its own pace
             pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
             return ACTIVE
         cnt[CH.reminder_orders * nch + a] += 1.0
     u = _draw(base, D_CHURN)
     if bm == BM_SUBSCRIPTION:
-        churn = u < par[P_SUB_CHURN] * _churn_multiplier(pop, i, day, g, par, segp)
+        churn = u < par.subscription_churn * _churn_multiplier(pop, i, day, g, par, segp)
     elif bm == BM_REPEAT:
         # BG/NBD: a customer drops out only after a repeat purchase, so the first chance
         # after the first order is always an order
@@ -483,7 +470,7 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
         return CHURNED
     _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base)
     boost = _after_order(pop, i, a, day, nch, cnt, par, base)
-    h = _health_now(pop, i, day, par[P_H_DECAY]) + par[P_H_BOOST] + boost
+    h = _health_now(pop, i, day, par.health_decay) + par.order_boost + boost
     _set_health(pop, i, day, h)
     pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
     return ACTIVE
@@ -533,7 +520,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
             _touch(pop, i, c, day, log, ch)
         if moved:
             continue
-        if s == CONSIDERING and chp[c, C_CAPACITY] > 0.0:
+        if s == CONSIDERING and chp[c].capacity > 0.0:
             # a capacity-limited channel turns a prospect into a waiting lead;
             # its decision effect applies when the lead is served
             if pop[F_LEAD][i] == 0:
@@ -545,7 +532,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
         moved = True
         if s == UNAWARE:
             _touch(pop, i, c, day, log, ch)
-            target = int(par[P_WOM_TARGET]) if c == nch - 1 else AWARE
+            target = int(par.word_of_mouth_target) if c == nch - 1 else AWARE
             cnt[CH.moved_aware * nch + c] += 1.0
             if target == ACTIVE:
                 _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, base)
@@ -565,16 +552,16 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
             a = pop[F_ACQ_CHANNEL][i]
             _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base)
             boost = _after_order(pop, i, a, day, nch, cnt, par, base)
-            _set_health(pop, i, day, par[P_H_INIT] + boost)
+            _set_health(pop, i, day, par.initial_health + boost)
             pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
         else:  # ACTIVE: a retention touch lifts health
-            h = _health_now(pop, i, day, par[P_H_DECAY]) + par[P_H_BOOST]
+            h = _health_now(pop, i, day, par.health_decay) + par.order_boost
             _set_health(pop, i, day, h)
     return moved
 
 
 @njit(parallel=True, cache=True)
-def step_day(day, key, pop, reach, reachable, eff, chday, forget, par, mech, segp, chp,
+def step_day(day, key, pop, reach, reachable, eff, chday, forget, market, mech, segp, chp,
              cnt_all, attr_all, trans_all, waiting, log):
     """Step every customer through ``day``; counters of the day go to ``cnt_all[chunk]``.
 
@@ -593,12 +580,13 @@ def step_day(day, key, pop, reach, reachable, eff, chday, forget, par, mech, seg
     has_capacity = False
     personal = np.uint64(0)
     for c in range(nch):
-        if chp[c, C_CAPACITY] > 0.0:
+        if chp[c].capacity > 0.0:
             has_capacity = True
-        if chp[c, C_PERSONAL] > 0.0:
+        if chp[c].personalised > 0.0:
             personal |= np.uint64(1) << np.uint64(c)
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
+        par = market[0]  # the rules (a record: par.price, ...), read inside the loop
         cnt = cnt_all[ch]
         attr = attr_all[ch]
         trans = trans_all[ch]
@@ -621,7 +609,7 @@ def step_day(day, key, pop, reach, reachable, eff, chday, forget, par, mech, seg
             # 1. a waiting lead may be lost
             if has_lead:
                 c = lead[i] - 1
-                if _draw(base, D_LEAD_DECAY) < chp[c, C_LEAD_DECAY]:
+                if _draw(base, D_LEAD_DECAY) < chp[c].lead_decay:
                     lead[i] = 0
                     stage[i] = AWARE
                     cnt[CH.leads_lost * nch + c] += 1.0
@@ -657,7 +645,7 @@ def step_day(day, key, pop, reach, reachable, eff, chday, forget, par, mech, seg
 
 
 @njit(parallel=True, cache=True)
-def serve_leads(day, key, quota, pop, eff, par, mech, segp, chp, cnt_all, attr_all, trans_all,
+def serve_leads(day, key, quota, pop, eff, market, mech, segp, chp, cnt_all, attr_all, trans_all,
                 log):
     """Serve waiting leads up to each chunk's quota (in customer order): close or release them."""
     stage = pop[F_STAGE]
@@ -668,6 +656,7 @@ def serve_leads(day, key, quota, pop, eff, par, mech, segp, chp, cnt_all, attr_a
     stage_off = len(CH) * nch
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
+        par = market[0]
         cnt = cnt_all[ch]
         left = quota[ch].copy()
         lo = ch * CHUNK

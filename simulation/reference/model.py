@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
 
 import mesa
 import numpy as np
 
 from simulation import counters
-from simulation.components.post_purchase import PostPurchase
 from simulation.counters import MK
 from simulation.kernels import day as K
 from simulation.kernels.day import CH
@@ -41,103 +39,10 @@ from simulation.metrics import Recorder
 from simulation.model import MarketShell
 from simulation.reference.customer import Customer
 from simulation.scenario import STAGES, Scenario
-from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, UNAWARE, Population
+from simulation.state import ACTIVE, CHURNED, UNAWARE, Population
 
 PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
 """NPS proxy: active customers at least this healthy promote, below the second detract."""
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The scenario's customer-level parameters, by name, read once from the scenario."""
-
-    business_model: str
-    price: float
-    unit_cost: float
-    fulfilment_cost: float
-    return_rate: float
-    return_cost: float
-    price_multiplier: tuple[float, ...]   # per channel: 1 - discount
-    commission: tuple[float, ...]
-    fee_per_order: tuple[float, ...]
-    lead_decay: tuple[float, ...]
-    period: int
-    subscription_churn: float
-    lapse_rate: float
-    purchase_rate: tuple[tuple[float, float], ...]  # per segment: gamma (shape, scale)
-    dropout: tuple[tuple[float, float], ...]        # per segment: beta (a, b)
-    churn_multiplier: tuple[float, ...]
-    forget: tuple[float, ...]                       # per stage
-    word_of_mouth_target: int
-    initial_health: float
-    health_decay: float
-    order_boost: float
-    health_sensitivity: float
-    satisfaction_boost: float
-    share_rate: float
-    onboarding_reach: float
-    onboarding_churn_cut: float
-    onboarding_days: int
-    onboarding_boost: float
-    onboarding_cost: float
-    reminders: bool
-    reminder_cycle: int
-    reminder_response: float
-    reminder_dropout_cut: float
-    reminder_cost: float
-    feedback_rate: float
-    feedback_boost: float
-    feedback_cost: float
-    join_rate: float
-
-    @classmethod
-    def from_scenario(cls, sc: Scenario, post_purchase: PostPurchase) -> Rules:
-        p, h, pp = sc.product, sc.health, sc.post_purchase
-        free = (0.0,)  # word of mouth: no commission, fee or discount
-        return cls(
-            business_model=p.business_model,
-            price=p.price,
-            unit_cost=p.unit_cost,
-            fulfilment_cost=p.fulfilment_cost + post_purchase.per_order_cost(),
-            return_rate=post_purchase.return_rate(p.return_rate),
-            return_cost=p.return_cost,
-            price_multiplier=tuple(1.0 - c.discount for c in sc.channels) + (1.0,),
-            commission=tuple(c.commission for c in sc.channels) + free,
-            fee_per_order=tuple(c.fee_per_order for c in sc.channels) + free,
-            lead_decay=tuple(c.lead_decay for c in sc.channels) + free,
-            period=p.subscription.period_days,
-            subscription_churn=p.subscription.churn,
-            lapse_rate=p.one_time.lapse_rate,
-            # a mean of one order per mean_days: rate ~ Gamma(shape, 1 / (shape * mean_days))
-            purchase_rate=tuple((s.purchase_rate.shape,
-                                 1.0 / (s.purchase_rate.shape * s.purchase_rate.mean_days))
-                                for s in sc.segments),
-            dropout=tuple((s.dropout.a, s.dropout.b) for s in sc.segments),
-            churn_multiplier=tuple(s.churn_multiplier for s in sc.segments),
-            forget=(0.0, sc.forgetting.aware, sc.forgetting.considering, 0.0, 0.0),
-            word_of_mouth_target={"aware": AWARE, "considering": CONSIDERING,
-                                  "active": ACTIVE}[sc.word_of_mouth.adoption],
-            initial_health=h.initial,
-            health_decay=h.decay,
-            order_boost=h.order_boost,
-            health_sensitivity=h.churn_sensitivity,
-            satisfaction_boost=pp.satisfaction_weight * (post_purchase.satisfaction() - 0.5),
-            share_rate=pp.packaging.share_rate,
-            onboarding_reach=pp.onboarding.reach if pp.onboarding.enabled else 0.0,
-            onboarding_churn_cut=pp.onboarding.churn_reduction if pp.onboarding.enabled else 0.0,
-            onboarding_days=pp.onboarding.effect_days,
-            onboarding_boost=pp.onboarding.health_boost,
-            onboarding_cost=pp.onboarding.cost_per_customer,
-            reminders=pp.reminders.enabled,
-            reminder_cycle=pp.reminders.cycle_days,
-            reminder_response=pp.reminders.response,
-            reminder_dropout_cut=pp.reminders.dropout_reduction,
-            reminder_cost=pp.reminders.cost_per_reminder,
-            feedback_rate=pp.feedback.response_rate if pp.feedback.enabled else 0.0,
-            feedback_boost=pp.feedback.health_boost,
-            feedback_cost=pp.feedback.cost_per_survey,
-            join_rate=pp.community.join_rate if pp.community.enabled else 0.0,
-        )
 
 
 class Ledger:
@@ -227,9 +132,8 @@ class ReferenceMarketModel(MarketShell):
         nseg = len(scenario.segments)
         nch = len(self.marketers)
         self.word_of_mouth_index = nch - 1
-        self.rules = Rules.from_scenario(scenario, self.post_purchase)
-        self.capacity = [c.capacity for c in scenario.channels] + [None]
-        self.personalised = [c.personalised for c in scenario.channels] + [False]
+        self.capacity = self.rules.capacity
+        self.personalised = self.rules.personalised
         self.ledger = Ledger(nch, nseg)
         self.recorder = Recorder(self.days, nch, nseg, self.ledger.width)
         self.attribution = Attribution(nch, scenario.attribution.half_life_days)
@@ -261,7 +165,8 @@ class ReferenceMarketModel(MarketShell):
     def step(self) -> None:
         day = self.day
         self.plan_day(day)
-        self.community_churn_cut = self._community_churn_cut()
+        # set today by the post-purchase component, in the rules' record both backends read
+        self.community_churn_cut = float(self.par["community_churn_cut"][0])
         self._offers()
         self.ledger.clear()
         self.queues = {c: [] for c, cap in enumerate(self.capacity) if cap is not None}
@@ -276,10 +181,6 @@ class ReferenceMarketModel(MarketShell):
 
     def _step_customers(self) -> None:
         self.customers.do("step")
-
-    def _community_churn_cut(self) -> float:
-        c = self.scenario.post_purchase.community
-        return c.churn_reduction * self.post_purchase.community_value() if c.enabled else 0.0
 
     def _offers(self) -> None:
         """Per segment and stage, the channels that may reach a customer today (as plain
@@ -404,4 +305,4 @@ def bytes_per_customer(agent: Customer) -> int:
     return int(size + 2 * 100)
 
 
-__all__ = ["ReferenceMarketModel", "Customer", "Rules"]
+__all__ = ["ReferenceMarketModel", "Customer"]
