@@ -63,6 +63,7 @@ def summary(ds) -> dict[str, float]:
     out["orders"] = float(ds.orders.sum())
     out["revenue"] = float(ds.revenue.sum())
     out["churned"] = float(ds.churned.sum())
+    out["outreach_contacts"] = float(ds.outreach_contacts.sum())
     return out
 
 
