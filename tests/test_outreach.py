@@ -60,6 +60,7 @@ def test_contacts_are_those_counted_by_hand(backend):
     assert ds.outreach_contacts.attrs["units"] == "customers"
 
 
+@pytest.mark.slow
 def test_off_or_empty_outreach_changes_nothing_else():
     """A programme that lifts nothing and costs nothing: only its contact count is new
     (each decision has its own random stream)."""
@@ -76,6 +77,7 @@ def test_off_or_empty_outreach_changes_nothing_else():
     assert differ == []
 
 
+@pytest.mark.slow
 def test_outreach_keeps_customers_whose_churn_follows_health():
     """With churn sensitive to health, contacts lift health and fewer customers churn:
     the same customers and draws with and without it (common random numbers)."""

@@ -456,6 +456,7 @@ def test_cli_refuses_to_clobber_a_sweep_or_a_file(reference, small, tmp_path):
     assert rc == 2 and "not a directory" in err
 
 
+@pytest.mark.slow
 def test_resume_and_combine_refuse_runs_of_another_version(reference, small, tmp_path):
     """A sweep started by another version of the model is not finished by this one: its
     runs could give other numbers for the same seeds."""
