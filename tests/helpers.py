@@ -179,3 +179,10 @@ def assert_png(data: bytes | Path, min_shape: tuple[int, int] = (100, 100),
     image = matplotlib.image.imread(io.BytesIO(data), format="png")
     assert image.ndim == 3 and image.shape[0] > min_shape[0] and image.shape[1] > min_shape[1]
     assert float(np.asarray(image[..., :3], dtype=float).std()) > min_std, "the image is blank"
+
+
+def differing(a, b, allowed=()) -> list[str]:
+    """Variables of two results that differ (NaN equal to NaN), other than ``allowed``."""
+    assert set(a.data_vars) == set(b.data_vars)
+    return [v for v in a.data_vars if v not in set(allowed)
+            and not np.array_equal(a[v].values, b[v].values, equal_nan=True)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import everyone_buys_on_day_0, simulate
+from helpers import differing, everyone_buys_on_day_0, simulate
 
 import simulation
 from simulation.scenario import scenario_from_dict
@@ -40,6 +40,14 @@ def at_risk_market(**outreach) -> dict:
     return data
 
 
+def with_outreach(scenario, **outreach):
+    """``scenario`` with outreach on at a threshold that a healthy SaaS customer crosses
+    between renewals (health 0.8 at the first payment, 0.002 a day lost)."""
+    data = scenario.model_dump(mode="json")
+    data["post_purchase"]["outreach"] = {"enabled": True, "threshold": 0.78, **outreach}
+    return scenario_from_dict(data)
+
+
 @pytest.mark.parametrize("backend", ["numba", pytest.param("mesa", marks=pytest.mark.slow)])
 def test_contacts_are_those_counted_by_hand(backend):
     days = 200
@@ -66,15 +74,11 @@ def test_off_or_empty_outreach_changes_nothing_else():
     (each decision has its own random stream)."""
     sc = simulation.load_scenario("scenarios/saas_case.toml")
     base = simulation.run(sc, agents=20_000, days=150, seed=3)
-    data = sc.model_dump(mode="json")
-    data["post_purchase"]["outreach"] = {"enabled": True, "threshold": 0.78, "health_boost": 0.0,
-                                         "cost_per_contact": 0.0}
-    empty = simulation.run(scenario_from_dict(data), agents=20_000, days=150, seed=3)
+    empty = simulation.run(with_outreach(sc, health_boost=0.0, cost_per_contact=0.0),
+                           agents=20_000, days=150, seed=3)
     assert int(empty.outreach_contacts.sum()) > 100
     assert int(base.outreach_contacts.sum()) == 0
-    differ = [v for v in base.data_vars if v != "outreach_contacts" and not np.array_equal(
-        base[v].values, empty[v].values, equal_nan=True)]
-    assert differ == []
+    assert differing(base, empty, {"outreach_contacts"}) == []
 
 
 @pytest.mark.slow
@@ -83,10 +87,8 @@ def test_outreach_keeps_customers_whose_churn_follows_health():
     the same customers and draws with and without it (common random numbers)."""
     sc = simulation.load_scenario("scenarios/saas_case.toml", ["health.churn_sensitivity=4"])
     off = simulation.run(sc, agents=20_000, days=240, seed=5)
-    data = sc.model_dump(mode="json")
-    data["post_purchase"]["outreach"] = {"enabled": True, "threshold": 0.78, "health_boost": 0.3,
-                                         "cost_per_contact": 2.0}
-    on = simulation.run(scenario_from_dict(data), agents=20_000, days=240, seed=5)
+    on = simulation.run(with_outreach(sc, health_boost=0.3, cost_per_contact=2.0),
+                        agents=20_000, days=240, seed=5)
     assert int(on.outreach_contacts.sum()) > 100
     assert float(on.churned.sum()) < float(off.churned.sum())
     assert float(on.mean_health.isel(day=-1)) > float(off.mean_health.isel(day=-1))

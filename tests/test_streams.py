@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import differing
 from numba import njit
 
 import simulation
@@ -16,13 +17,6 @@ from simulation import rng
 from simulation.kernels import day as K
 
 SIZE = {"agents": 100_000, "days": 180, "seed": 11}
-
-
-def _differing(a, b, allowed: set[str]) -> list[str]:
-    """Variables of two results that differ, other than ``allowed``."""
-    assert set(a.data_vars) == set(b.data_vars)
-    return [v for v in a.data_vars if v not in allowed
-            and not np.array_equal(a[v].values, b[v].values, equal_nan=True)]
 
 
 @njit(cache=True)
@@ -105,7 +99,7 @@ def test_a_programme_with_no_effect_changes_nothing_else():
         "post_purchase.feedback.cost_per_survey=0"])
     ds = simulation.run(null, **SIZE)
     assert int(ds.feedback.sum()) > 0
-    assert _differing(base, ds, {"feedback"}) == []
+    assert differing(base, ds, {"feedback"}) == []
 
 
 @pytest.mark.slow
@@ -122,7 +116,7 @@ def test_a_channel_with_no_effect_changes_only_its_own_figures():
     own = {"spend", "media_spend", "budget", "reached", "unique_reached", "conversion_rate",
            "cac", "ltv_cac", "contribution"}
     credit = {"attributed_conversions", "attributed_revenue", "journey_transitions"}
-    assert _differing(quiet, idle, own | credit) == []
+    assert differing(quiet, idle, own | credit) == []
     for v in own:
         others = quiet[v].drop_sel(channel="paid_social")
         np.testing.assert_array_equal(others.values,
