@@ -180,7 +180,8 @@ class MarketModel(MarketShell):
         if self.events is not None:
             self.log[6].fill(0)
         key = rng.day_key(self.key, day, SALT_STEP)
-        K.step_day(day, key, pop, self.reach, reachable, self.eff,
+        exposure = np.stack([rng.odds(self.reach), rng.odds(self.reach * self.eff)], axis=-1)
+        K.step_day(day, key, pop, exposure, reachable,
                    rng.day_decision_keys(key, self.channel_keys), self.forget, self.par, self.mechanisms,
                    self.segp, self.chp,
                    self.counters, self.attr, self.trans, self.waiting, self.log)

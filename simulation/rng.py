@@ -65,10 +65,18 @@ def decision(base, key):
 
 
 @njit(cache=True, inline="always")
-def draw(key, customer):
-    """The one uniform of a decision keyed for a whole day (a channel's exposure: ``key``
-    from :func:`day_decision_keys`): SplitMix64 over customers, one mix per draw."""
-    return (mix64(np.uint64(key) + np.uint64(customer) * GOLDEN) >> _S11) * _INV53
+def draw_bits(key, customer):
+    """The one draw of a decision keyed for a whole day (a channel's exposure: ``key`` from
+    :func:`day_decision_keys`), SplitMix64 over customers, one mix per draw: a 53-bit
+    integer ``k``, the uniform ``k / 2**53``. Compared with :func:`odds` of a probability,
+    it decides without converting to a float."""
+    return mix64(np.uint64(key) + np.uint64(customer) * GOLDEN) >> _S11
+
+
+def odds(p: np.ndarray) -> np.ndarray:
+    """Probabilities as 53-bit thresholds: ``draw_bits(...) < odds(p)`` exactly when the
+    uniform ``draw_bits(...) / 2**53 < p`` (``p * 2**53`` is exact for p in [0, 1])."""
+    return np.ceil(np.clip(p, 0.0, 1.0) * 9007199254740992.0).astype(np.uint64)
 
 
 def day_decision_keys(day_key, keys: np.ndarray) -> np.ndarray:
@@ -87,9 +95,12 @@ def decision_key(name: str) -> np.uint64:
 
 @njit(cache=True, inline="always")
 def uniform(state):
-    """A uniform in [0, 1) and the advanced state."""
+    """A uniform in [0, 1) and the advanced state.
+
+    The 53 bits are converted to a float through a signed integer: exact (they fit), and
+    one instruction, where an unsigned 64-bit conversion is a slow branchy sequence."""
     state = np.uint64(state) + GOLDEN
-    return (mix64(state) >> _S11) * _INV53, state
+    return np.int64(mix64(state) >> _S11) * _INV53, state
 
 
 @njit(cache=True)

@@ -30,14 +30,27 @@ def _draws(key, n, keys):
 
 
 @njit(cache=True)
-def _reach_masks(key, n, reach, eff, chday):
+def _reach_masks(key, n, exposure, chday):
     """The kernel's exposure draw for n customers of segment 0 in stage 0."""
     out = np.empty((n, 2), np.uint64)
     for i in range(n):
-        mask, works = K._reaching(0, 0, reach, eff, chday, reach.shape[2], i)
+        mask, works = K._reaching(0, 0, exposure, chday, exposure.shape[2], i)
         out[i, 0] = mask
         out[i, 1] = works
     return out
+
+
+def _exposure(reach, eff):
+    return np.stack([rng.odds(reach), rng.odds(reach * eff)], axis=-1)
+
+
+def test_odds_decide_as_the_uniform_would():
+    """draw_bits < odds(p) exactly when the uniform draw_bits / 2**53 < p."""
+    key = rng.day_key(rng.seed_key(4), 2, 0)
+    bits = np.array([rng.draw_bits(key, i) for i in range(20_000)], dtype=np.uint64)
+    u = bits.astype(np.float64) / 2.0**53
+    for p in (0.0, 1e-9, 0.013, 0.25, 0.5, 0.999999, 1.0, float(u[7]), float(np.nextafter(u[7], 1))):
+        np.testing.assert_array_equal(bits < rng.odds(np.array(p)), u < p)
 
 
 def test_decision_streams_are_uniform_and_independent():
@@ -73,15 +86,15 @@ def test_one_channels_reach_never_moves_whom_another_reaches():
     for day in range(5):
         key = rng.day_key(rng.seed_key(11), day, 0)
         chday = rng.day_decision_keys(key, chkey)
-        a = _reach_masks(key, 50_000, low, eff, chday)
-        b = _reach_masks(key, 50_000, high, eff, chday)
+        a = _reach_masks(key, 50_000, _exposure(low, eff), chday)
+        b = _reach_masks(key, 50_000, _exposure(high, eff), chday)
         np.testing.assert_array_equal(a & others, b & others)
         # the raised channel reaches (and moves) everyone it reached (and moved) before
         assert ((a[:, 0] & ~b[:, 0]) & np.uint64(1)).sum() == 0
         assert ((a[:, 1] & ~b[:, 1]) & np.uint64(1)).sum() == 0
     # the probabilities are the channels' own: reach r, and an effect e given a reach
     key = rng.day_key(rng.seed_key(1), 0, 0)
-    m = _reach_masks(key, 200_000, low, eff, rng.day_decision_keys(key, chkey))
+    m = _reach_masks(key, 200_000, _exposure(low, eff), rng.day_decision_keys(key, chkey))
     for c, r in enumerate(low[0, 0]):
         reached = (m[:, 0] >> np.uint64(c)) & np.uint64(1)
         works = (m[:, 1] >> np.uint64(c)) & np.uint64(1)

@@ -53,7 +53,7 @@ from simulation.rng import (
     beta,
     decision,
     decision_key,
-    draw,
+    draw_bits,
     gamma,
     geometric_days,
     stream,
@@ -477,14 +477,15 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
 
 
 @njit(cache=True, inline="always")
-def _reaching(g, s, reach, eff, chday, nch, i):
+def _reaching(g, s, exposure, chday, nch, i):
     """Which channels reach the customer today, and which of them would move them on.
 
     Each channel draws one uniform ``u`` from its own stream, keyed by its name and the
-    day (``chday``), so a channel's budget never moves whom another reaches. It reaches if ``u < r`` and its
-    effect works if ``u < r e``: given a reach, ``u / r`` is uniform, so the effect has
-    probability ``e`` as its own draw would, and both sets only grow with the channel's
-    reach (a higher budget reaches and moves everyone a lower one did).
+    day (``chday``), so a channel's budget never moves whom another reaches. It reaches
+    if ``u < r`` and its effect works if ``u < r e``: given a reach, ``u / r`` is uniform,
+    so the effect has probability ``e`` as its own draw would, and both sets only grow
+    with the channel's reach (a higher budget reaches and moves everyone a lower one
+    did). ``exposure[g, s, c]`` holds ``r`` and ``r e`` as :func:`simulation.rng.odds`.
 
     Returns bit masks (reached, effective). This is the common path of every reachable
     customer, kept small; what the reaching channels do is :func:`_exposures`, called
@@ -493,13 +494,13 @@ def _reaching(g, s, reach, eff, chday, nch, i):
     mask = np.uint64(0)
     works = np.uint64(0)
     for c in range(nch):
-        r = reach[g, s, c]
-        if r > 0.0:
-            u = draw(chday[c], i)
-            if u < r:
+        k = exposure[g, s, c, 0]
+        if k > 0:
+            u = draw_bits(chday[c], i)
+            if u < k:
                 bit = np.uint64(1) << np.uint64(c)
                 mask |= bit
-                if u < r * eff[g, s, c]:
+                if u < exposure[g, s, c, 1]:
                     works |= bit
     return mask, works
 
@@ -561,7 +562,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
 
 
 @njit(parallel=True, cache=True)
-def step_day(day, key, pop, reach, reachable, eff, chday, forget, market, mech, segp, chp,
+def step_day(day, key, pop, exposure, reachable, chday, forget, market, mech, segp, chp,
              cnt_all, attr_all, trans_all, waiting, log):
     """Step every customer through ``day``; counters of the day go to ``cnt_all[chunk]``.
 
@@ -573,8 +574,8 @@ def step_day(day, key, pop, reach, reachable, eff, chday, forget, market, mech, 
     flags = pop[F_FLAGS]
     reached_mask = pop[F_REACHED_MASK]
     n = stage.shape[0]
-    nch = reach.shape[2]
-    nseg = reach.shape[0]
+    nch = exposure.shape[2]
+    nseg = exposure.shape[0]
     stage_off = len(CH) * nch
     market_off = stage_off + 5 * nseg
     has_capacity = False
@@ -622,7 +623,7 @@ def step_day(day, key, pop, reach, reachable, eff, chday, forget, market, mech, 
             if not done:
                 moved = False
                 if reachable[g, s]:
-                    mask, works = _reaching(g, s, reach, eff, chday, nch, i)
+                    mask, works = _reaching(g, s, exposure, chday, nch, i)
                     if mask and not (flags[i] & CONSENT):
                         # personalised contact only reaches customers who consented
                         mask &= ~personal
