@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulation.kernels.day import CHUNK
+from simulation.kernels.events import COLUMNS, L_COUNT
 
 
 def empty_log(n_chunks: int) -> tuple:
@@ -36,11 +37,11 @@ class EventLog:
         self.parts: list[tuple[np.ndarray, ...]] = []
 
     def collect(self, log: tuple) -> None:
-        counts = log[6]
+        counts = log[L_COUNT]
         if counts.sum() == 0:
             return
         rows = [np.concatenate([log[k][ch, : counts[ch]] for ch in range(len(counts))])
-                for k in range(1, 6)]
+                for k in COLUMNS]
         self.parts.append(tuple(rows))
 
     def columns(self) -> tuple[np.ndarray, ...]:

@@ -21,6 +21,7 @@ from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
 from simulation.components import component_classes
 from simulation.events import EventLog, empty_log
 from simulation.kernels import day as K
+from simulation.kernels.events import L_COUNT
 from simulation.metrics import MARGIN_COSTS, Recorder, describe
 from simulation.parameters import Rules, kernel_parameters
 from simulation.scenario import STAGES, Scenario, resolve_size
@@ -178,7 +179,7 @@ class MarketModel(MarketShell):
         self.waiting.fill(0)
         pop = self.population.arrays()
         if self.events is not None:
-            self.log[6].fill(0)
+            self.log[L_COUNT].fill(0)
         key = rng.day_key(self.key, day, SALT_STEP)
         exposure = np.stack([rng.odds(self.reach), rng.odds(self.reach * self.eff)], axis=-1)
         K.step_day(day, key, pop, exposure, reachable,

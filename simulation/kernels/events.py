@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from numba import njit
 
+# The buffers' tuple, by position: a plain tuple indexed by constants, as the population
+# is (writes through a named tuple's fields can be lost inside prange).
+L_SAMPLED, L_CUSTOMER, L_DAY, L_KIND, L_CHANNEL, L_AMOUNT, L_COUNT = range(7)
+COLUMNS = (L_CUSTOMER, L_DAY, L_KIND, L_CHANNEL, L_AMOUNT)
+"""The event table's columns, in the order of the export."""
+
 EV_TOUCH, EV_PURCHASE, EV_CHURN = 0, 1, 2
 EVENT_KINDS = ("touch", "purchase", "churn")
 """Names of the kinds, as the Parquet export writes them."""
@@ -21,11 +27,11 @@ def log_event(log, ch, i, day, kind, c, amount):
 
     Without an export the sample mask is empty and this is one length compare.
     """
-    if log[0].shape[0] > i and log[0][i]:
-        k = log[6][ch]
-        log[1][ch, k] = i
-        log[2][ch, k] = day
-        log[3][ch, k] = kind
-        log[4][ch, k] = c
-        log[5][ch, k] = amount
-        log[6][ch] = k + 1
+    if log[L_SAMPLED].shape[0] > i and log[L_SAMPLED][i]:
+        k = log[L_COUNT][ch]
+        log[L_CUSTOMER][ch, k] = i
+        log[L_DAY][ch, k] = day
+        log[L_KIND][ch, k] = kind
+        log[L_CHANNEL][ch, k] = c
+        log[L_AMOUNT][ch, k] = amount
+        log[L_COUNT][ch] = k + 1
