@@ -48,14 +48,23 @@ REAL_UNITS = ("health units summed over churners",)
 # -- counted by the kernels, per acquisition (or reaching) channel and day ------------
 CHANNEL_COUNTERS: tuple[Variable, ...] = (
     Variable("reached", "customers", "customers reached by the channel that day"),
-    Variable("conversions", "customers",
-             "new customers (first orders) by acquisition channel = last touch"),
-    Variable("orders", "orders",
-             "orders (first, repeat, renewals, win-backs) by acquisition channel"),
-    Variable("revenue", "currency", "net revenue (returned orders refunded) by acquisition channel"),
+    Variable(
+        "conversions",
+        "customers",
+        "new customers (first orders) by acquisition channel = last touch",
+    ),
+    Variable(
+        "orders", "orders", "orders (first, repeat, renewals, win-backs) by acquisition channel"
+    ),
+    Variable(
+        "revenue", "currency", "net revenue (returned orders refunded) by acquisition channel"
+    ),
     Variable("cogs", "currency", "cost of goods of the orders"),
-    Variable("fulfilment_cost", "currency",
-             "fulfilment of the orders, with delivery, packaging and tracking costs"),
+    Variable(
+        "fulfilment_cost",
+        "currency",
+        "fulfilment of the orders, with delivery, packaging and tracking costs",
+    ),
     Variable("return_cost", "currency", "handling cost of returned orders"),
     Variable("commission", "currency", "the channel's commission on the orders' revenue"),
     Variable("order_fees", "currency", "the channel's fee per order"),
@@ -68,8 +77,12 @@ CHANNEL_COUNTERS: tuple[Variable, ...] = (
     Variable("leads_served", "leads", "queued leads handled within capacity"),
     Variable("moved_aware", "customers", "unaware customers made aware, by channel"),
     Variable("moved_considering", "customers", "customers moved into consideration, by channel"),
-    Variable("programme_cost", "currency", "post-purchase programme costs of the channel's "
-             "customers (onboarding, reminders, surveys, outreach)"),
+    Variable(
+        "programme_cost",
+        "currency",
+        "post-purchase programme costs of the channel's "
+        "customers (onboarding, reminders, surveys, outreach)",
+    ),
     Variable("reminders", "reminders", "replenishment reminders sent, by acquisition channel"),
     Variable("reminder_orders", "orders", "orders brought forward by a reminder"),
     Variable("shares", "orders", "orders shared by customers (unboxing), feeding word of mouth"),
@@ -78,78 +91,217 @@ CHANNEL_COUNTERS: tuple[Variable, ...] = (
     Variable("feedback", "answers", "survey answers"),
     Variable("onboarded", "customers", "new customers enrolled in onboarding"),
     Variable("repeaters", "customers", "customers placing their second order"),
-    Variable("health_at_churn", "health units summed over churners",
-             "sum of churners' health on the day they churned"),
-    Variable("first_order_revenue", "currency",
-             "net revenue of first orders, by acquisition channel"),
-    Variable("first_order_margin", "currency",
-             "gross margin of first orders (after the channel's fees)"),
+    Variable(
+        "health_at_churn",
+        "health units summed over churners",
+        "sum of churners' health on the day they churned",
+    ),
+    Variable(
+        "first_order_revenue", "currency", "net revenue of first orders, by acquisition channel"
+    ),
+    Variable(
+        "first_order_margin", "currency", "gross margin of first orders (after the channel's fees)"
+    ),
     Variable("acquisition_fees", "currency", "commission and fees paid on first orders"),
-    Variable("active", "customers", "active customers at the end of the day, by acquisition "
-             "channel", "last"),
+    Variable(
+        "active",
+        "customers",
+        "active customers at the end of the day, by acquisition channel",
+        "last",
+    ),
 )
 
 # -- counted by the kernels for the whole market, per day -----------------------------
 MARKET_COUNTERS: tuple[Variable, ...] = (
     Variable("forgot_aware", "customers", "aware customers who forgot the product"),
     Variable("forgot_considering", "customers", "considering customers who fell back to aware"),
-    Variable("health_sum", "health", "sum of active customers' health (for mean_health)",
-             "none", stored=False),
-    Variable("promoters", "customers", "active customers with health >= 0.7 (for nps)",
-             "none", stored=False),
-    Variable("detractors", "customers", "active customers with health < 0.4 (for nps)",
-             "none", stored=False),
-    Variable("members", "customers", "community members among active customers "
-             "(for community_size)", "none", stored=False),
+    Variable(
+        "health_sum",
+        "health",
+        "sum of active customers' health (for mean_health)",
+        "none",
+        stored=False,
+    ),
+    Variable(
+        "promoters",
+        "customers",
+        "active customers with health >= 0.7 (for nps)",
+        "none",
+        stored=False,
+    ),
+    Variable(
+        "detractors",
+        "customers",
+        "active customers with health < 0.4 (for nps)",
+        "none",
+        stored=False,
+    ),
+    Variable(
+        "members",
+        "customers",
+        "community members among active customers (for community_size)",
+        "none",
+        stored=False,
+    ),
 )
 
 # -- computed from the counters, the channels' books and the components ---------------
+DAY, CHANNEL, DAY_CHANNEL = ("day",), ("channel",), ("day", "channel")
 DERIVED: tuple[Variable, ...] = (
-    Variable("stage_count", "customers", "customers in each journey stage at the end of the day",
-             "last", dims=("day", "stage")),
-    Variable("stage_count_by_segment", "customers", "stage_count by segment", "last", dims=("day", "segment", "stage")),
-    Variable("spend", "currency", "marketing spend: media plus fixed daily cost", dims=("day", "channel")),
-    Variable("media_spend", "currency", "media bought (CPM budget, paid clicks, paid contacts)", dims=("day", "channel")),
-    Variable("fixed_cost", "currency", "fixed daily cost of running the channel", dims=("day", "channel")),
-    Variable("gross_margin", "currency",
-             "revenue - cogs - fulfilment - return cost - commission - order fees", dims=("day", "channel")),
-    Variable("contribution", "currency",
-             "gross margin - spend - programme cost (of the channel's customers)", dims=("day", "channel")),
-    Variable("mean_health", "health", "mean health of active customers at the end of the day",
-             "mean", dims=("day",)),
-    Variable("nps", "points", "NPS proxy: % active customers with health >= 0.7 minus % below 0.4",
-             "mean", dims=("day",)),
-    Variable("community_size", "customers", "community members among active customers", "last", dims=("day",)),
-    Variable("repeat_purchase_rate", "share",
-             "share of customers acquired so far who have ordered twice", "last", dims=("day",)),
-    Variable("brand_equity", "index", "brand equity at the start of the day, in [0, 1]", "mean", dims=("day",)),
-    Variable("budget", "currency", "planned daily budget (after schedule, roll-out and "
-             "guardrails)", dims=("day", "channel")),
-    Variable("guardrail_action", "code",
-             "guardrail fired that day: 0 none, 1 pause, 2 hold, 3 scale", "none", dims=("day", "channel")),
-    Variable("running", "days", "1 on the days the channel ran (launched, not paused, not "
-             "ended)", dims=("day", "channel")),
-    Variable("programme_fixed_cost", "currency",
-             "post-purchase costs not tied to a channel (community)", dims=("day",)),
-    Variable("attributed_conversions", "customers",
-             "conversions credited to each channel under each attribution model", "none", dims=("attribution_model", "channel")),
-    Variable("attributed_revenue", "currency",
-             "first-order revenue credited to each channel under each attribution model", "none", dims=("attribution_model", "channel")),
-    Variable("journey_transitions", "journeys", "first-order journey transitions (start, "
-             "channels, conversion, no_conversion) over all journeys, for Markov attribution",
-             "none", dims=("from_state", "to_state")),
-    Variable("unique_reached", "customers", "customers reached at least once during the run",
-             "none", dims=("channel",)),
-    Variable("customers", "customers", "customers acquired during the run", "none", dims=("channel",)),
-    Variable("conversion_rate", "share", "customers acquired / customers ever reached", "none", dims=("channel",)),
-    Variable("cac", "currency per customer", "customer acquisition cost: spend / customers "
-             "acquired", "none", dims=("channel",)),
-    Variable("ltv", "currency per customer", "realised lifetime value: gross margin less "
-             "programme costs of acquired customers / customers", "none", dims=("channel",)),
-    Variable("ltv_cac", "ratio", "ltv / cac", "none", dims=("channel",)),
-    Variable("churn_rate", "share", "share of acquired customers churned by the end", "none", dims=("channel",)),
-    Variable("cohort_retention", "share", "share of a weekly acquisition cohort still a "
-             "customer k weeks later, by acquisition channel", "none", dims=("channel", "cohort_week", "weeks_since")),
+    Variable(
+        "stage_count",
+        "customers",
+        "customers in each journey stage at the end of the day",
+        "last",
+        dims=("day", "stage"),
+    ),
+    Variable(
+        "stage_count_by_segment",
+        "customers",
+        "stage_count by segment",
+        "last",
+        dims=("day", "segment", "stage"),
+    ),
+    Variable("spend", "currency", "marketing spend: media plus fixed daily cost", dims=DAY_CHANNEL),
+    Variable(
+        "media_spend",
+        "currency",
+        "media bought (CPM budget, paid clicks, paid contacts)",
+        dims=DAY_CHANNEL,
+    ),
+    Variable("fixed_cost", "currency", "fixed daily cost of running the channel", dims=DAY_CHANNEL),
+    Variable(
+        "gross_margin",
+        "currency",
+        "revenue - cogs - fulfilment - return cost - commission - order fees",
+        dims=DAY_CHANNEL,
+    ),
+    Variable(
+        "contribution",
+        "currency",
+        "gross margin - spend - programme cost (of the channel's customers)",
+        dims=DAY_CHANNEL,
+    ),
+    Variable(
+        "mean_health",
+        "health",
+        "mean health of active customers at the end of the day",
+        "mean",
+        dims=DAY,
+    ),
+    Variable(
+        "nps",
+        "points",
+        "NPS proxy: % active customers with health >= 0.7 minus % below 0.4",
+        "mean",
+        dims=DAY,
+    ),
+    Variable(
+        "community_size", "customers", "community members among active customers", "last", dims=DAY
+    ),
+    Variable(
+        "repeat_purchase_rate",
+        "share",
+        "share of customers acquired so far who have ordered twice",
+        "last",
+        dims=DAY,
+    ),
+    Variable(
+        "brand_equity", "index", "brand equity at the start of the day, in [0, 1]", "mean", dims=DAY
+    ),
+    Variable(
+        "budget",
+        "currency",
+        "planned daily budget (after schedule, roll-out and guardrails)",
+        dims=DAY_CHANNEL,
+    ),
+    Variable(
+        "guardrail_action",
+        "code",
+        "guardrail fired that day: 0 none, 1 pause, 2 hold, 3 scale",
+        "none",
+        dims=DAY_CHANNEL,
+    ),
+    Variable(
+        "running",
+        "days",
+        "1 on the days the channel ran (launched, not paused, not ended)",
+        dims=DAY_CHANNEL,
+    ),
+    Variable(
+        "programme_fixed_cost",
+        "currency",
+        "post-purchase costs not tied to a channel (community)",
+        dims=DAY,
+    ),
+    Variable(
+        "attributed_conversions",
+        "customers",
+        "conversions credited to each channel under each attribution model",
+        "none",
+        dims=("attribution_model", "channel"),
+    ),
+    Variable(
+        "attributed_revenue",
+        "currency",
+        "first-order revenue credited to each channel under each attribution model",
+        "none",
+        dims=("attribution_model", "channel"),
+    ),
+    Variable(
+        "journey_transitions",
+        "journeys",
+        "first-order journey transitions (start, "
+        "channels, conversion, no_conversion) over all journeys, for Markov attribution",
+        "none",
+        dims=("from_state", "to_state"),
+    ),
+    Variable(
+        "unique_reached",
+        "customers",
+        "customers reached at least once during the run",
+        "none",
+        dims=CHANNEL,
+    ),
+    Variable("customers", "customers", "customers acquired during the run", "none", dims=CHANNEL),
+    Variable(
+        "conversion_rate",
+        "share",
+        "customers acquired / customers ever reached",
+        "none",
+        dims=CHANNEL,
+    ),
+    Variable(
+        "cac",
+        "currency per customer",
+        "customer acquisition cost: spend / customers acquired",
+        "none",
+        dims=CHANNEL,
+    ),
+    Variable(
+        "ltv",
+        "currency per customer",
+        "realised lifetime value: gross margin less "
+        "programme costs of acquired customers / customers",
+        "none",
+        dims=CHANNEL,
+    ),
+    Variable("ltv_cac", "ratio", "ltv / cac", "none", dims=CHANNEL),
+    Variable(
+        "churn_rate",
+        "share",
+        "share of acquired customers churned by the end",
+        "none",
+        dims=CHANNEL,
+    ),
+    Variable(
+        "cohort_retention",
+        "share",
+        "share of a weekly acquisition cohort still a "
+        "customer k weeks later, by acquisition channel",
+        "none",
+        dims=("channel", "cohort_week", "weeks_since"),
+    ),
 )
 
 
@@ -190,7 +342,7 @@ def market_offset(n_channels: int, n_segments: int) -> int:
 def variables() -> dict[str, Variable]:
     """Every result variable by name, with its dimensions: the counters, then the derived
     figures."""
-    out = {v.name: replace(v, dims=("day", "channel")) for v in CHANNEL_COUNTERS}
-    out.update({v.name: replace(v, dims=("day",)) for v in MARKET_COUNTERS if v.stored})
+    out = {v.name: replace(v, dims=DAY_CHANNEL) for v in CHANNEL_COUNTERS}
+    out.update({v.name: replace(v, dims=DAY) for v in MARKET_COUNTERS if v.stored})
     out.update({v.name: v for v in DERIVED})
     return out

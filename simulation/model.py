@@ -77,7 +77,7 @@ class MarketShell(mesa.Model):
             self.reach[:, :, c] = a.plan(day, self.occupancy)
             self.eff[:, :, c] = a.effects
 
-    def book_day(self, day: int, row: np.ndarray) -> None:
+    def book_day(self, day: int) -> None:
         """Channels book their spend, the firm its P&L; the components read the day."""
         rec = self.recorder
         reached = rec.channel("reached", day)
@@ -182,17 +182,17 @@ class MarketModel(MarketShell):
             self.log[L_COUNT].fill(0)
         key = rng.day_key(self.key, day, SALT_STEP)
         exposure = np.stack([rng.odds(self.reach), rng.odds(self.reach * self.eff)], axis=-1)
-        K.step_day(day, key, pop, exposure, reachable,
-                   rng.day_decision_keys(key, self.channel_keys), self.forget, self.par, self.mechanisms,
-                   self.segp, self.chp,
-                   self.counters, self.attr, self.trans, self.waiting, self.log)
+        chday = rng.day_decision_keys(key, self.channel_keys)
+        K.step_day(day, key, pop, exposure, reachable, chday, self.forget, self.par,
+                   self.mechanisms, self.segp, self.chp, self.counters, self.attr, self.trans,
+                   self.waiting, self.log)
         if (self.capacity >= 0).any():
             self._serve_leads(day, pop)
         if self.events is not None:
             self.events.collect(self.log)
-        row = self.recorder.record(day, self.counters)
+        self.recorder.record(day, self.counters)
         self.occupancy = self.recorder.occupancy(day).copy()
-        self.book_day(day, row)
+        self.book_day(day)
         self.day += 1
 
     def _serve_leads(self, day: int, pop: tuple) -> None:
@@ -209,8 +209,8 @@ class MarketModel(MarketShell):
                 if left == 0:
                     break
         K.serve_leads(day, rng.day_key(self.key, day, SALT_SERVE), quota, pop, self.eff,
-                      self.par, self.mechanisms, self.segp, self.chp, self.counters, self.attr, self.trans,
-                      self.log)
+                      self.par, self.mechanisms, self.segp, self.chp, self.counters, self.attr,
+                      self.trans, self.log)
 
     def sample_events(self, sample: int) -> None:
         """Log every event of ``sample`` customers drawn uniformly (for ``--events``).

@@ -13,9 +13,10 @@ The population arrives as one tuple ``pop`` (``Population.arrays()``) indexed by
 ``F_*`` constants of :mod:`simulation.state`: a constant index into a plain tuple is the
 one form whose writes numba never loses inside ``prange`` (a named tuple's attributes,
 ``pop.health[i] = h``, can be; ``tests/test_rng_state.py`` keeps that checked). Counters
-are addressed by name, ``cnt[CH.orders * nch + c]`` (:mod:`simulation.counters`). The rules are named records
-(:mod:`simulation.parameters`): ``par.price`` (the market), ``segp[g].churn_multiplier``
-(per segment), ``chp[c].commission`` (per channel); a mechanism's own, ``mech.<name>[0]``.
+are addressed by name, ``cnt[CH.orders * nch + c]`` (:mod:`simulation.counters`). The
+rules are named records (:mod:`simulation.parameters`): ``par.price`` (the market),
+``segp[g].churn_multiplier`` (per segment), ``chp[c].commission`` (per channel); a
+mechanism's own, ``mech.<name>[0]``.
 The accumulators of a chunk
 (``cnt``: the day's counters, ``attr``: attribution credit, ``trans``: journey
 transitions for Markov attribution) are rows owned by that chunk. ``log`` is the

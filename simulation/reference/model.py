@@ -173,10 +173,10 @@ class ReferenceMarketModel(MarketShell):
         self._step_customers()
         self._serve_leads(day)
         self._census(day)
-        row = self.recorder.record(day, self.ledger.row()[None, :])
+        self.recorder.record(day, self.ledger.row()[None, :])
         self.occupancy = self.recorder.occupancy(day).copy()
         self.datacollector.collect(self)
-        self.book_day(day, row)
+        self.book_day(day)
         self.day += 1
 
     def _step_customers(self) -> None:
