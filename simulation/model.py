@@ -53,6 +53,8 @@ class MarketShell(mesa.Model):
         self.day = 0
         self.components = [cls(self) for cls in component_classes()]
         for comp in self.components:
+            if hasattr(self, comp.name):
+                raise TypeError(f"component name {comp.name!r} is already a model attribute")
             setattr(self, comp.name, comp)  # model.scaling, model.positioning, ...
         # the customer-level rules, for both backends; the kernels' records of them are also
         # where components write daily values (the community's churn cut)
