@@ -648,14 +648,19 @@ class Community(Strict):
 
 class OutreachConfig(Strict):
     """At-risk outreach: the day a consenting customer's health falls below ``threshold``
-    the firm contacts them, lifting their health by ``health_boost``."""
+    the firm contacts them, lifting their health by ``health_boost``. Health sets the churn
+    hazard only through ``health.churn_sensitivity``: at 0, contacts cost without keeping
+    anyone."""
 
     enabled: bool = Field(False, description="switch")
     threshold: Probability = Field(
-        0.35, description="health below which a customer is at risk (contacted the day they "
-                          "fall below it)")
-    health_boost: Probability = Field(0.2, description="health gained by a contact")
-    cost_per_contact: Money = Field(0.0, description="per customer contacted")
+        0.35, description="health below which a customer is at risk: a consenting customer is "
+                          "contacted the day their health falls below it")
+    health_boost: Probability = Field(
+        0.2, description="health gained by a contact; it lowers churn only as far as "
+                         "`health.churn_sensitivity` ties churn to health")
+    cost_per_contact: Money = Field(0.0, description="per customer contacted (set it: the "
+                                                     "default 0 prices contacts as free)")
 
 
 class PostPurchaseConfig(Strict):
@@ -664,7 +669,8 @@ class PostPurchaseConfig(Strict):
     opt_out_share: Probability = Field(
         0.3,
         description="customers who do not consent to personalised contact (drawn once per "
-                    "customer): they get no reminders and no `personalised` channel reaches them",
+                    "customer): they get no reminders and no outreach, and no `personalised` "
+                    "channel reaches them",
     )
     satisfaction_weight: NonNegFloat = Field(
         0.2,
