@@ -192,12 +192,21 @@ def cmd_sweep(args) -> int:
     return sweep_command(args, _console())
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line naming the command and the
+    problem, exit 2 (argparse's own prints its usage first, several lines)."""
+
+    def error(self, message: str):
+        _err(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from simulation.analysis.kinds import DESCRIPTIONS, KINDS
     from simulation.analysis.kinds import KPIS as SWEEP_KPIS
     from simulation.version import __version__
 
-    ap = argparse.ArgumentParser(prog="distsim", description="Agent-based simulator of distribution strategies.")
+    ap = Parser(prog="distsim", description="Agent-based simulator of distribution strategies.")
     ap.add_argument("--version", action="version", version=f"distsim {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 

@@ -27,10 +27,18 @@ STAGES = ("unaware", "aware", "considering", "active", "churned")
 
 WORD_OF_MOUTH = "word_of_mouth"
 
+MAX_DAY = 65_000
+"""The last day number a run can have (day numbers are stored as uint16); every day field
+is bounded by it."""
+MAX_AMOUNT = 1e12
+"""Upper bound of money and other amounts: far beyond any business, and far enough below
+float overflow that products of amounts (impressions, revenue) stay finite."""
+MAX_COUNT = 1_000_000_000
+"""Upper bound of whole counts a day (leads served, conversions to wait for)."""
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Money = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=40)]
 
 
@@ -54,13 +62,14 @@ class Strict(BaseModel):
     that no class name has two homes (``tests/test_structure.py``).
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True,
+                              allow_inf_nan=False)
 
 
 class Simulation(Strict):
     agents: int = Field(100_000, ge=1, le=200_000_000, description="addressable customers")
     days: int = Field(
-        365, ge=1, le=65_000, description="days simulated (day numbers are stored as uint16)"
+        365, ge=1, le=MAX_DAY, description="days simulated (day numbers are stored as uint16)"
     )
     seed: int = Field(
         0, ge=0, le=2**63 - 1,
@@ -259,7 +268,7 @@ class Schedule(Strict):
                     "reached",
     )
     end_budget: Money = Field(0.0, description="target of a `linear` ramp")
-    ramp_days: int = Field(30, ge=1, description="length of a `linear` ramp")
+    ramp_days: int = Field(30, ge=1, le=MAX_DAY, description="length of a `linear` ramp")
     growth: float = Field(0.0, ge=-1.0, le=1.0, description="daily growth of an `exponential` ramp")
     steps: list[Annotated[list[NonNegFloat], Field(min_length=2, max_length=2)]] = Field(
         default_factory=list,
@@ -333,7 +342,7 @@ class Channel(Strict):
                     "its launch to its `end_day` or a guardrail pause",
     )
     capacity: int | None = Field(
-        None, ge=0,
+        None, ge=0, le=MAX_COUNT,
         description="leads handled a day (see *Capacity and leads*); unset: unlimited, no queue",
     )
     lead_decay: Probability = Field(
@@ -364,11 +373,16 @@ class Channel(Strict):
                     "skipped: not counted, no touch, no effect",
     )
     launch_day: int = Field(
-        0, ge=0,
+        0, ge=0, le=MAX_DAY,
         description="first day the channel may run (a channel in `[rollout]` may start later)",
     )
+    enabled: bool = Field(
+        True,
+        description="false keeps the channel off for the whole run: no reach, no media, "
+                    "contact or fixed cost (a hold-out, or a variant without the channel)",
+    )
     end_day: int | None = Field(
-        None, ge=0,
+        None, ge=0, le=MAX_DAY,
         description="last day the channel runs (inclusive); unset: to the end; must be ≥ "
                     "`launch_day`",
     )
@@ -459,10 +473,12 @@ class Rollout(Strict):
                     "`launch_day`",
     )
     validation_days: int = Field(
-        30, ge=0, description="days the previous channel must have run before the next launches"
+        30, ge=0, le=MAX_DAY,
+        description="days the previous channel must have run before the next launches"
     )
     validation_conversions: int = Field(
-        0, ge=0, description="customers the previous channel must have won before the next launches"
+        0, ge=0, le=MAX_COUNT,
+        description="customers the previous channel must have won before the next launches"
     )
 
 
@@ -491,16 +507,18 @@ class Guardrail(Strict):
     )
     factor: PositiveFloat = Field(1.0, description="budget multiplier of `scale`")
     lookback_days: int = Field(
-        28, ge=1, description="trailing window of the metric, today included"
+        28, ge=1, le=MAX_DAY, description="trailing window of the metric, today included"
     )
     validation_days: int = Field(
-        30, ge=0, description="the rule is not checked before the channel has run this many days..."
+        30, ge=0, le=MAX_DAY,
+        description="the rule is not checked before the channel has run this many days..."
     )
     validation_conversions: int = Field(
-        100, ge=0, description="...and won this many customers in all"
+        100, ge=0, le=MAX_COUNT, description="...and won this many customers in all"
     )
     every_days: int = Field(
-        7, ge=1, description="checked on every `every_days`-th day since the channel's launch"
+        7, ge=1, le=MAX_DAY,
+        description="checked on every `every_days`-th day since the channel's launch"
     )
 
     @model_validator(mode="after")
@@ -552,7 +570,7 @@ class Onboarding(Strict):
         description="the churn hazard (renewal churn, drop-out, lapse) × `1 − churn_reduction` "
                     "while within `effect_days` of the first order",
     )
-    effect_days: int = Field(30, ge=1, description="how long the reduction lasts")
+    effect_days: int = Field(30, ge=1, le=MAX_DAY, description="how long the reduction lasts")
     health_boost: Probability = Field(
         0.1, description="added to the enrolled customer's initial health"
     )
@@ -599,7 +617,7 @@ class Reminders(Strict):
         False, description="replenishment reminders (`repeat` business model only)"
     )
     cycle_days: int = Field(
-        70, ge=1,
+        70, ge=1, le=MAX_DAY,
         description="days a purchase lasts: after an order, a consenting customer whose next order "
                     "chance would come later than `cycle_days` gets a reminder on that day instead",
     )
@@ -850,9 +868,14 @@ def read_toml(path: str | Path) -> dict:
         raise ScenarioError(str(p), "", "file not found")
     if p.is_dir():
         raise ScenarioError(str(p), "", "is a directory, not a TOML file")
+    if not p.is_file():  # a FIFO or a device would hang or stream for ever
+        raise ScenarioError(str(p), "", "is not a regular file")
     try:
         with p.open("rb") as fh:
-            return tomllib.load(fh)
+            text = fh.read()
+        if not text.strip():
+            raise ScenarioError(str(p), "", "is empty")
+        return tomllib.loads(text.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(str(p), "", f"malformed TOML: {exc}") from None
     except UnicodeDecodeError:

@@ -56,7 +56,9 @@ class Scaling(Component):
         self.paused = np.zeros(n, bool)
         self.held = np.full(n, np.nan)  # budget frozen by a 'hold' guardrail
         self.multiplier = np.ones(n)
-        self.rollout = [self.index[name] for name in sc.rollout.order]
+        # a disabled channel drops out of the roll-out: the next one waits for the one before
+        self.rollout = [self.index[name] for name in sc.rollout.order
+                        if sc.channels[self.index[name]].enabled]
         self.rollout_cfg = sc.rollout
         self.guardrails: list[Guardrail] = sc.guardrails
         self.budget = np.zeros((model.days, n + 1))
@@ -83,7 +85,7 @@ class Scaling(Component):
 
     def running(self, c: int, day: int) -> bool:
         cfg = self.channels[c]
-        if self.paused[c] or self.launched[c] < 0:
+        if not cfg.enabled or self.paused[c] or self.launched[c] < 0:
             return False
         return cfg.end_day is None or day <= cfg.end_day
 
