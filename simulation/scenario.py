@@ -795,6 +795,19 @@ def parse_value(text: str) -> Any:
         return text
 
 
+NAMED_LISTS = ("channels", "segments")
+"""Lists whose entries are addressed by name: an override changes an entry's fields, never
+the list (which would silently drop or reorder channels and segments)."""
+
+
+def _merge(table: dict, value: dict) -> None:
+    for k, v in value.items():
+        if isinstance(v, dict) and isinstance(table.get(k), dict):
+            _merge(table[k], v)
+        else:
+            table[k] = v
+
+
 def apply_override(data: dict, path: str, value: Any, source: str = "--set") -> None:
     """Set ``path`` (dotted, list entries by name) in the raw scenario ``data``."""
     parts = path.split(".")
@@ -818,7 +831,12 @@ def apply_override(data: dict, path: str, value: Any, source: str = "--set") -> 
             continue
         if not isinstance(node, dict):
             raise ScenarioError(source, ".".join(walked[:-1]), "is not a table")
-        if last:
+        if last and i == 0 and part in NAMED_LISTS:
+            raise ScenarioError(source, path, f"cannot replace every entry of {part}; set a "
+                                f"field of one entry ({part}.NAME.FIELD=...)")
+        if last and isinstance(value, dict) and isinstance(node.get(part), dict):
+            _merge(node[part], value)  # a table merges: the fields it leaves out stay
+        elif last:
             node[part] = value
         else:
             if part not in node:
@@ -892,6 +910,8 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         if "=" not in item:
             raise ScenarioError("--set", item, "expected path=value")
         key, _, text = item.partition("=")
+        if "\n" in text or "\r" in text:
+            raise ScenarioError("--set", key.strip(), "a value must be on one line")
         apply_override(data, key.strip(), parse_value(text.strip()))
     return scenario_from_dict(data, str(path))
 

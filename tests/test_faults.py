@@ -94,3 +94,24 @@ def test_disabled_channels_keep_the_others_draws():
     np.testing.assert_array_equal(base.reached.sel(channel="paid_social").isel(day=0),
                                   off.reached.sel(channel="paid_social").isel(day=0))
     assert float(off.reached.sel(channel="email").sum()) == 0
+
+
+@pytest.mark.parametrize("override, needle", [
+    ('segments=[{name="a",share=1.0}]', "segments"),
+    ("channels=[]", "channels"),
+    ("product.price=5.0\nunit_cost = 99", "one line"),
+])
+def test_overrides_that_would_lose_entries_or_text_are_refused(tmp_path, override, needle):
+    refused(tmp_path, DEFAULT, "--set", override, needles=(needle,))
+
+
+def test_a_table_value_merges_into_the_table():
+    base = simulation.load_scenario(DEFAULT)
+    sc = simulation.load_scenario(DEFAULT, ["product={price=5.0}"])
+    assert sc.product.price == 5.0
+    assert sc.product.model_dump(exclude={"price"}) == base.product.model_dump(exclude={"price"})
+    nested = simulation.load_scenario(DEFAULT, ["post_purchase={reminders={enabled=true}}"])
+    assert nested.post_purchase.reminders.enabled
+    assert nested.post_purchase.opt_out_share == base.post_purchase.opt_out_share
+    assert (nested.post_purchase.reminders.cycle_days == base.post_purchase.reminders.cycle_days)
+
