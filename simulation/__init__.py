@@ -28,10 +28,16 @@ def run(scenario: Scenario, *, agents: int | None = None, days: int | None = Non
     same rules written independently, for docking and reading; meant for up to ~100k
     customers, single-threaded (``threads`` is ignored), reproducible for a seed.
     """
+    from simulation import memory
     from simulation.model import MarketModel, set_threads
+    from simulation.scenario import resolve_size
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+    resolved = resolve_size(scenario, agents, days, seed)
+    sim = resolved.simulation
+    memory.check(memory.run_bytes(resolved, backend, events_sample if events_path else 0),
+                 f"a run of {sim.agents:,} customers x {sim.days:,} days ({backend})")
     if backend == "mesa":
         from simulation.reference import ReferenceMarketModel as Model
 

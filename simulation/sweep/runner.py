@@ -32,6 +32,7 @@ from typing import Any
 
 import xarray as xr
 
+from simulation import memory
 from simulation.io import atomic_path, read_netcdf, write_netcdf
 from simulation.scenario import ScenarioError
 from simulation.sweep.experiment import Experiment, Plan, RunSpec, expand
@@ -332,6 +333,12 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
     old = store.check(resume)
     if jobs < 1:
         raise ScenarioError("--jobs", "", "must be at least 1")
+    if scheduler is None:  # a cluster's workers have their own memory
+        at_once = min(jobs, len(plan.runs))
+        sim = experiment.base.simulation
+        memory.check(at_once * memory.run_bytes(experiment.base),
+                     f"{at_once} run(s) at once of {sim.agents:,} customers x {sim.days:,} days",
+                     experiment.source)
     client = connect(scheduler) if scheduler is not None else None
     own_client = client is not None and client is not scheduler
     pool = None
