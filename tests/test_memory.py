@@ -3,6 +3,8 @@ refused in one line, with nothing written."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from helpers import DEFAULT, EXPERIMENTS, assert_one_clear_line, run_cli
 
@@ -38,8 +40,13 @@ def test_a_sweep_counts_its_runs_at_once(tmp_path, monkeypatch):
     one = memory.run_bytes(resolve_size(sc, 20_000, 30))
     monkeypatch.setattr(memory, "available_bytes", lambda: int(1.5 * one))
     experiment = next(p for p in EXPERIMENTS if p.stem == "scaling_strategies")
-    rc, _, err = run_cli(["sweep", experiment, "--agents", "20000", "--days", "30",
-                          "--jobs", "2", "--out", tmp_path / "sw"])
+    saved = dict(os.environ)  # the sweep command sets the thread caps of its workers
+    try:
+        rc, _, err = run_cli(["sweep", experiment, "--agents", "20000", "--days", "30",
+                              "--jobs", "2", "--out", tmp_path / "sw"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     assert rc == 2
     assert_one_clear_line(err, "2 run(s) at once", "--jobs")
     assert not (tmp_path / "sw").exists()
