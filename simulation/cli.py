@@ -8,6 +8,8 @@ traceback, and no output file written.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from rich.markup import escape
 from simulation.progress import ProgressBar
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class BadInput(Exception):
@@ -34,18 +37,9 @@ def _err(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def _check_output(path, flag: str) -> None:
-    """Refuse, before any work, an output path that cannot be written."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise BadInput(f"{flag}: {p} is a directory")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise BadInput(f"{flag}: {parent} is not a directory")
-            break
+def _warn(message: str) -> None:
+    Console(stderr=True, highlight=False).print(f"[bold yellow]warning:[/] {escape(message)}",
+                                                soft_wrap=True)
 
 
 def _integer_at_least(low: int, what: str):
@@ -66,9 +60,11 @@ _non_negative = _integer_at_least(0, "non-negative")
 
 
 def cmd_validate(args) -> int:
-    from simulation.scenario import load_scenario
+    from simulation.scenario import inert_channels, load_scenario
 
     scenario = load_scenario(args.scenario, args.set)
+    for warning in inert_channels(scenario):
+        _warn(f"{args.scenario}: {warning}")
     _console().print(f"{args.scenario}: ok ({scenario.name}: {len(scenario.segments)} segment(s), "
                      f"{len(scenario.channels)} channel(s), {scenario.simulation.agents:,} customers "
                      f"x {scenario.simulation.days} days)", markup=False)
@@ -92,32 +88,43 @@ def cmd_validate_model(args) -> int:
 
 def cmd_run(args) -> int:
     import simulation
+    from simulation import memory
     from simulation.analysis.summary import summary_table
-    from simulation.io import write_netcdf
-    from simulation.scenario import ScenarioError, load_scenario, resolve_size
+    from simulation.io import netcdf_bytes
+    from simulation.outputs import OutputFiles
+    from simulation.scenario import ScenarioError, inert_channels, load_scenario, resolve_size
 
     scenario = load_scenario(args.scenario, args.set)
     try:
-        scenario = resolve_size(scenario, args.agents, args.days, args.seed, source="command line")
+        resolved = resolve_size(scenario, args.agents, args.days, args.seed,
+                                source="command line")
     except ScenarioError as exc:  # name the flag the user typed, not the schema field
         flag = exc.field.replace("simulation.", "--")
         raise BadInput(f"{flag}: {exc.message}") from None
-    out = Path(args.out) if args.out else Path("results") / f"{Path(args.scenario).stem}.nc"
-    for path, flag in ((out, "--out"), (args.plot, "--plot"), (args.events, "--events")):
-        _check_output(path, flag)
+    out = Path("results") / f"{Path(args.scenario).stem}.nc" if args.out is None else args.out
     console = _console()
-    progress = ProgressBar(console, f"simulating {scenario.name}", "days",
-                           enabled=not args.quiet, delay=1.0)
-    try:
-        ds = simulation.run(scenario, backend=args.backend, threads=args.threads, progress=progress,
-                            events_sample=args.events_sample, events_path=args.events)
-    finally:
-        progress.close()
-    write_netcdf(ds, out)
-    if args.plot:
-        from simulation.analysis.plots import plot
+    with OutputFiles(inputs=[args.scenario]) as outputs:
+        out = outputs.add("--out", out, memory.result_bytes(resolved))
+        if args.plot is not None:
+            outputs.add("--plot", args.plot, PLOT_BYTES)
+        if args.events is not None:
+            outputs.add("--events", args.events, memory.events_bytes(resolved, args.events_sample))
+        for warning in inert_channels(resolved):
+            _warn(f"{args.scenario}: {warning}")
+        progress = ProgressBar(console, f"simulating {scenario.name}", "days",
+                               enabled=not args.quiet, delay=1.0)
+        try:
+            ds = simulation.run(resolved, backend=args.backend, threads=args.threads, progress=progress,
+                                events_sample=args.events_sample,
+                                events_path=outputs.path("--events") if args.events else None)
+        finally:
+            progress.close()
+        outputs.write("--out", netcdf_bytes(ds))
+        if args.plot is not None:
+            from simulation.analysis.plots import plot_bytes
 
-        plot(ds, "funnel", args.plot)
+            outputs.write("--plot", plot_bytes(ds, "funnel"))
+        outputs.commit()
     if not args.quiet:
         console.print(summary_table(ds))
         from simulation.analysis.diagnostics import console_lines, diagnose
@@ -130,19 +137,34 @@ def cmd_run(args) -> int:
     return 0
 
 
+PLOT_BYTES = 1 << 20
+"""Room a plot needs on disk (a PNG of a few hundred kB)."""
+REPORT_BYTES = 8 << 20
+"""Room a report needs on disk (HTML with its plots inlined)."""
+
+
 def _load_result(result: str):
     """A run's result file, or a sweep (its DIR or DIR/combined.nc): (path, dataset)."""
+    import warnings
+
     from simulation.io import read_netcdf
 
     path = Path(result)
-    if path.is_dir() and (path / "combined.nc").is_file():
-        path = path / "combined.nc"
-    elif path.is_dir():
-        raise BadInput(f"{path}: a directory without combined.nc (not a finished sweep)")
-    if not path.is_file():
-        raise BadInput(f"{path}: file not found")
     try:
-        ds = read_netcdf(path)
+        if path.is_dir() and (path / "combined.nc").is_file():
+            path = path / "combined.nc"
+        elif path.is_dir():
+            raise BadInput(f"{path}: a directory without combined.nc (not a finished sweep)")
+        path.stat()
+    except OSError as exc:  # a symlink loop, a name too long, a missing file
+        reason = "file not found" if isinstance(exc, FileNotFoundError) else exc.strerror
+        raise BadInput(f"{path}: {reason}") from None
+    if not path.is_file():
+        raise BadInput(f"{path}: not a regular file")
+    try:
+        with warnings.catch_warnings():  # xarray warns about foreign HDF5 before failing
+            warnings.simplefilter("ignore")
+            ds = read_netcdf(path)
     except Exception as exc:  # h5py/xarray raise many kinds on a file that is not a result
         raise BadInput(f"{path}: not a readable result file ({type(exc).__name__})") from None
     if "stage_count" not in ds:
@@ -155,33 +177,39 @@ def _output_beside(path: Path, out: str | None, suffix: str) -> Path:
     if out is None:
         stem = path.parent.name if path.name == "combined.nc" else path.stem
         out = path.with_name(f"{stem}_{suffix}")
-    _check_output(out, "--out")
-    return Path(out)
+    return out
 
 
 def cmd_plot(args) -> int:
-    from simulation.analysis.plots import PlotError, plot
+    from simulation.analysis.plots import PlotError, plot_bytes
+    from simulation.outputs import OutputFiles
 
     path, ds = _load_result(args.result)
-    out = _output_beside(path, args.out, f"{args.kind}.png")
-    try:
-        plot(ds, args.kind, out, metric=args.metric)
-    except PlotError as exc:
-        raise BadInput(f"{path}: {exc}") from None
+    with OutputFiles(inputs=[path]) as outputs:
+        out = outputs.add("--out", _output_beside(path, args.out, f"{args.kind}.png"),
+                          PLOT_BYTES)
+        try:
+            outputs.write("--out", plot_bytes(ds, args.kind, metric=args.metric))
+        except PlotError as exc:
+            raise BadInput(f"{path}: {exc}") from None
+        outputs.commit()
     _console().print(f"{args.kind} plot written to {out}", markup=False)
     return 0
 
 
 def cmd_report(args) -> int:
     from simulation.analysis.plots import PlotError
-    from simulation.analysis.report import write_report
+    from simulation.analysis.report import render
+    from simulation.outputs import OutputFiles
 
     path, ds = _load_result(args.result)
-    out = _output_beside(path, args.out, "report.html")
-    try:
-        write_report(ds, out, source=str(path))
-    except PlotError as exc:
-        raise BadInput(f"{path}: {exc}") from None
+    with OutputFiles(inputs=[path]) as outputs:
+        out = outputs.add("--out", _output_beside(path, args.out, "report.html"), REPORT_BYTES)
+        try:
+            outputs.write("--out", render(ds, source=str(path)))
+        except PlotError as exc:
+            raise BadInput(f"{path}: {exc}") from None
+        outputs.commit()
     _console().print(f"report written to {out}", markup=False)
     return 0
 
@@ -275,18 +303,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from simulation.outputs import OutputError
     from simulation.scenario import ScenarioError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except ScenarioError as exc:
-        return _err(str(exc))
-    except BadInput as exc:
+        with _terminate_as_interrupt():
+            return args.func(args)
+    except (ScenarioError, BadInput, OutputError) as exc:
         return _err(str(exc))
     except KeyboardInterrupt:
         _err("interrupted; no output written")
-        return 130
+        return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM ends a command like Ctrl-C: outputs not yet committed are discarded."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def entry_point() -> None:

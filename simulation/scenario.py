@@ -35,8 +35,12 @@ MAX_AMOUNT = 1e12
 float overflow that products of amounts (impressions, revenue) stay finite."""
 MAX_COUNT = 1_000_000_000
 """Upper bound of whole counts a day (leads served, conversions to wait for)."""
+MIN_PRICE_OF_REACH = 0.01
+"""Lowest cost per thousand impressions or per click: a price of 0 would make reach free
+and infinite (the old way to switch a channel off; ``enabled = false`` is the way now)."""
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Money = Annotated[float, Field(ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
+PriceOfReach = Annotated[float, Field(ge=MIN_PRICE_OF_REACH, le=MAX_AMOUNT, allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=40)]
@@ -222,8 +226,8 @@ class Reach(Strict):
     model: Literal["cpm", "cpc", "fixed", "list"] = Field(
         "cpm", description="how the budget turns into exposures (see the list below)"
     )
-    cpm: Money = Field(10.0, description="cost per thousand impressions (`cpm`)")
-    cpc: Money = Field(1.0, description="cost per click (`cpc`)")
+    cpm: PriceOfReach = Field(10.0, description="cost per thousand impressions (`cpm`)")
+    cpc: PriceOfReach = Field(1.0, description="cost per click (`cpc`)")
     daily_visitors: NonNegFloat = Field(0.0, description="visitors a day (`fixed`)")
     frequency: Probability = Field(
         0.0, description="daily probability of contacting each audience member (`list`)"
@@ -768,6 +772,32 @@ class Scenario(Strict):
         return tomli_w.dumps(_drop_none(self.model_dump(mode="json")))
 
 
+def inert_channels(scenario: Scenario) -> list[str]:
+    """Why each enabled channel of ``scenario`` (as resolved) would reach no one in the
+    run: one sentence per channel. Valid, but almost always a mistake, so the commands
+    warn; ``enabled = false`` is the way to keep a channel off on purpose."""
+    days = scenario.simulation.days
+    reasons = []
+    for c in scenario.channels:
+        if not c.enabled:
+            continue
+        why = None
+        if c.launch_day >= days:
+            why = f"launches on day {c.launch_day}, after the run's last day ({days - 1})"
+        elif c.reach.model in ("cpm", "cpc") and c.daily_budget == 0:
+            why = f"has no daily_budget (its reach model '{c.reach.model}' buys reach with it)"
+        elif c.reach.model == "fixed" and c.reach.daily_visitors == 0:
+            why = "has reach.daily_visitors = 0"
+        elif c.reach.model == "list" and c.reach.frequency == 0:
+            why = "has reach.frequency = 0"
+        elif not any(s.affinity.get(c.name, 1.0) > 0 for s in scenario.segments):
+            why = "has affinity 0 in every segment"
+        if why:
+            reasons.append(f"channel '{c.name}' {why}, so it reaches no one; set "
+                           f"channels.{c.name}.enabled = false to keep it off on purpose")
+    return reasons
+
+
 def _unique(what: str, names: list[str]) -> None:
     seen = set()
     for n in names:
@@ -882,8 +912,12 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
 
 def read_toml(path: str | Path) -> dict:
     p = Path(path)
-    if not p.exists():
-        raise ScenarioError(str(p), "", "file not found")
+    try:
+        p.stat()
+    except FileNotFoundError:
+        raise ScenarioError(str(p), "", "file not found") from None
+    except OSError as exc:  # a symlink loop, a name too long, no permission
+        raise ScenarioError(str(p), "", f"cannot be read ({exc.strerror})") from None
     if p.is_dir():
         raise ScenarioError(str(p), "", "is a directory, not a TOML file")
     if not p.is_file():  # a FIFO or a device would hang or stream for ever
@@ -893,11 +927,13 @@ def read_toml(path: str | Path) -> dict:
             text = fh.read()
         if not text.strip():
             raise ScenarioError(str(p), "", "is empty")
-        return tomllib.loads(text.decode("utf-8"))
+        return tomllib.loads(text.decode("utf-8-sig"))  # a byte-order mark is allowed
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(str(p), "", f"malformed TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ScenarioError(str(p), "", "not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ScenarioError(str(p), "", f"cannot be read ({exc.strerror})") from None
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:

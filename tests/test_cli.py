@@ -17,7 +17,6 @@ import pytest
 import xarray as xr
 from helpers import (
     DEFAULT,
-    PNG_MAGIC,
     STAGES,
     assert_one_clear_line,
     assert_png,
@@ -32,6 +31,7 @@ from helpers import (
 import simulation
 from simulation.cli import main
 from simulation.io import read_netcdf, write_netcdf
+from simulation.outputs import OutputError
 from simulation.scenario import load_scenario
 
 CHANNELS = ["paid_social", "search", "marketplace", "email", "word_of_mouth"]
@@ -447,20 +447,32 @@ def test_run_out_under_a_regular_file(tmp_path, capsys):
 
 
 @pytest.fixture
-def failing_to_netcdf(monkeypatch):
-    """Make every NetCDF write put a few bytes on disk and then fail, like a full disk."""
+def failing_writes(monkeypatch):
+    """Make every output write put a few bytes on disk and then fail, like a full disk."""
+    import builtins
+
+    from simulation import outputs
+
     calls = []
 
-    def half_write(self, store, *args, **kwargs):
-        path = Path(store.ds.filename)  # the open HDF5 file (h5netcdf)
-        calls.append(path)
-        store.ds.attrs["partial"] = "a few bytes on disk"
-        store.ds.flush()
-        assert path.stat().st_size > 0
-        raise OSError(28, "No space left on device")
+    class HalfFile:
+        def __init__(self, path, mode):
+            self.path = Path(path)
+            self.fh = builtins.open(path, mode)
 
-    # simulation.io.write_netcdf goes through Dataset.dump_to_store (see its docstring)
-    monkeypatch.setattr(xr.Dataset, "dump_to_store", half_write)
+        def write(self, data):
+            calls.append(self.path)
+            self.fh.write(data[:10])
+            self.fh.flush()
+            raise OSError(28, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(outputs, "open", HalfFile, raising=False)
     return calls
 
 
@@ -476,53 +488,45 @@ def test_write_netcdf_round_trips(tmp_path):
     assert read_netcdf(dest).identical(_small_dataset())
 
 
-def test_failed_write_leaves_no_file(tmp_path, failing_to_netcdf):
+def test_failed_write_leaves_no_file(tmp_path, failing_writes):
     dest = tmp_path / "r.nc"
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="No space left on device"):
         write_netcdf(_small_dataset(), dest)
-    assert failing_to_netcdf, "the write was attempted"
-    assert failing_to_netcdf[0] != dest, "written under a temporary name"
-    assert failing_to_netcdf[0].parent == tmp_path, "the temporary file sits beside the result"
+    assert failing_writes, "the write was attempted"
+    assert failing_writes[0] != dest, "written under a temporary name"
+    assert failing_writes[0].parent == tmp_path, "the temporary file sits beside the result"
     assert listing(tmp_path) == []
 
 
-def test_failed_write_keeps_the_older_file(tmp_path, failing_to_netcdf):
+def test_failed_write_keeps_the_older_file(tmp_path, failing_writes):
     dest = tmp_path / "r.nc"
     dest.write_bytes(b"an older result")
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError):
         write_netcdf(_small_dataset(), dest)
     assert dest.read_bytes() == b"an older result"
     assert listing(tmp_path) == ["r.nc"]
 
 
-def test_failed_write_during_run_keeps_the_older_file(tmp_path, failing_to_netcdf, capsys):
+def test_failed_write_during_run_keeps_the_older_file(tmp_path, failing_writes, capsys):
     dest = tmp_path / "r.nc"
     dest.write_bytes(b"an older result")
-    try:
-        rc = invoke(["run", DEFAULT, "--agents", 300, "--days", 3, "--quiet", "--out", dest,
-                     "--plot", tmp_path / "r.png"])
-    except OSError:
-        rc = None
-    assert rc != 0
-    assert failing_to_netcdf
+    rc = invoke(["run", DEFAULT, "--agents", 300, "--days", 3, "--quiet", "--out", dest,
+                 "--plot", tmp_path / "r.png"])
+    assert rc == 2
+    assert_one_clear_line(capsys.readouterr().err, "--out", "No space left on device")
+    assert failing_writes
     assert dest.read_bytes() == b"an older result"
     assert listing(tmp_path) == ["r.nc"], "no temporary file and no plot of a failed run"
 
 
-def test_failed_plot_leaves_no_file(tmp_path, cli_run_result, monkeypatch):
-    from matplotlib.figure import Figure
-
+def test_failed_plot_leaves_no_file(tmp_path, cli_run_result, failing_writes):
     from simulation.analysis.plots import plot
-
-    def half_save(self, fname, *args, **kwargs):
-        Path(fname).write_bytes(PNG_MAGIC + b"partial")
-        raise OSError(28, "No space left on device")
 
     dest = tmp_path / "f.png"
     dest.write_bytes(b"older plot")
-    monkeypatch.setattr(Figure, "savefig", half_save)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError):
         plot(read_netcdf(cli_run_result["out"]), "funnel", dest)
+    assert failing_writes
     assert dest.read_bytes() == b"older plot"
     assert listing(tmp_path) == ["f.png"]
 

@@ -40,7 +40,7 @@ from simulation.analysis.economics import (  # noqa: E402
 )
 from simulation.analysis.kinds import KINDS, KPIS, RUN_KINDS  # noqa: E402
 from simulation.analysis.sweep import by_variant, interval, kpis  # noqa: E402
-from simulation.io import atomic_path  # noqa: E402
+from simulation.outputs import write_file  # noqa: E402
 
 STAGE_COLOURS = {
     "unaware": "#d9d9d9", "aware": "#9ecae1", "considering": "#4292c6",
@@ -663,12 +663,15 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
-def plot(ds: xr.Dataset, kind: str, out: str | Path, **options) -> Path:
-    """Draw ``kind`` for ``ds`` and write it to ``out`` (PNG) atomically."""
+def plot_bytes(ds: xr.Dataset, kind: str, **options) -> bytes:
+    """Draw ``kind`` for ``ds``: the PNG's bytes."""
     fig = figure(ds, kind, **options)
     try:
-        with atomic_path(out, ".png") as tmp:
-            fig.savefig(tmp, dpi=DPI, format="png")
+        return png_bytes(fig)
     finally:
         plt.close(fig)
-    return Path(out)
+
+
+def plot(ds: xr.Dataset, kind: str, out: str | Path, **options) -> Path:
+    """Draw ``kind`` for ``ds`` and write it to ``out`` (PNG), all or nothing."""
+    return write_file(out, plot_bytes(ds, kind, **options))

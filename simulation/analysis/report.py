@@ -32,7 +32,7 @@ from simulation.analysis.economics import unit_economics
 from simulation.analysis.kinds import DESCRIPTIONS, KPIS, RUN_KINDS
 from simulation.analysis.plots import REQUIRES, PlotError, figure, png_bytes
 from simulation.analysis.sweep import by_variant, interval, kpis
-from simulation.io import atomic_path
+from simulation.outputs import write_file
 
 MAX_DIAGNOSED = 12
 
@@ -250,8 +250,5 @@ def render(ds: xr.Dataset, source: str = "") -> str:
 
 
 def write_report(ds: xr.Dataset, out: str | Path, source: str = "") -> Path:
-    """Render and write the report atomically."""
-    text = render(ds, source)
-    with atomic_path(out, ".html") as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-    return Path(out)
+    """Render the report and write it, all or nothing."""
+    return write_file(out, render(ds, source))

@@ -7,10 +7,8 @@ CLI turns it into one line and exit status 2.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,24 +24,6 @@ from simulation.sweep.experiment import OUTCOMES
 if TYPE_CHECKING:
     from simulation.sweep.combine import Summary
 
-EXIT_INTERRUPTED = 130
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM ends a sweep like Ctrl-C: the run being written is finished or discarded."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def sweep_command(args, console: Console) -> int:
@@ -90,16 +70,15 @@ def _sweep(args, console: Console) -> int:
     progress = ProgressBar(console, f"sweep {experiment.name}", "runs", enabled=not args.quiet)
     t0 = time.perf_counter()
     try:
-        with _terminate_as_interrupt():
-            result = run_sweep(experiment, out, jobs=args.jobs, scheduler=args.scheduler,
-                               resume=args.resume, threads=args.threads, progress=progress,
-                               objective=objective, keep_workers=False)
+        result = run_sweep(experiment, out, jobs=args.jobs, scheduler=args.scheduler,
+                           resume=args.resume, threads=args.threads, progress=progress,
+                           objective=objective, keep_workers=False)
     except KeyboardInterrupt:
         progress.close()
         done = _done_runs(out)
         console.print(f"interrupted: {done} run(s) saved in {out / 'runs'}; finish the sweep "
                       f"with --resume --out {out}", markup=False)
-        return EXIT_INTERRUPTED
+        return 130  # as Ctrl-C (simulation.cli.EXIT_INTERRUPTED)
     finally:
         progress.close()
     if not args.quiet:

@@ -33,11 +33,12 @@ from typing import Any
 import xarray as xr
 
 from simulation import memory
-from simulation.io import atomic_path, read_netcdf, write_netcdf
+from simulation.io import read_netcdf, write_netcdf
+from simulation.outputs import OutputError, check_directory, write_file
 from simulation.scenario import ScenarioError
 from simulation.sweep.experiment import Experiment, Plan, RunSpec, expand
 from simulation.sweep.pool import ForkedPool, default_threads, release_workers, worker_pool
-from simulation.sweep.worker import Task, simulate
+from simulation.sweep.worker import Task, simulate, unmatched
 from simulation.version import __version__
 
 MANIFEST_FORMAT = "distsim-sweep/1"
@@ -186,15 +187,11 @@ class RunStore:
         return self.runs_dir / f"{index:0{self.width}d}.nc"
 
     # before anything is written
-    def check(self, resume: bool) -> dict | None:
-        """Refuse an output directory that would be clobbered; return the old manifest."""
-        if self.out.exists() and not self.out.is_dir():
-            raise ScenarioError(str(self.out), "", "exists and is not a directory")
-        for parent in self.out.parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise ScenarioError(str(self.out), "", f"{parent} is not a directory")
-                break
+    def check(self, resume: bool, run_size: int) -> dict | None:
+        """Refuse an output directory that would be clobbered, cannot be written or lacks
+        the space for every run of ``run_size`` bytes (and their combination); return
+        the old manifest."""
+        check_directory("--out", self.out, 2 * len(self.plan.runs) * run_size)
         if not self.manifest_path.exists():
             return None
         try:
@@ -217,7 +214,10 @@ class RunStore:
 
     def start(self, experiment: Experiment, old: dict | None) -> dict[int, xr.Dataset]:
         """Create the directory, clear stale temporaries, load the complete runs."""
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"--out {self.out}: cannot write ({exc.strerror})") from None
         for stale in [*self.runs_dir.glob(".*"), *self.out.glob(".*.tmp"),
                       *self.out.glob(".*.nc"), *self.out.glob(".*.json")]:
             with contextlib.suppress(OSError):
@@ -290,8 +290,7 @@ class RunStore:
         done = sum(e["status"] == "done" for e in self.entries)
         body = {**self.header, "status": status, "runs_done": done, **extra,
                 "runs": self.entries}
-        with atomic_path(self.manifest_path, ".json") as tmp:
-            tmp.write_text(json.dumps(body, indent=1, default=str), encoding="utf-8")
+        write_file(self.manifest_path, json.dumps(body, indent=1, default=str))
 
 
 # -- the sweep -------------------------------------------------------------------
@@ -330,7 +329,12 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
     t_start = time.perf_counter()
     plan = expand(experiment)
     store = RunStore(out, plan)
-    old = store.check(resume)
+    unknown = unmatched(experiment.spec.outputs)
+    if unknown:
+        raise ScenarioError(experiment.source, "outputs.variables",
+                            f"{', '.join(map(repr, unknown))} names no result variable (the "
+                            "README's result variables lists them)")
+    old = store.check(resume, memory.result_bytes(experiment.base))
     if jobs < 1:
         raise ScenarioError("--jobs", "", "must be at least 1")
     if scheduler is None:  # a cluster's workers have their own memory
@@ -391,10 +395,8 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
         combined = combine(experiment, plan, [done[r.index] for r in plan.runs])
         write_netcdf(combined, store.combined_path)
         summary = summarise(combined, objective or experiment.spec.objective)
-        with atomic_path(store.out / "summary.csv", ".csv") as tmp:
-            summary.to_frame().to_csv(tmp)
-        with atomic_path(store.out / "summary.json", ".json") as tmp:
-            tmp.write_text(summary.to_json(), encoding="utf-8")
+        write_file(store.out / "summary.csv", summary.to_frame().to_csv())
+        write_file(store.out / "summary.json", summary.to_json())
         store.write_manifest("complete", combined=store.combined_path.name)
     finally:
         if isinstance(pool, ForkedPool):  # however this call ends, its workers end

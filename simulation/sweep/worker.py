@@ -50,6 +50,18 @@ def shrink(ds: xr.Dataset, outputs: Outputs) -> xr.Dataset:
     return out.drop_vars(unused)
 
 
+def unmatched(outputs: Outputs) -> list[str]:
+    """The names (patterns) of ``outputs.variables`` that match no result variable."""
+    from simulation import counters
+    from simulation.kernels import day  # noqa: F401  (registers every mechanism's counters)
+
+    if isinstance(outputs.variables, str):
+        return []
+    known = list(counters.variables())
+    return [p for p in outputs.variables
+            if not any(fnmatch.fnmatchcase(k, p) for k in known)]
+
+
 @dataclass(frozen=True)
 class Task:
     """What a worker receives: small and picklable (no population, no model)."""
