@@ -104,6 +104,12 @@ CHANNEL_COUNTERS: tuple[Variable, ...] = (
     ),
     Variable("acquisition_fees", "currency", "commission and fees paid on first orders"),
     Variable(
+        "acquisition_programme_cost",
+        "currency",
+        "programme costs of a customer's first order (onboarding), by acquisition channel; "
+        "part of programme_cost",
+    ),
+    Variable(
         "active",
         "customers",
         "active customers at the end of the day, by acquisition channel",
@@ -179,9 +185,11 @@ DERIVED: tuple[Variable, ...] = (
     Variable(
         "contribution",
         "currency",
-        "gross margin - spend - programme cost (of the channel's customers)",
+        "gross margin - media spend - programme cost (of the channel's customers): "
+        "margin after the variable costs",
         dims=DAY_CHANNEL,
     ),
+    Variable("profit", "currency", "contribution - the channel's fixed cost", dims=DAY_CHANNEL),
     Variable(
         "mean_health",
         "health",
@@ -274,19 +282,43 @@ DERIVED: tuple[Variable, ...] = (
     Variable(
         "cac",
         "currency per customer",
-        "customer acquisition cost: spend / customers acquired",
+        "customer acquisition cost: (media spend + fixed cost) / customers acquired; inf: "
+        "spent and won no one",
+        "none",
+        dims=CHANNEL,
+    ),
+    Variable(
+        "cac_loaded",
+        "currency per customer",
+        "cac plus first-order commissions, fees and programme costs (onboarding) per customer",
         "none",
         dims=CHANNEL,
     ),
     Variable(
         "ltv",
         "currency per customer",
-        "realised lifetime value: gross margin less "
-        "programme costs of acquired customers / customers",
+        "margin realised in the run per customer: gross margin - programme costs, with the "
+        "first-order costs of cac_loaded added back",
         "none",
         dims=CHANNEL,
     ),
-    Variable("ltv_cac", "ratio", "ltv / cac", "none", dims=CHANNEL),
+    Variable(
+        "ltv_projected",
+        "currency per customer",
+        "expected discounted margin of a new customer over [economics] horizon_days, at "
+        "the run's observed margin and churn rates",
+        "none",
+        dims=CHANNEL,
+    ),
+    Variable("ltv_cac", "ratio", "ltv_projected / cac_loaded", "none", dims=CHANNEL),
+    Variable(
+        "payback_days",
+        "days",
+        "age at which a new customer's expected discounted margin covers cac_loaded "
+        "(inf: never)",
+        "none",
+        dims=CHANNEL,
+    ),
     Variable(
         "churn_rate",
         "share",

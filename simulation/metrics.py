@@ -12,12 +12,16 @@ import numpy as np
 import xarray as xr
 
 from simulation import counters
+from simulation.analysis.economics import unit_economics
 from simulation.analysis.markov import markov_credit
 from simulation.counters import MK
 from simulation.kernels.day import ATTR_MODELS
 from simulation.scenario import STAGES
 
 ATTRIBUTION_MODELS = ATTR_MODELS + ("markov",)
+OUTCOMES = ("cac", "cac_loaded", "ltv", "ltv_projected", "ltv_cac", "payback_days")
+"""Per-channel outcome figures stored in the result, as defined in
+:mod:`simulation.analysis.economics` (the one definition every command shows)."""
 MARGIN_COSTS = ("cogs", "fulfilment_cost", "return_cost", "commission", "order_fees")
 """Costs of an order that gross margin takes off its revenue."""
 
@@ -77,7 +81,8 @@ class Recorder:
         data["spend"] = (dc, spend)
         gm = self.gross_margin()
         data["gross_margin"] = (dc, gm)
-        data["contribution"] = (dc, gm - spend - self.channel("programme_cost"))
+        data["contribution"] = (dc, gm - self.media - self.channel("programme_cost"))
+        data["profit"] = (dc, data["contribution"][1] - self.fixed)
         for v in counters.MARKET_COUNTERS:
             if v.stored:
                 values = self.market(v.name)
@@ -105,12 +110,7 @@ class Recorder:
             ("attribution_model", "channel"), np.concatenate([attr[1], markov_rev], axis=0)
         )
         customers = self.channel("conversions").sum(axis=0)
-        total_spend = spend.sum(axis=0)
-        total_gm = gm.sum(axis=0) - self.channel("programme_cost").sum(axis=0)
         with np.errstate(all="ignore"):
-            cac = np.where(customers > 0, total_spend / customers, np.nan)
-            ltv = np.where(customers > 0, total_gm / customers, np.nan)
-            ltv_cac = np.where(cac > 0, ltv / cac, np.where(customers > 0, np.inf, np.nan))
             conv = np.where(unique_reached > 0, customers / unique_reached, np.nan)
             churn = np.where(customers > 0, self.channel("churned").sum(axis=0) / customers,
                              np.nan)
@@ -119,9 +119,6 @@ class Recorder:
         data["unique_reached"] = (("channel",), unique_reached.astype(np.int64))
         data["customers"] = (("channel",), customers.round().astype(np.int64))
         data["conversion_rate"] = (("channel",), conv)
-        data["cac"] = (("channel",), cac)
-        data["ltv"] = (("channel",), ltv)
-        data["ltv_cac"] = (("channel",), ltv_cac)
         data["churn_rate"] = (("channel",), churn)
 
         ds = xr.Dataset(
@@ -137,6 +134,9 @@ class Recorder:
             },
             attrs=attrs,
         )
+        economics = unit_economics(ds)
+        for name in OUTCOMES:
+            ds[name] = economics[name]
         describe(ds)
         half_life = attrs.get("time_decay_half_life_days")
         if half_life is not None:

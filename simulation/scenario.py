@@ -467,6 +467,21 @@ class AttributionConfig(Strict):
     )
 
 
+class Economics(Strict):
+    """The ``[economics]`` table: how the value of a customer is projected beyond the run."""
+
+    horizon_days: int = Field(
+        3 * 365, ge=1, le=MAX_DAY,
+        description="days after acquisition that `ltv_projected` counts (a new customer's "
+                    "expected margin over this horizon, at the run's observed rates)",
+    )
+    discount_rate: float = Field(
+        0.10, ge=0.0, le=1.0,
+        description="annual rate at which later margin is discounted in `ltv_projected` and "
+                    "`payback_days` (0: undiscounted)",
+    )
+
+
 class Rollout(Strict):
     """Staged roll-out: channels in ``order`` launch one at a time, each once the previous
     one has passed its validation window (days and conversions) without a guardrail pausing it."""
@@ -727,6 +742,7 @@ class Scenario(Strict):
     messaging: Messaging = Messaging()
     post_purchase: PostPurchaseConfig = PostPurchaseConfig()
     attribution: AttributionConfig = AttributionConfig()
+    economics: Economics = Economics()
 
     @model_validator(mode="after")
     def _cross_checks(self):

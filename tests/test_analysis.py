@@ -8,6 +8,8 @@ should trip it (and not on the one that should not).
 
 from __future__ import annotations
 
+import tomllib
+
 import numpy as np
 import pytest
 import tomli_w
@@ -75,28 +77,65 @@ def toy(**over) -> xr.Dataset:
     return ds
 
 
-def test_unit_economics_of_the_hand_made_result():
-    e = unit_economics(toy(), horizon_days=365).sel(channel="paid")
+def with_economics(ds: xr.Dataset, **economics) -> xr.Dataset:
+    """``ds`` with an ``[economics]`` table in its stored scenario."""
+    scenario = tomllib.loads(ds.attrs["scenario"])
+    scenario["economics"] = economics
+    ds.attrs["scenario"] = tomli_w.dumps(scenario)
+    return ds
+
+
+@pytest.mark.parametrize("discount_rate", [0.0, 0.10])
+def test_unit_economics_of_the_hand_made_result(discount_rate):
+    ds = with_economics(toy(), horizon_days=365, discount_rate=discount_rate)
+    e = unit_economics(ds).sel(channel="paid")
     assert float(e.customers) == 10
     assert float(e.acquisition_fees) == pytest.approx(30.0)  # 10 x (1 + 10% of 20)
-    assert float(e.cac) == pytest.approx((280 + 30) / 10)
-    assert float(e.ltv_realised) == pytest.approx((165 + 30) / 10)
+    assert float(e.cac) == pytest.approx(280 / 10)  # media and fixed cost only
+    assert float(e.cac_loaded) == pytest.approx((280 + 30) / 10)
+    assert float(e.ltv) == pytest.approx((165 + 30) / 10)  # first-order fees counted once
     assert float(e.first_order_margin) == pytest.approx(14.0)  # 20 - 5 - 1, before fees
     active_days = 10 * 14 + 9 * 14
     assert float(e.churn_hazard) == pytest.approx(1 / active_days)
     rate = (195 - 140) / active_days
     assert float(e.margin_per_active_day) == pytest.approx(rate)
     q = 1 - 1 / active_days
-    assert float(e.ltv_projected) == pytest.approx(14 + rate * q * (1 - q ** 365) / (1 - q))
+    kept = q * (1 + discount_rate) ** (-1 / 365)
+    ages = np.arange(1, 366)
+    assert float(e.ltv_projected) == pytest.approx(14 + rate * (kept ** ages).sum())
+    assert float(e.ltv_cac) == pytest.approx(float(e.ltv_projected) / float(e.cac_loaded))
     assert float(e.contribution) == pytest.approx(165 - 280)
-    assert float(e.contribution_per_customer) == pytest.approx(float(e.ltv_realised - e.cac))
+    assert float(e.profit) == pytest.approx(165 - 280)  # no fixed cost
+    assert float(e.profit_per_customer) == pytest.approx(float(e.ltv - e.cac_loaded))
     assert float(e.monthly_churn) == pytest.approx(1 - q ** 30)
     assert float(e.active_at_end) == pytest.approx(9)
-    # payback: the first age whose expected cumulative margin covers CAC, by brute force
-    cumulative = 14 + rate * np.cumsum(q ** np.arange(1, 5000))
-    assert float(e.payback_days) == np.argmax(cumulative >= float(e.cac)) + 1
+    # payback: the first age whose expected discounted margin covers the loaded CAC
+    cumulative = 14 + rate * np.cumsum(kept ** np.arange(1, 5000))
+    assert float(e.payback_days) == np.argmax(cumulative >= float(e.cac_loaded)) + 1
     wom = unit_economics(toy()).sel(channel="word_of_mouth")
     assert np.isnan(float(wom.cac)) and np.isnan(float(wom.ltv_projected))
+
+
+def test_spend_without_customers_is_an_infinite_cac_and_free_customers_a_zero_one():
+    """Spent and won no one: inf (sorts last, survives aggregation); a commission-only
+    channel: CAC 0 and a loaded CAC of its fees."""
+    conversions = toy().conversions.copy()
+    conversions[0, 0] = 0
+    e = unit_economics(toy(conversions=conversions)).sel(channel="paid")
+    assert float(e.cac) == np.inf and float(e.cac_loaded) == np.inf
+    media = toy().media_spend * 0
+    e = unit_economics(toy(media_spend=media, spend=media)).sel(channel="paid")
+    assert float(e.cac) == 0.0
+    assert float(e.cac_loaded) == pytest.approx(3.0)  # 1 + 10% of 20 per first order
+
+
+def test_market_outcomes_are_the_channels_summed():
+    ds = toy()
+    market = unit_economics(ds, market=True).sel(channel="market")
+    channels = unit_economics(ds)
+    assert float(market.customers) == float(channels.customers.sum())
+    assert float(market.profit) == pytest.approx(float(channels.profit.sum()))
+    assert float(market.cac) == pytest.approx(280 / 10)
 
 
 def test_payback_edge_cases():
@@ -115,14 +154,21 @@ def test_unit_economics_identities_on_real_runs(name, request):
     ds = request.getfixturevalue(name)
     e = unit_economics(ds)
     n = ds.conversions.sum("day")
-    paid = e.spend + e.acquisition_fees
     has = n > 0
-    assert (e.cac * n).where(has).values == pytest.approx(paid.where(has).values, nan_ok=True)
+    assert (e.cac * n).where(has).values == pytest.approx(e.spend.where(has).values,
+                                                          nan_ok=True)
+    loaded = e.spend + e.acquisition_fees + ds.acquisition_programme_cost.sum("day")
+    assert (e.cac_loaded * n).where(has).values == pytest.approx(loaded.where(has).values,
+                                                                 nan_ok=True)
     programmes = ds.programme_cost.sum("day") if "programme_cost" in ds else 0
-    contribution = ds.gross_margin.sum("day") - programmes - ds.spend.sum("day")
-    assert e.contribution.values == pytest.approx(contribution.values)
-    assert (e.ltv_realised - e.cac).where(has).values == pytest.approx(
-        e.contribution_per_customer.where(has).values, nan_ok=True)
+    profit = ds.gross_margin.sum("day") - programmes - ds.spend.sum("day")
+    assert e.profit.values == pytest.approx(profit.values)
+    assert e.contribution.values == pytest.approx((profit + ds.fixed_cost.sum("day")).values)
+    assert (e.ltv - e.cac_loaded).where(has).values == pytest.approx(
+        e.profit_per_customer.where(has).values, nan_ok=True)
+    # the dataset stores the same figures
+    for name in ("cac", "cac_loaded", "ltv", "ltv_projected", "ltv_cac", "payback_days"):
+        assert ds[name].values == pytest.approx(e[name].values, nan_ok=True), name
     # projected LTV is at least the first order; the estimated actives add up exactly
     assert bool((e.ltv_projected >= e.first_order_margin - 1e-9).where(has, True).all())
     assert float(e.active_at_end.sum()) == pytest.approx(

@@ -152,7 +152,7 @@ def _cpa_above_ltv(ds, econ, names, min_customers) -> list[Finding]:
         e = econ.sel(channel=ch)
         n = float(e.customers)
         spend = float(e.spend)
-        cac = float(e.cac)
+        cac = float(e.cac_loaded)
         ltv = float(e.ltv_projected)
         if n == 0 and spend > 0:
             credit = ds.attributed_conversions.sel(channel=ch)
@@ -178,16 +178,16 @@ def _cpa_above_ltv(ds, econ, names, min_customers) -> list[Finding]:
             continue
         if n < min_customers or not cac > ltv:
             continue
-        realised = float(e.ltv_realised)
+        realised = float(e.ltv)
         out.append(Finding(
             "cpa_above_ltv", ch, f"{ch}: CAC above LTV",
-            f"{ch} pays {_f(cac)} to acquire a customer (CAC) who brings {_f(ltv)} of margin "
-            f"over the projection horizon ({_f(realised)} realised in the run): LTV/CAC "
-            f"{_f(ltv / cac if cac else float('nan'), 'ratio')}, "
-            f"{_f(n, 'int')} customers, contribution {_f(float(e.contribution))}.",
-            {"cac": cac, "ltv_projected": ltv, "ltv_realised": realised,
-             "ltv_cac": ltv / cac if cac else float("nan"), "customers": n, "spend": spend,
-             "contribution": float(e.contribution)},
+            f"{ch} pays {_f(cac)} to acquire a customer (loaded CAC) who brings {_f(ltv)} of "
+            f"margin over the projection horizon ({_f(realised)} realised in the run): LTV/CAC "
+            f"{_f(float(e.ltv_cac), 'ratio')}, {_f(n, 'int')} customers, profit in the run "
+            f"{_f(float(e.profit))}.",
+            {"cac_loaded": cac, "ltv_projected": ltv, "ltv": realised,
+             "ltv_cac": float(e.ltv_cac), "customers": n, "spend": spend,
+             "profit": float(e.profit)},
             "critical" if cac > 1.5 * ltv else "warning"))
     return out
 

@@ -1,21 +1,29 @@
-"""Unit economics per acquisition channel and cohort retention.
+"""The outcome figures, one definition each, and cohort retention.
 
-Definitions (all per acquisition channel = the last touch before the first order):
+Every figure a command shows (the dataset's per-channel variables, the console summary,
+the diagnostics, the plots, the report, the sweep summary) comes from
+:func:`unit_economics`, per acquisition channel (the last touch before the first order)
+or, with ``market=True``, for the whole market as one channel:
 
-- **CAC** = (media spend + fixed cost + acquisition fees) / new customers, where the
-  acquisition fees are the channel's commission and fee on the *first* orders. Fees on
-  later orders of the same customers are costs of serving them and lower their LTV.
-- **realised LTV** = gross margin booked to the channel's customers during the run,
-  less their post-purchase programme costs, with the acquisition fees added back
-  (they are in CAC), per new customer. So ``realised LTV - CAC`` is the channel's
-  contribution per customer.
-- **projected LTV** = first-order margin + margin per active customer-day x the days a
-  new customer is expected to stay active within ``horizon_days`` (the channel's
-  observed daily churn hazard, geometric lifetime).
-- **payback days**: age at which the expected cumulative margin of a new customer
-  covers CAC (inf: never, at the observed rates).
-- **contribution** = gross margin - programme costs - spend; **contribution margin** =
-  contribution / revenue.
+- ``cac`` = (media spend + fixed cost) / new customers.
+- ``cac_loaded`` = ``cac`` plus the first-order commissions and fees and the programme
+  costs of the first order (onboarding), per new customer.
+- ``ltv`` = margin realised in the run per new customer: gross margin less programme
+  costs, with the first-order commissions, fees and programme costs added back (they
+  count once, in ``cac_loaded``). So ``ltv - cac_loaded`` is the profit per customer.
+- ``ltv_projected`` = first-order margin + margin per active customer-day x the
+  discounted days a new customer is expected to stay active within
+  ``[economics] horizon_days`` (the observed daily churn hazard, a geometric lifetime,
+  ``discount_rate`` a year).
+- ``ltv_cac`` = ``ltv_projected`` / ``cac_loaded``.
+- ``payback_days``: the age at which a new customer's expected discounted margin covers
+  ``cac_loaded`` (inf: never, at the observed rates).
+- ``contribution`` = gross margin - media spend - programme costs (the variable costs);
+  ``profit`` = ``contribution`` - fixed costs (the channel's; the market's also counts
+  the programme costs tied to no channel).
+
+A channel that spends and wins no one has ``cac`` = inf (it sorts last; no aggregation
+drops it); a channel that neither spends nor wins has NaN (nothing to say).
 
 Where a result lacks a counter the kernel does not (yet) record, the figure is
 estimated from the stored scenario and named in ``attrs["estimated"]``: first-order
@@ -32,6 +40,8 @@ import xarray as xr
 from simulation.analysis.common import per_channel, safe_div, scenario_of
 
 DEFAULT_HORIZON_DAYS = 3 * 365
+DEFAULT_DISCOUNT_RATE = 0.10
+"""``[economics]`` defaults (simulation/scenario.py), for results stored without them."""
 MIN_CUSTOMERS = 20
 
 
@@ -87,88 +97,117 @@ def active_by_channel(ds: xr.Dataset) -> tuple[xr.DataArray, bool]:
     return net * scale, True
 
 
-def unit_economics(ds: xr.Dataset, horizon_days: int = DEFAULT_HORIZON_DAYS) -> xr.Dataset:
-    """The unit economics table over ``channel`` (sweep dimensions come along)."""
-    customers = ds.conversions.sum("day")
-    media = ds.media_spend.sum("day") if "media_spend" in ds else ds.spend.sum("day")
-    fixed = ds.fixed_cost.sum("day") if "fixed_cost" in ds else 0.0 * media
-    spend = ds.spend.sum("day")
+def unit_economics(ds: xr.Dataset, market: bool = False) -> xr.Dataset:
+    """The outcome figures over ``channel`` (sweep dimensions come along); with
+    ``market``, the whole market as one channel named ``market``."""
+    econ = scenario_of(ds).get("economics", {})
+    horizon_days = int(econ.get("horizon_days", DEFAULT_HORIZON_DAYS))
+    discount_rate = float(econ.get("discount_rate", DEFAULT_DISCOUNT_RATE))
     fees_daily, est_fees = acquisition_fees(ds)
-    fees = fees_daily.sum("day")
-    revenue = ds.revenue.sum("day")
-    gm = ds.gross_margin.sum("day")
-    programme = ds.programme_cost.sum("day") if "programme_cost" in ds else 0.0 * gm
     m1, est_m1 = first_order_margin(ds)
     active, est_active = active_by_channel(ds)
-    active_days = active.sum("day")
-    churned = ds.churned.sum("day")
-
-    cac = safe_div(media + fixed + fees, customers)
-    margin = gm - programme + fees  # after serving costs, before acquisition fees
-    ltv_realised = safe_div(margin, customers)
-    m1 = xr.where(customers > 0, np.minimum(m1, ltv_realised), m1)
+    zero = 0.0 * ds.conversions
+    book = xr.Dataset({
+        "customers": ds.conversions,
+        "media_spend": ds.media_spend if "media_spend" in ds else ds.spend,
+        "fixed_cost": ds.fixed_cost if "fixed_cost" in ds else zero,
+        "acquisition_fees": fees_daily,
+        "acquisition_programme_cost": ds.get("acquisition_programme_cost", zero),
+        "revenue": ds.revenue,
+        "gross_margin": ds.gross_margin,
+        "programme_cost": ds.get("programme_cost", zero),
+        "active": active,
+        "churned": ds.churned,
+    })
+    first_margin = m1.fillna(0.0) * ds.conversions.sum("day")
+    if market:
+        book = book.sum("channel").expand_dims(channel=["market"])
+        first_margin = first_margin.sum("channel").expand_dims(channel=["market"])
+        if "programme_fixed_cost" in ds:
+            book["fixed_cost"] = book.fixed_cost + ds.programme_fixed_cost
+    active_days = book.active.sum("day")
+    book = book.drop_vars("active").sum("day")
+    customers = book.customers
+    spend = book.media_spend + book.fixed_cost
+    acquisition = book.acquisition_fees + book.acquisition_programme_cost
+    cac = _per_customer(spend, customers)
+    cac_loaded = _per_customer(spend + acquisition, customers)
+    margin = book.gross_margin - book.programme_cost + acquisition
+    ltv = safe_div(margin, customers)
+    m1 = safe_div(first_margin, customers)
+    m1 = xr.where(customers > 0, np.minimum(m1, ltv), m1)
     repeat = (margin - m1 * customers).clip(min=0.0)
     rate = safe_div(repeat, active_days).fillna(0.0)  # margin per active customer-day
-    hazard = safe_div(churned, active_days).clip(max=1.0).fillna(0.0)
-    q = 1.0 - hazard
+    hazard = safe_div(book.churned, active_days).clip(max=1.0).fillna(0.0)
+    kept = (1.0 - hazard) * (1.0 + discount_rate) ** (-1.0 / 365.0)  # survival x discount
     with np.errstate(divide="ignore", invalid="ignore"):
-        expected_days = xr.where(hazard > 0, q * (1.0 - q ** horizon_days) / hazard,
+        expected_days = xr.where(kept < 1.0, kept * (1.0 - kept ** horizon_days) / (1.0 - kept),
                                  float(horizon_days))
     ltv_projected = xr.where(customers > 0, m1 + rate * expected_days, np.nan)
-    payback = _payback_days(cac, m1, rate, hazard, horizon_days)
-    contribution = gm - programme - spend
+    payback = _payback_days(cac_loaded, m1, rate, kept)
+    contribution = book.gross_margin - book.media_spend - book.programme_cost
 
     out = xr.Dataset({
         "customers": customers,
         "spend": spend,
-        "media_spend": media,
-        "fixed_cost": fixed,
-        "acquisition_fees": fees,
+        "media_spend": book.media_spend,
+        "fixed_cost": book.fixed_cost,
+        "acquisition_fees": book.acquisition_fees,
+        "acquisition_programme_cost": book.acquisition_programme_cost,
         "cac": cac,
-        "revenue": revenue,
-        "gross_margin": gm,
-        "programme_cost": programme,
+        "cac_loaded": cac_loaded,
+        "revenue": book.revenue,
+        "gross_margin": book.gross_margin,
+        "programme_cost": book.programme_cost,
         "first_order_margin": xr.where(customers > 0, m1, np.nan),
         "margin_per_active_day": xr.where(customers > 0, rate, np.nan),
         "churn_hazard": xr.where(customers > 0, hazard, np.nan),
-        "monthly_churn": xr.where(customers > 0, 1.0 - q ** 30, np.nan),
-        "ltv_realised": ltv_realised,
+        "monthly_churn": xr.where(customers > 0, 1.0 - (1.0 - hazard) ** 30, np.nan),
+        "ltv": ltv,
         "ltv_projected": ltv_projected,
-        "ltv_cac": _ratio(ltv_projected, cac),
-        "ltv_cac_realised": _ratio(ltv_realised, cac),
+        "ltv_cac": _ratio(ltv_projected, cac_loaded),
         "payback_days": xr.where(customers > 0, payback, np.nan),
         "contribution": contribution,
-        "contribution_per_customer": safe_div(contribution, customers),
-        "contribution_margin": safe_div(contribution, revenue),
-        "roas": safe_div(revenue, spend),
-        "active_at_end": active.isel(day=-1, drop=True),
+        "profit": contribution - book.fixed_cost,
+        "profit_per_customer": safe_div(contribution - book.fixed_cost, customers),
+        "contribution_margin": safe_div(contribution, book.revenue),
+        "roas": safe_div(book.revenue, spend),
     })
+    if not market:
+        out["active_at_end"] = active.isel(day=-1, drop=True)
     estimated = [name for name, flag in (("acquisition fees", est_fees),
                                         ("first-order margin", est_m1),
                                         ("active customers by channel", est_active)) if flag]
     out.attrs["estimated"] = ", ".join(estimated)
-    out.attrs["horizon_days"] = int(horizon_days)
+    out.attrs["horizon_days"] = horizon_days
+    out.attrs["discount_rate"] = discount_rate
     return out
+
+
+def _per_customer(cost: xr.DataArray, customers: xr.DataArray) -> xr.DataArray:
+    """cost / customers; inf for a cost that won no one, NaN for neither."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return xr.where(customers > 0, cost / customers, xr.where(cost > 0, np.inf, np.nan))
 
 
 def _ratio(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:
     """num / den with inf for a free channel that has customers (den == 0, num > 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return xr.where(den > 0, num / den, xr.where(num > 0, np.inf, np.nan))
+        return xr.where(den > 0, num / den, xr.where((num > 0) & (den == 0), np.inf, np.nan))
 
 
-def _payback_days(cac, m1, rate, hazard, horizon_days):
-    """Smallest age t (days) with m1 + rate * sum_{k=1..t} (1-h)^k >= CAC; inf if never."""
+def _payback_days(cac, m1, rate, kept):
+    """Smallest age t (days) with m1 + rate * sum_{k=1..t} kept^k >= CAC; inf if never.
+    ``kept`` is a day's survival times its discount factor."""
     with np.errstate(divide="ignore", invalid="ignore"):
         need = cac - m1
-        q = 1.0 - hazard
         linear = np.ceil(need / rate)
-        x = need * hazard / (rate * q)
-        geometric = np.ceil(np.log1p(-x) / np.log(q))
-        t = xr.where(hazard > 0, xr.where(x < 1.0, geometric, np.inf), linear)
+        x = need * (1.0 - kept) / (rate * kept)
+        geometric = np.ceil(np.log1p(-x) / np.log(kept))
+        t = xr.where(kept < 1.0, xr.where(x < 1.0, geometric, np.inf), linear)
         t = xr.where(rate > 0, t, np.inf)
         t = xr.where(need <= 0, 0.0, t)
-        return xr.where(cac.notnull(), t, np.nan)
+        return xr.where(np.isfinite(cac), t, np.nan)
 
 
 # -- cohort retention ------------------------------------------------------------

@@ -21,9 +21,9 @@ KPIS = {
     "profit": ("profit (gross margin - programme costs - spend)", "currency"),
     "revenue": ("revenue", "currency"),
     "customers": ("new customers", "customers"),
-    "cac": ("blended CAC (spend / new customers)", "currency per customer"),
-    "ltv": ("realised LTV (margin after programmes / new customers)", "currency per customer"),
-    "ltv_cac": ("realised LTV / CAC", "ratio"),
+    "cac": ("CAC ((media + fixed cost) / new customers)", "currency per customer"),
+    "ltv": ("LTV (margin realised in the run per new customer)", "currency per customer"),
+    "ltv_cac": ("LTV/CAC (projected LTV / loaded CAC)", "ratio"),
     "roas": ("ROAS (revenue / spend)", "ratio"),
     "active_at_end": ("active customers at the end", "customers"),
 }

@@ -151,9 +151,9 @@ def economics(ds: xr.Dataset):
     colours = channel_colours(names)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.8), gridspec_kw={"width_ratios": [1.25, 1]})
     n = econ.customers.values
-    cac = econ.cac.values
+    cac = econ.cac_loaded.values
     ltv = econ.ltv_projected.values
-    real = econ.ltv_realised.values
+    real = econ.ltv.values
     shown = [i for i, _ in enumerate(names) if n[i] > 0 and np.isfinite(cac[i]) and cac[i] > 0]
     free = [names[i] for i, _ in enumerate(names) if n[i] > 0 and cac[i] == 0]
     if shown:
@@ -198,12 +198,13 @@ def economics(ds: xr.Dataset):
         ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.95)
     else:
         ax.text(0.5, 0.5, "no channel acquired paid customers", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("CAC: media + fixed cost + acquisition fees per new customer (currency)")
+    ax.set_xlabel("loaded CAC: media + fixed cost + first-order fees and onboarding per new "
+                  "customer (currency)")
     ax.set_ylabel("LTV per customer (currency)")
     ax.set_title("CAC versus LTV (bubble area ~ new customers)")
     ax.grid(True, alpha=0.3, which="both")
 
-    contrib = econ.contribution.values
+    contrib = econ.profit.values
     spent = econ.spend.values
     keep = [i for i in range(len(names)) if n[i] > 0 or spent[i] > 0]
     order = [i for i in np.argsort(contrib) if i in keep]
@@ -226,8 +227,8 @@ def economics(ds: xr.Dataset):
                 va="center", ha="left", fontsize=8)
     bx.set_xlim(min(contrib.min(), 0) - 0.05 * span, max(contrib.max(), 0) + 0.6 * span)
     bx.xaxis.set_major_formatter(MONEY)
-    bx.set_xlabel("contribution over the run (currency)")
-    bx.set_title("Contribution = gross margin - programme costs - spend")
+    bx.set_xlabel("profit over the run (currency)")
+    bx.set_title("Profit = gross margin - programme costs - spend")
     bx.grid(True, axis="x", alpha=0.3)
     note = ""
     if free:

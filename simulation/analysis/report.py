@@ -31,6 +31,7 @@ from simulation.analysis.diagnostics import (
 from simulation.analysis.economics import unit_economics
 from simulation.analysis.kinds import DESCRIPTIONS, KPIS, RUN_KINDS
 from simulation.analysis.plots import REQUIRES, PlotError, figure, png_bytes
+from simulation.analysis.summary import definitions
 from simulation.analysis.sweep import by_variant, interval, kpis
 from simulation.outputs import write_file
 
@@ -117,21 +118,19 @@ def _run_sections(ds: xr.Dataset) -> list[str]:
     for ch in names:
         e = econ.sel(channel=ch)
         rows.append([_esc(ch), _num(e.spend), _num(e.customers, "int"), _num(e.cac),
-                     _num(e.ltv_realised), _num(e.ltv_projected), _num(e.ltv_cac, "ratio"),
-                     _num(e.payback_days, "days"), _num(e.monthly_churn, "pct"),
-                     _num(e.contribution), _num(e.contribution_margin, "pct"), _num(e.roas, "ratio")])
+                     _num(e.cac_loaded), _num(e.ltv), _num(e.ltv_projected),
+                     _num(e.ltv_cac, "ratio"), _num(e.payback_days, "days"),
+                     _num(e.monthly_churn, "pct"), _num(e.contribution), _num(e.profit),
+                     _num(e.roas, "ratio")])
     years = econ.attrs["horizon_days"] / 365
-    note = (f"<p class=note>CAC = (media + fixed cost + commission and fees on first orders) / new "
-            f"customers. Realised LTV: margin of the channel's customers in the run, less programme "
-            f"costs, fees of first orders added back. Projected LTV: first-order margin + margin per "
-            f"active day x expected active days within {years:g} years at the channel's churn. "
-            f"Payback: days until a new customer's expected margin covers CAC.")
+    note = f"<p class=note>{_esc(definitions(ds))}. Payback: days until a new customer's " \
+           "expected discounted margin covers the loaded CAC."
     if econ.attrs.get("estimated"):
         note += f" Estimated from the scenario: {_esc(econ.attrs['estimated'])}."
     parts.append("<h2>Unit economics by acquisition channel</h2>" + _table(
-        ["channel", "spend", "new customers", "CAC", "LTV realised", f"LTV projected ({years:g}y)",
-         "LTV/CAC", "payback days", "monthly churn", "contribution", "contribution margin",
-         "ROAS"], rows) + note + "</p>")
+        ["channel", "spend", "new customers", "CAC", "CAC loaded", "LTV (in the run)",
+         f"LTV projected ({years:g}y)", "LTV/CAC", "payback days", "monthly churn",
+         "contribution", "profit", "ROAS"], rows) + note + "</p>")
 
     conv = ds.attributed_conversions
     rev = attributed_revenue(ds)

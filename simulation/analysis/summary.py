@@ -20,9 +20,12 @@ COLUMNS = (
     ("customers", "customers"),
     ("conv. rate", "conversion_rate"),
     ("CAC", "cac"),
+    ("CAC loaded", "cac_loaded"),
     ("revenue", "revenue"),
     ("LTV", "ltv"),
+    ("LTV proj.", "ltv_projected"),
     ("LTV/CAC", "ltv_cac"),
+    ("profit", "profit"),
     ("churn", "churn_rate"),
 )
 
@@ -39,9 +42,12 @@ def channel_summary(ds: xr.Dataset) -> list[dict]:
             "customers": int(sel.customers),
             "conversion_rate": float(sel.conversion_rate),
             "cac": float(sel.cac),
+            "cac_loaded": float(sel.cac_loaded),
             "revenue": float(sel.revenue.sum()),
             "ltv": float(sel.ltv),
+            "ltv_projected": float(sel.ltv_projected),
             "ltv_cac": float(sel.ltv_cac),
+            "profit": float(sel.profit.sum()),
             "churn_rate": float(sel.churn_rate),
         })
     return rows
@@ -68,12 +74,14 @@ def _fmt(key: str, value) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "–"
     if isinstance(value, float) and math.isinf(value):
-        return "∞"
+        if key in ("cac", "cac_loaded"):  # spent, won no one
+            return "no customers"
+        return "free" if key == "ltv_cac" else "∞"
     if key in ("conversion_rate", "churn_rate"):
         return f"{100 * value:.1f}%"
     if key == "ltv_cac":
         return f"{value:.2f}"
-    if key in ("cac", "ltv"):
+    if key in ("cac", "cac_loaded", "ltv", "ltv_projected"):
         return f"{value:,.2f}"
     if isinstance(value, (int, np.integer)):
         return f"{value:,}"
@@ -85,13 +93,33 @@ def summary_table(ds: xr.Dataset) -> Table:
     name = ds.attrs.get("scenario_name", "run")
     table = Table(title=f"{escape(str(name))}: {int(ds.attrs['agents']):,} customers x "
                         f"{int(ds.attrs['days'])} days (seed {ds.attrs['seed']})")
+    names = [str(c) for c in ds.channel.values]
     for header, key in COLUMNS:
-        table.add_column(header, justify="left" if key == "channel" else "right")
+        if key == "channel":  # names whole; the figures wrap instead
+            table.add_column(header, justify="left", no_wrap=True,
+                             min_width=max(map(len, names), default=7))
+        else:
+            table.add_column(header, justify="right")
     for row in channel_summary(ds):
         table.add_row(*[escape(_fmt(key, row[key])) for _, key in COLUMNS])
     t = totals(ds)
     table.caption = (f"revenue {t['revenue']:,.0f} · gross margin {t['gross_margin']:,.0f} · "
                      f"spend {t['spend']:,.0f} · programmes {t['programmes']:,.0f} · "
                      f"profit {t['profit']:,.0f} · "
-                     f"customers {t['customers']:,} ({t['active_at_end']:,} active at the end)")
+                     f"customers {t['customers']:,} ({t['active_at_end']:,} active at the end)\n"
+                     + definitions(ds))
     return table
+
+
+def definitions(ds: xr.Dataset) -> str:
+    """The one line that says what the figures are (simulation/analysis/economics.py)."""
+    from simulation.analysis.common import scenario_of
+    from simulation.analysis.economics import DEFAULT_DISCOUNT_RATE, DEFAULT_HORIZON_DAYS
+
+    econ = scenario_of(ds).get("economics", {})
+    horizon = int(econ.get("horizon_days", DEFAULT_HORIZON_DAYS))
+    rate = float(econ.get("discount_rate", DEFAULT_DISCOUNT_RATE))
+    return ("CAC = (media + fixed cost) / new customers; CAC loaded adds first-order "
+            "commissions, fees and onboarding; LTV = margin realised in the run per customer; "
+            f"LTV proj. = over {horizon} days at {100 * rate:g}%/year; "
+            "LTV/CAC = LTV proj. / CAC loaded; profit = margin - all its costs")

@@ -13,30 +13,24 @@ import numpy as np
 import xarray as xr
 from scipy.special import stdtrit
 
-from simulation.analysis.common import REPLICATE, safe_div, sweep_dims
+from simulation.analysis.common import REPLICATE, sweep_dims
+from simulation.analysis.economics import unit_economics
 from simulation.analysis.kinds import KPIS  # name -> (label, units)
 
 
 def kpis(ds: xr.Dataset) -> xr.Dataset:
-    """One value per run of each key figure (sweep and replicate dimensions kept)."""
-    spend = ds.spend.sum(("day", "channel"))
-    gm = ds.gross_margin.sum(("day", "channel"))
-    if "programme_cost" in ds:  # post-purchase programmes: a cost of keeping customers
-        gm = gm - ds.programme_cost.sum(("day", "channel"))
-    if "programme_fixed_cost" in ds:
-        gm = gm - ds.programme_fixed_cost.sum("day")
-    revenue = ds.revenue.sum(("day", "channel"))
-    customers = ds.conversions.sum(("day", "channel"))
-    cac = safe_div(spend, customers)
-    ltv = safe_div(gm, customers)
+    """One value per run of each key figure (sweep and replicate dimensions kept): the
+    whole market's outcomes, as :func:`~simulation.analysis.economics.unit_economics`
+    defines them for a channel."""
+    m = unit_economics(ds, market=True).squeeze("channel", drop=True)
     out = xr.Dataset({
-        "profit": gm - spend,
-        "revenue": revenue,
-        "customers": customers,
-        "cac": cac,
-        "ltv": ltv,
-        "ltv_cac": safe_div(ltv, cac),
-        "roas": safe_div(revenue, spend),
+        "profit": m.profit,
+        "revenue": m.revenue,
+        "customers": m.customers,
+        "cac": m.cac,
+        "ltv": m.ltv,
+        "ltv_cac": m.ltv_cac,
+        "roas": m.roas,
         "active_at_end": ds.stage_count.isel(day=-1).sel(stage="active", drop=True),
     })
     for name, (label, units) in KPIS.items():

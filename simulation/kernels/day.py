@@ -381,6 +381,7 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
         pop[F_FLAGS][i] |= ONBOARDED
         cnt[CH.onboarded * nch + c] += 1.0
         cnt[CH.programme_cost * nch + c] += par.onboarding_cost
+        cnt[CH.acquisition_programme_cost * nch + c] += par.onboarding_cost
         health += par.onboarding_boost
     rev, margin, fees = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, base)
     cnt[CH.first_order_revenue * nch + c] += rev

@@ -280,6 +280,7 @@ class Customer(mesa.Agent):
             self.onboarded = True
             ledger.add(CH.onboarded, c)
             ledger.add(CH.programme_cost, c, rules.onboarding_cost)
+            ledger.add(CH.acquisition_programme_cost, c, rules.onboarding_cost)
             health += rules.onboarding_boost
         revenue, margin, fees = self._book_order(c, day)
         ledger.add(CH.first_order_revenue, c, revenue)

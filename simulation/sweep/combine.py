@@ -40,10 +40,10 @@ OUTCOME_INFO = {
     "profit": ("profit", "gross margin - spend - programme costs, over the run"),
     "revenue": ("revenue", "net revenue over the run"),
     "customers": ("customers", "customers acquired over the run"),
-    "cac": ("CAC", "blended acquisition cost: spend / customers acquired"),
-    "ltv": ("LTV", "realised value per acquired customer: (gross margin - programme "
-                   "costs) / customers"),
-    "ltv_cac": ("LTV/CAC", "ltv / cac"),
+    "cac": ("CAC", "market acquisition cost: (media spend + fixed cost) / customers acquired"),
+    "ltv": ("LTV", "margin realised in the run per acquired customer, first-order "
+                   "acquisition costs added back (they are in the loaded CAC)"),
+    "ltv_cac": ("LTV/CAC", "projected LTV / loaded CAC"),
     "churn": ("churn", "share of acquired customers churned by the end"),
     "brand_equity": ("brand equity", "brand equity on the last day"),
 }
@@ -164,44 +164,19 @@ def _array(values) -> np.ndarray:
 # -- outcomes and the summary ---------------------------------------------------------
 
 
-def _total(ds: xr.Dataset, name: str) -> xr.DataArray | None:
-    if name not in ds:
-        return None
-    da = ds[name]
-    return da.sum([d for d in ("day", "channel") if d in da.dims])
-
-
 def outcomes(ds: xr.Dataset) -> xr.Dataset:
-    """Key outcomes of every run (a run's dataset or a combined one: sweep dims stay)."""
-    spend = _total(ds, "spend")
-    gm = _total(ds, "gross_margin")
-    programme = _total(ds, "programme_cost")
-    fixed_programme = _total(ds, "programme_fixed_cost")
-    programmes = sum(x for x in (programme, fixed_programme) if x is not None)
-    customers = _total(ds, "customers")
-    if customers is None:
-        customers = _total(ds, "conversions")
-    out = {}
-    if gm is not None and spend is not None:
-        out["profit"] = gm - spend - programmes
-    if "revenue" in ds:
-        out["revenue"] = _total(ds, "revenue")
-    if customers is not None:
-        out["customers"] = customers
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if spend is not None:
-                out["cac"] = xr.where(customers > 0, spend / customers, np.nan)
-            if gm is not None:
-                value = gm - (programme if programme is not None else 0)
-                out["ltv"] = xr.where(customers > 0, value / customers, np.nan)
-            if "cac" in out and "ltv" in out:
-                out["ltv_cac"] = xr.where(out["cac"] > 0, out["ltv"] / out["cac"], np.nan)
-            churned = _total(ds, "churned")
-            if churned is not None:
-                out["churn"] = xr.where(customers > 0, churned / customers, np.nan)
+    """Key outcomes of every run (a run's dataset or a combined one: sweep dims stay):
+    the market's figures of :func:`simulation.analysis.sweep.kpis`, churn and equity."""
+    from simulation.analysis.sweep import kpis
+
+    k = kpis(ds)
+    out = {name: k[name] for name in ("profit", "revenue", "customers", "cac", "ltv", "ltv_cac")}
+    churned = ds.churned.sum(("day", "channel"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["churn"] = xr.where(k.customers > 0, churned / k.customers, np.nan)
     if "brand_equity" in ds and "day" in ds["brand_equity"].dims:
         out["brand_equity"] = ds["brand_equity"].isel(day=-1, drop=True)
-    result = xr.Dataset({k: v.astype(float) for k, v in out.items()})
+    result = xr.Dataset({name: v.astype(float) for name, v in out.items()})
     for name, (header, text) in OUTCOME_INFO.items():
         if name in result:
             result[name].attrs.update(long_name=header, description=text)
@@ -249,16 +224,24 @@ class Summary:
     rows: list[dict] = field(default_factory=list)  # variant, n, <o>_mean/_low/_high
     best: Best | None = None
     level: float = 0.95
+    channel_rows: list[dict] = field(default_factory=list)  # variant, channel, CHANNEL_OUTCOMES
 
     def to_frame(self):
         import pandas as pd
 
         return pd.DataFrame(self.rows).set_index("variant")
 
+    def channel_frame(self):
+        """Each point's per-channel outcomes (means over replicates), as the run's."""
+        import pandas as pd
+
+        return pd.DataFrame(self.channel_rows).set_index(["variant", "channel"])
+
     def to_json(self) -> str:
         body = {"objective": self.objective, "goal": "max" if self.maximise else "min",
                 "level": self.level, "outcomes": self.outcomes, "rows": self.rows,
-                "best": self.best.__dict__ if self.best else None}
+                "best": self.best.__dict__ if self.best else None,
+                "channels": self.channel_rows}
         return json.dumps(_nan_to_none(body), indent=1)
 
 
@@ -325,6 +308,7 @@ def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
             row["replicates"] = max(row.get("replicates", 0), n)
             row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"] = mean, low, high
         summary.rows.append(row)
+    summary.channel_rows = _channel_rows(ds, dims, labels)
     if objective.metric not in stacked:
         return summary
     values = stacked[objective.metric]
@@ -349,6 +333,30 @@ def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
         best.replicates = int(ok.sum())
     summary.best = best
     return summary
+
+
+CHANNEL_OUTCOMES = ("cac", "cac_loaded", "ltv", "ltv_projected", "ltv_cac", "profit")
+"""Per-channel figures of the sweep summary: the runs' own (the result's variables, as
+the run command prints them), averaged over replicates (inf stays inf: spent, no one won)."""
+
+
+def _channel_rows(ds: xr.Dataset, dims: list[str], labels: list[str]) -> list[dict]:
+    if any(name not in ds for name in CHANNEL_OUTCOMES):
+        return []
+    rows = []
+    values = {}
+    for name in CHANNEL_OUTCOMES:
+        da = ds[name].sum("day") if "day" in ds[name].dims else ds[name]
+        if REPLICATE not in da.dims:
+            da = da.expand_dims(REPLICATE)
+        da = da.transpose(*dims, "channel", REPLICATE)
+        with np.errstate(invalid="ignore"):
+            values[name] = da.values.reshape(len(labels), ds.sizes["channel"], -1).mean(axis=2)
+    for i, label in enumerate(labels):
+        for c, channel in enumerate(ds.channel.values):
+            rows.append({"variant": label, "channel": str(channel),
+                         **{name: float(values[name][i, c]) for name in CHANNEL_OUTCOMES}})
+    return rows
 
 
 def _nan_to_none(obj):

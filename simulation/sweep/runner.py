@@ -397,6 +397,8 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
         summary = summarise(combined, objective or experiment.spec.objective)
         write_file(store.out / "summary.csv", summary.to_frame().to_csv())
         write_file(store.out / "summary.json", summary.to_json())
+        if summary.channel_rows:
+            write_file(store.out / "summary_channels.csv", summary.channel_frame().to_csv())
         store.write_manifest("complete", combined=store.combined_path.name)
     finally:
         if isinstance(pool, ForkedPool):  # however this call ends, its workers end

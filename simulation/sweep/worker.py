@@ -23,9 +23,10 @@ from simulation.scenario import Scenario, with_overrides
 from simulation.sweep.experiment import Outputs
 
 REQUIRED = frozenset({
-    "spend", "revenue", "gross_margin", "contribution", "programme_cost",
-    "programme_fixed_cost", "conversions", "customers", "churned", "stage_count",
-    "brand_equity",
+    "spend", "media_spend", "fixed_cost", "revenue", "gross_margin", "contribution", "profit",
+    "programme_cost", "programme_fixed_cost", "acquisition_fees", "acquisition_programme_cost",
+    "first_order_margin", "active", "conversions", "customers", "churned", "stage_count",
+    "brand_equity", "cac", "cac_loaded", "ltv", "ltv_projected", "ltv_cac", "payback_days",
 })
 """Variables the summary needs: kept whatever the experiment's ``outputs`` say."""
 

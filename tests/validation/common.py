@@ -53,7 +53,12 @@ def check_money_adds_up(ds: xr.Dataset, model) -> None:
     np.testing.assert_allclose(tot.order_fees, fees * tot.orders, rtol=1e-9, atol=1e-6)
     costs = tot.cogs + tot.fulfilment_cost + tot.return_cost + tot.commission + tot.order_fees
     np.testing.assert_allclose(tot.gross_margin, tot.revenue - costs, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.contribution, tot.gross_margin - tot.spend - tot.programme_cost,
+    np.testing.assert_allclose(tot.contribution,
+                               tot.gross_margin - tot.media_spend - tot.programme_cost,
+                               rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.profit, tot.contribution - tot.fixed_cost, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(tot.acquisition_programme_cost,
+                               tot.onboarded * sc.post_purchase.onboarding.cost_per_customer,
                                rtol=1e-9, atol=1e-6)
     # programme costs add up from their counts
     pp = sc.post_purchase
@@ -77,7 +82,7 @@ def check_money_adds_up(ds: xr.Dataset, model) -> None:
     # the firm's P&L is the sum of the channels' and the firm-wide programme costs
     assert model.firm.revenue == pytest.approx(float(tot.revenue.sum()))
     assert model.firm.profit == pytest.approx(
-        float(tot.contribution.sum()) - float(ds.programme_fixed_cost.sum()))
+        float(tot.profit.sum()) - float(ds.programme_fixed_cost.sum()))
     # spend follows each reach model's price; fixed costs accrue on the days a channel runs
     creative = (sc.messaging.cost_per_channel_per_day
                 if sc.messaging.strategy == "channel_specific" else 0.0)
