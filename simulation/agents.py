@@ -21,18 +21,25 @@ class ChannelAgent(mesa.Agent):
 
     def __init__(self, model: mesa.Model, config: Channel, index: int):
         super().__init__(model)
-        self.config = config
         self.index = index
         self.name = config.name
         scenario: Scenario = model.scenario
         nseg = len(scenario.segments)
-        self.affinity = np.array([s.affinity.get(config.name, 1.0) for s in scenario.segments])
-        self.audience = np.array([st in config.reach.audience_stages() for st in STAGES])
         self.reach = np.zeros((nseg, len(STAGES)))
         self.effects = np.zeros((nseg, len(STAGES)))
         self.media_spend = 0.0
         self.budget = 0.0
         self.running = False
+        self.configure(scenario)
+
+    def configure(self, scenario: Scenario) -> None:
+        """Read the channel's configuration, its affinities and the product's fit from
+        ``scenario``: at the start, and on the day scheduled changes put another in force."""
+        config = scenario.channels[self.index]
+        self.config = config
+        self.affinity = np.array([s.affinity.get(config.name, 1.0) for s in scenario.segments])
+        self.audience = np.array([st in config.reach.audience_stages() for st in STAGES])
+        self.fit = getattr(config.fit, scenario.product.archetype)
 
     def _effects(self, model, exposures: float, days_live: int) -> np.ndarray:
         """Probability that one exposure moves a customer of segment g in stage s on.
@@ -44,9 +51,8 @@ class ChannelAgent(mesa.Agent):
         """
         cfg = self.config
         pos = model.positioning
-        fit = getattr(cfg.fit, model.scenario.product.archetype)
         align = pos.alignment(cfg.message_alignment)
-        base = fit * align
+        base = self.fit * align
         scale = 1.0 / (1.0 + cfg.dilution * exposures)
         if cfg.novelty.boost > 0.0 and days_live >= 0:
             scale *= 1.0 + cfg.novelty.boost * 0.5 ** (days_live / cfg.novelty.half_life_days)
@@ -124,11 +130,14 @@ class WordOfMouthAgent(mesa.Agent):
     def __init__(self, model: mesa.Model):
         super().__init__(model)
         scenario: Scenario = model.scenario
-        self.config = scenario.word_of_mouth
         nseg = len(scenario.segments)
         self.reach = np.zeros((nseg, len(STAGES)))
         self.effects = np.zeros((nseg, len(STAGES)))
         self.effects[:, UNAWARE] = 1.0
+        self.configure(scenario)
+
+    def configure(self, scenario: Scenario) -> None:
+        self.config = scenario.word_of_mouth
         self.target = {"aware": AWARE, "considering": CONSIDERING, "active": ACTIVE}[
             self.config.adoption
         ]

@@ -134,7 +134,7 @@ def _unwrap(annotation: Any) -> tuple[Any, list]:
     return annotation, []
 
 
-SCALARS = {int: "integer", float: "float", bool: "boolean", str: "string"}
+SCALARS = {int: "integer", float: "float", bool: "boolean", str: "string", Any: "value"}
 
 
 def _type(annotation: Any, constraints: list = ()) -> tuple[str, list[str]]:
@@ -164,7 +164,7 @@ def _type(annotation: Any, constraints: list = ()) -> tuple[str, list[str]]:
         return f"list of {element}", bounds
     if origin is dict:
         element, bounds = _type(args[1])
-        return f"table of {element}", bounds
+        return f"table of {element}", bounds + _bounds(metadata)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "table", []
     return SCALARS.get(annotation, getattr(annotation, "__name__", str(annotation))), _bounds(metadata)

@@ -4,6 +4,7 @@ The channels, word of mouth and the firm are Mesa agents (few, readable); the
 millions of customers are one struct-of-arrays population stepped by the numba
 kernels. Each day:
 
+0. scheduled changes due today put their scenario in force (:meth:`MarketShell.take_effect`);
 1. every channel plans its reach from yesterday's audience (``ChannelAgent.plan``);
 2. ``step_day`` moves every customer (events, exposures, forgetting);
 3. leads queued at capacity-limited channels are served up to capacity;
@@ -24,7 +25,7 @@ from simulation.kernels import day as K
 from simulation.kernels.events import L_COUNT
 from simulation.metrics import MARGIN_COSTS, Recorder, describe
 from simulation.parameters import Rules, kernel_parameters
-from simulation.scenario import STAGES, Scenario, resolve_size
+from simulation.scenario import STAGES, Scenario, resolve_size, scheduled
 from simulation.state import UNAWARE, Population
 
 SALT_STEP, SALT_SERVE, SALT_SEGMENT, SALT_CONSENT = 0, 1, 2, 3
@@ -50,6 +51,9 @@ class MarketShell(mesa.Model):
         self.seed_value = sim.seed
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
+        self.in_force = scenario  # today's: the run's, with the changes that took effect
+        # the scenario in force from each change's day on, validated now; days the run reaches
+        self.pending_changes = [(d, sc) for d, sc in scheduled(scenario) if d < self.days]
         self.day = 0
         self.components = [cls(self) for cls in component_classes()]
         for comp in self.components:
@@ -71,8 +75,31 @@ class MarketShell(mesa.Model):
         self.reach = np.zeros((nseg, len(STAGES), nch))
         self.eff = np.zeros((nseg, len(STAGES), nch))
 
+    def take_effect(self, scenario: Scenario, day: int) -> None:
+        """Put ``scenario`` in force from ``day`` on (a scheduled change): the rules both
+        backends read, the components' and the agents' configuration. What the run has
+        built (customers, equity, launches, members) stays; fields that could not change
+        this way are refused when the scenario loads (``FIXED_DURING_RUN``)."""
+        self.in_force = scenario
+        for comp in self.components:
+            comp.configure(self, scenario, day)
+        self.rules = Rules.from_scenario(scenario, self.post_purchase)
+        self.par, self.segp, self.chp = kernel_parameters(self.rules)
+        self.mechanisms = K.Mechanisms(**{
+            c.name: p for c in self.components if (p := c.kernel_parameters()) is not None})
+        for a in self.marketers:
+            a.configure(scenario)
+        self.read_rules()
+
+    def read_rules(self) -> None:
+        """What a backend derives from ``self.rules`` for its own loop (at the start, and
+        again when a change puts new rules in force)."""
+
     def plan_day(self, day: int) -> None:
-        """Components set the day up; every channel plans its reach and effects."""
+        """Changes due today take effect; components set the day up; every channel plans
+        its reach and effects."""
+        while self.pending_changes and self.pending_changes[0][0] == day:
+            self.take_effect(self.pending_changes.pop(0)[1], day)
         for comp in self.components:
             comp.before_day(self, day)
         for c, a in enumerate(self.marketers):
@@ -153,9 +180,8 @@ class MarketModel(MarketShell):
         self.population = Population(self.n)
         nch = len(self.marketers)
         nseg = len(scenario.segments)
-        self.capacity = np.array([-1 if c is None else c for c in self.rules.capacity], np.int64)
+        self.read_rules()
         self.channel_keys = K.channel_keys(self.channel_names)
-        self.forget = np.array(self.rules.forget, dtype=np.float64)
         self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
         self.counters = np.zeros((self.n_chunks, counters.width(nch, nseg)))
         self.attr = np.zeros((self.n_chunks, 2, len(K.ATTR_MODELS), nch))
@@ -172,6 +198,10 @@ class MarketModel(MarketShell):
         seg_counts = np.bincount(self.population.segment, minlength=nseg).astype(float)
         self.occupancy = np.zeros((nseg, len(STAGES)))
         self.occupancy[:, UNAWARE] = seg_counts
+
+    def read_rules(self) -> None:
+        self.capacity = np.array([-1 if c is None else c for c in self.rules.capacity], np.int64)
+        self.forget = np.array(self.rules.forget, dtype=np.float64)
 
     def step(self) -> None:
         day = self.day

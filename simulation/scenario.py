@@ -8,7 +8,9 @@ reads them is editing a TOML file, not reading a traceback.
 ``--set path=value`` overrides use the same dotted names as the TOML, with list
 entries (segments, channels) addressed by their ``name``:
 ``channels.search.daily_budget=500``. Values are parsed as TOML literals, never
-evaluated as code.
+evaluated as code. Scheduled changes (``[[changes]]``) are the same overrides with a
+day: :func:`scheduled` turns them into the scenario in force from each change's day,
+validated when the scenario loads.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 STAGES = ("unaware", "aware", "considering", "active", "churned")
 """Journey stages, in the order of their integer codes in the customer state."""
@@ -726,6 +735,29 @@ class PostPurchaseConfig(Strict):
     outreach: OutreachConfig = OutreachConfig()
 
 
+class Change(Strict):
+    """A scheduled change: from ``day`` on, the run behaves as if the scenario had the
+    ``set`` values (``simulation/scenario.py``: :func:`scheduled`)."""
+
+    day: int = Field(
+        ge=0, le=MAX_DAY,
+        description="first day simulated with the new values; the days before it are those of "
+                    "the run without the change; a day after the run's last never comes",
+    )
+    set: dict[str, Any] = Field(
+        min_length=1,
+        description="dotted-path overrides, as for `--set` (list entries by name; a table value "
+                    "merges into the table); a later change builds on the earlier ones; fields "
+                    "fixed for the run are refused (see *Scheduled changes* in the README)",
+    )
+
+    @field_validator("set", mode="before")
+    @classmethod
+    def _dotted(cls, value: Any) -> Any:
+        """``[changes.set]`` written as nested tables means the same dotted paths."""
+        return flatten_overrides(value) if isinstance(value, dict) else value
+
+
 class Scenario(Strict):
     name: str = Field("scenario", description="name shown in the summary and stored in the result")
     description: str = Field("", description="free text")
@@ -743,6 +775,11 @@ class Scenario(Strict):
     post_purchase: PostPurchaseConfig = PostPurchaseConfig()
     attribution: AttributionConfig = AttributionConfig()
     economics: Economics = Economics()
+    changes: list[Change] = Field(
+        default_factory=list,
+        description="scheduled changes, `[[changes]]` tables of `day` and `set` (see *Scheduled "
+                    "changes*)",
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -791,27 +828,42 @@ class Scenario(Strict):
 def inert_channels(scenario: Scenario) -> list[str]:
     """Why each enabled channel of ``scenario`` (as resolved) would reach no one in the
     run: one sentence per channel. Valid, but almost always a mistake, so the commands
-    warn; ``enabled = false`` is the way to keep a channel off on purpose."""
+    warn; ``enabled = false`` is the way to keep a channel off on purpose.
+
+    With scheduled changes, a channel is inert when it reaches no one under every
+    scenario in force during the run in which it is enabled: a channel switched on or
+    given a budget by a change is not warned about."""
     days = scenario.simulation.days
+    in_force = [scenario] + [sc for day, sc in scheduled(scenario) if day < days]
     reasons = []
-    for c in scenario.channels:
-        if not c.enabled:
-            continue
-        why = None
-        if c.launch_day >= days:
-            why = f"launches on day {c.launch_day}, after the run's last day ({days - 1})"
-        elif c.reach.model in ("cpm", "cpc") and c.daily_budget == 0:
-            why = f"has no daily_budget (its reach model '{c.reach.model}' buys reach with it)"
-        elif c.reach.model == "fixed" and c.reach.daily_visitors == 0:
-            why = "has reach.daily_visitors = 0"
-        elif c.reach.model == "list" and c.reach.frequency == 0:
-            why = "has reach.frequency = 0"
-        elif not any(s.affinity.get(c.name, 1.0) > 0 for s in scenario.segments):
-            why = "has affinity 0 in every segment"
-        if why:
-            reasons.append(f"channel '{c.name}' {why}, so it reaches no one; set "
+    for i, c in enumerate(scenario.channels):
+        whys = [_why_inert(sc, sc.channels[i], days) for sc in in_force if sc.channels[i].enabled]
+        if whys and all(whys):
+            reasons.append(f"channel '{c.name}' {whys[0]}, so it reaches no one; set "
                            f"channels.{c.name}.enabled = false to keep it off on purpose")
     return reasons
+
+
+def _why_inert(scenario: Scenario, c: Channel, days: int) -> str | None:
+    if c.launch_day >= days:
+        return f"launches on day {c.launch_day}, after the run's last day ({days - 1})"
+    if c.reach.model in ("cpm", "cpc") and c.daily_budget == 0:
+        return f"has no daily_budget (its reach model '{c.reach.model}' buys reach with it)"
+    if c.reach.model == "fixed" and c.reach.daily_visitors == 0:
+        return "has reach.daily_visitors = 0"
+    if c.reach.model == "list" and c.reach.frequency == 0:
+        return "has reach.frequency = 0"
+    if not any(s.affinity.get(c.name, 1.0) > 0 for s in scenario.segments):
+        return "has affinity 0 in every segment"
+    return None
+
+
+def late_changes(scenario: Scenario) -> list[str]:
+    """A sentence for each scheduled change whose day the run never reaches (valid: the
+    same scenario may run longer, but at this length the change does nothing)."""
+    days = scenario.simulation.days
+    return [f"changes[{i}] is on day {c.day}, after the run's last day ({days - 1}), so it "
+            f"never takes effect" for i, c in enumerate(scenario.changes) if c.day >= days]
 
 
 def _unique(what: str, names: list[str]) -> None:
@@ -912,8 +964,9 @@ def _format_loc(loc: tuple, data: dict) -> str:
 
 
 def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
+    """Validate raw scenario data, its scheduled changes included (:func:`scheduled`)."""
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = _format_loc(tuple(err["loc"]), data)
@@ -924,6 +977,9 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
             msg = "unknown key"
         extra = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
         raise ScenarioError(source, field, msg + extra) from None
+    if scenario.changes:
+        scheduled(scenario, source)
+    return scenario
 
 
 def read_toml(path: str | Path) -> dict:
@@ -984,3 +1040,108 @@ def resolve_size(scenario: Scenario, agents: int | None = None, days: int | None
     return with_overrides(scenario, over, source) if over else scenario
 
 
+
+
+# -- scheduled changes -----------------------------------------------------------------
+
+FIXED_DURING_RUN: dict[str, str] = {
+    "name": "the run's label",
+    "description": "the run's label",
+    "simulation": "the run's size, length and seed are fixed when it starts",
+    "changes": "a change cannot schedule changes",
+    "attribution": "the attribution rules credit the whole run",
+    "segments.*.name": "names identify the segments in the result",
+    "segments.*.share": "the population is drawn on day 0",
+    "channels.*.name": "names identify the channels in the result",
+    "product.business_model": "the customers already acquired buy under it",
+    "product.positioning": "it sets the brand equity of day 0",
+    "product.subscription.period_days": "each renewal is scheduled a period ahead",
+    "brand.initial_equity": "it is the brand equity of day 0",
+    "health.decay": "health declines from the day it was last set, so a new decay would "
+                    "reach back before the change",
+    "post_purchase.opt_out_share": "consent is drawn once per customer on day 0",
+    "post_purchase.reminders.cycle_days": "a reminder is scheduled at the order, a cycle ahead",
+}
+"""Fields a scheduled change may not set, and why: they are fixed when the run starts,
+or set per customer in a way a change could not undo (``*``: any entry of the list).
+A channel's ``capacity`` may change its number, not appear: the leads already waiting
+are the scenario's before the change."""
+
+
+def flatten_overrides(table: dict, prefix: str = "", stop=lambda v: False) -> dict:
+    """Nested override tables as dotted paths: ``{channels = {search = {x = 1}}}`` is
+    ``{"channels.search.x" = 1}`` (``stop`` keeps a table it is true of whole)."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value and not stop(value):
+            flat.update(flatten_overrides(value, path, stop))
+        else:
+            flat[path] = value
+    return flat
+
+
+def scheduled(scenario: Scenario, source: str = "<scenario>") -> list[tuple[int, Scenario]]:
+    """``(day, the scenario in force from that day on)`` for each day with changes, in day
+    order: ``scenario`` with every change up to that day applied (a later change builds on
+    the earlier ones; changes of the same day apply in file order), without ``changes`` of
+    its own. Every step is validated; an error names ``changes[i].set.PATH``."""
+    order = sorted(range(len(scenario.changes)), key=lambda i: scenario.changes[i].day)
+    data = _drop_none(copy.deepcopy(scenario.model_dump(mode="json")))
+    data["changes"] = []
+    out: list[tuple[int, Scenario]] = []
+    for i in order:
+        change = scenario.changes[i]
+        where = f"changes[{i}].set"
+        for path, value in change.set.items():
+            before = copy.deepcopy(data)
+            try:
+                apply_override(data, path, value, source)
+            except ScenarioError as exc:
+                raise ScenarioError(source, f"{where}.{path}", exc.message) from None
+            why = _fixed_during_run(path, before, data)
+            if why:
+                raise ScenarioError(source, f"{where}.{path}", why)
+        try:
+            in_force = scenario_from_dict(data, source)
+        except ScenarioError as exc:
+            raise ScenarioError(source, f"{where}.{exc.field}" if exc.field else where,
+                                exc.message) from None
+        if out and out[-1][0] == change.day:
+            out[-1] = (change.day, in_force)
+        else:
+            out.append((change.day, in_force))
+    return out
+
+
+def _fixed_during_run(path: str, before: dict, after: dict) -> str | None:
+    """Why setting ``path`` (which turned ``before`` into ``after``) cannot happen during a
+    run, or None. The path itself is checked, and every field it changed (a table value
+    merges, so ``post_purchase = {opt_out_share = 0.1}`` changes a fixed field too)."""
+    changed = [(path.split("."), None, None), *_changed(before, after, [])]
+    for parts, old, new in changed:
+        for pattern, why in FIXED_DURING_RUN.items():
+            pat = pattern.split(".")
+            if len(parts) >= len(pat) and all(p in ("*", q) for p, q in zip(pat, parts, strict=False)):
+                field = ".".join(parts[: len(pat)])
+                what = "cannot" if field == path else f"{field} cannot"
+                return f"{what} change during a run: {why}"
+        if (len(parts) == 3 and parts[0] == "channels" and parts[2] == "capacity"
+                and (old is None) != (new is None)):
+            return ("a channel's capacity can change during a run, not be set where it was "
+                    "unset (no queue of leads was kept)")
+    return None
+
+
+def _changed(before: Any, after: Any, parts: list[str]):
+    """``(path parts, old, new)`` of every leaf that differs; channels and segments by name."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(before.keys() | after.keys()):
+            if before.get(key) != after.get(key):
+                yield from _changed(before.get(key), after.get(key), [*parts, key])
+    elif (isinstance(before, list) and isinstance(after, list) and len(before) == len(after)
+          and parts in (["channels"], ["segments"])):
+        for old, new in zip(before, after, strict=True):
+            yield from _changed(old, new, [*parts, str(old.get("name"))])
+    else:
+        yield parts, before, after

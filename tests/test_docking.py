@@ -129,6 +129,25 @@ def test_backends_agree_in_distribution(path, overrides):
     assert numba_side["revenue"].mean() > 0 and mesa_side["revenue"].mean() > 0
 
 
+CHANGES = [{"day": 40, "set": {
+    "channels.search.enabled": False, "channels.paid_social.daily_budget": 8.0,
+    "channels.concierge.capacity": 8, "forgetting.aware": 0.05,
+    "post_purchase.reminders.enabled": False, "post_purchase.onboarding.enabled": False,
+    "post_purchase.community.enabled": False}},
+    {"day": 60, "set": {"post_purchase.reminders.enabled": True, "product.price": 34.0}}]
+
+
+@pytest.mark.parametrize("model", ["repeat", "one_time"])
+def test_backends_agree_with_scheduled_changes(model):
+    """Changes at days 40 and 60 (a channel held out, budgets, capacity, programmes off and
+    on again): the backends still agree, the programmes planned at an order included."""
+    scenario = with_overrides(load(BUSY, {"product.business_model": model}), {"changes": CHANGES})
+    mesa_side = replicate_summaries(ReferenceMarketModel, scenario, range(1001, 1001 + REPLICATES))
+    numba_side = replicate_summaries(MarketModel, scenario, range(1, REPLICATES + 1))
+    failures = compare(mesa_side, numba_side)
+    assert not failures, f"changes ({model}): mesa vs numba\n" + "\n".join(failures)
+
+
 def test_a_changed_rule_is_detected(monkeypatch):
     """Doubling the decision effect in the mesa customers must fail the docking test
     (even with half the replicates on the mesa side)."""

@@ -31,6 +31,12 @@ class Component:
     def __init__(self, model) -> None:
         """Read the scenario (``model.scenario``)."""
 
+    def configure(self, model, scenario, day: int) -> None:
+        """Read what the component takes from ``scenario``, keeping the state the run has
+        built: called on ``day`` when scheduled changes (``[[changes]]``) put ``scenario``
+        in force, before ``before_day``. A component whose ``__init__`` reads the scenario
+        reads it here too, so that a change takes effect from its day."""
+
     def before_day(self, model, day: int) -> None:
         """Set today's budgets, effects or kernel parameters."""
 

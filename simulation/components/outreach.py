@@ -22,7 +22,10 @@ class Outreach(Component):
     order = 40
 
     def __init__(self, model):
-        cfg = model.scenario.post_purchase.outreach
+        self.configure(model, model.scenario, 0)
+
+    def configure(self, model, scenario, day: int) -> None:
+        cfg = scenario.post_purchase.outreach
         self.params = Parameters(
             on=bool(cfg.enabled),
             threshold=cfg.threshold if cfg.enabled else 0.0,

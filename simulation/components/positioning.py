@@ -32,6 +32,13 @@ class Positioning(Component):
         self.initial = b.initial_equity if b.initial_equity is not None else INITIAL_EQUITY[
             sc.product.positioning]
         self.equity = self.initial
+        self.history = np.zeros(model.days)
+        self.configure(model, sc, 0)
+
+    def configure(self, model, sc: Scenario, day: int) -> None:
+        """Signals, sensitivities, prices and messaging from ``day`` on; the equity built so
+        far stays (its initial level is day 0's, fixed for the run)."""
+        b = sc.brand
         self.build_rate = b.build_rate
         self.decay = b.decay
         self.signal = np.array(
@@ -44,7 +51,6 @@ class Positioning(Component):
                                     + [sc.product.price / ref])
         self.uniform_message = sc.messaging.strategy == "uniform"
         self.creative_cost = 0.0 if self.uniform_message else sc.messaging.cost_per_channel_per_day
-        self.history = np.zeros(model.days)
 
     def alignment(self, message_alignment: float) -> float:
         return message_alignment if self.uniform_message else 1.0

@@ -30,11 +30,15 @@ class PostPurchase(Component):
 
     def __init__(self, model):
         sc: Scenario = model.scenario
-        pp = sc.post_purchase
-        self.cfg = pp
+        self.cfg = sc.post_purchase
         self.members = 0.0
         self.fixed_cost = np.zeros(model.days)
         self.shares_yesterday = 0.0
+
+    def configure(self, model, sc: Scenario, day: int) -> None:
+        """The programmes in force from ``day`` on; the community keeps its members (they
+        count only while the community is enabled) and yesterday's shares still spread."""
+        self.cfg = sc.post_purchase
 
     def satisfaction(self) -> float:
         pp = self.cfg

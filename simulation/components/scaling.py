@@ -48,7 +48,6 @@ class Scaling(Component):
 
     def __init__(self, model):
         sc: Scenario = model.scenario
-        self.channels = sc.channels
         n = len(sc.channels)
         self.days = model.days
         self.index = {c.name: i for i, c in enumerate(sc.channels)}
@@ -56,15 +55,21 @@ class Scaling(Component):
         self.paused = np.zeros(n, bool)
         self.held = np.full(n, np.nan)  # budget frozen by a 'hold' guardrail
         self.multiplier = np.ones(n)
+        self.budget = np.zeros((model.days, n + 1))
+        self.action = np.zeros((model.days, n + 1), np.int8)
+        self.running_days = np.zeros((model.days, n + 1), np.int8)
+        self.configure(model, sc, 0)
+
+    def configure(self, model, sc: Scenario, day: int) -> None:
+        """Channels, roll-out and guardrails from ``day`` on; launches, pauses, holds and
+        multipliers already decided stay (a channel re-enabled resumes its schedule)."""
+        self.channels = sc.channels
         # a disabled channel drops out of the roll-out: the next one waits for the one before
         self.rollout = [self.index[name] for name in sc.rollout.order
                         if sc.channels[self.index[name]].enabled]
         self.rollout_cfg = sc.rollout
         self.guardrails: list[Guardrail] = sc.guardrails
-        self.budget = np.zeros((model.days, n + 1))
-        self.action = np.zeros((model.days, n + 1), np.int8)
-        self.running_days = np.zeros((model.days, n + 1), np.int8)
-        self.running_days[:, n] = int(sc.word_of_mouth.enabled)
+        self.running_days[day:, len(sc.channels)] = int(sc.word_of_mouth.enabled)
 
     def _may_launch(self, c: int, day: int, model) -> bool:
         cfg = self.channels[c]

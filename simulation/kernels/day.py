@@ -448,6 +448,12 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
     dropout_cut = 1.0
     if par.reminders > 0.0 and (flags[i] & CONSENT):
         dropout_cut = 1.0 - par.reminder_dropout_cut
+    if flags[i] & REMINDER and par.reminders <= 0.0:
+        # planned at the order, but a scheduled change has switched reminders off since:
+        # none is sent, and the wait for the next order chance starts again (memoryless)
+        flags[i] &= ~np.uint8(REMINDER)
+        pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
+        return ACTIVE
     if flags[i] & REMINDER:
         flags[i] &= ~np.uint8(REMINDER)
         cnt[CH.reminders * nch + a] += 1.0

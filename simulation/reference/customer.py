@@ -69,6 +69,8 @@ class Customer(mesa.Agent):
         self.dropout = 0.0                # repeat buyers: chance of dropping out at an opportunity
         self.cycle_start = 0              # day of the last order (or unanswered reminder)
         self.lapse_hazard = 0.0           # one-time buyers: daily lapse hazard since the last order
+        self.lapse_protection = (0.0, 0)  # one-time buyers: onboarding's (churn cut, days) then
+        self.reminder_planned = False     # repeat buyers: a reminder was planned at the last order
         self.onboarded = False
         self.member = False
         self.logged = False               # in the event-export sample
@@ -193,15 +195,16 @@ class Customer(mesa.Agent):
             if random() < self.order_chance:
                 self._order_opportunity(day)
                 return True
-            if (rules.reminders and self.consented
+            if (self.reminder_planned and rules.reminders
                     and day - self.cycle_start == rules.reminder_cycle):
                 self._reminder(day)
                 return True
             return False
         # one-time buyers do not buy again: they lapse, and a channel may win them back
         hazard = self.lapse_hazard
-        if self.onboarded and day - self.acquired_day <= rules.onboarding_days:
-            hazard *= 1.0 - rules.onboarding_churn_cut
+        cut, protected_days = self.lapse_protection
+        if self.onboarded and day - self.acquired_day <= protected_days:
+            hazard *= 1.0 - cut
         if random() < min(1.0, hazard):
             self._churn(day)
             return True
@@ -250,11 +253,15 @@ class Customer(mesa.Agent):
         """After an order: the purchase cycle starts again today."""
         self.cycle_start = day
         rules = self.model.rules
+        # what the order plans is planned under today's rules: a scheduled change later
+        # does not move it (the kernels draw the lapse or the reminder at the order)
+        self.reminder_planned = rules.reminders and self.consented
         if rules.business_model == "one_time":
             hazard = rules.lapse_rate * rules.churn_multiplier[self.segment]
             if self.member:
                 hazard *= 1.0 - self.model.community_churn_cut
             self.lapse_hazard = hazard
+            self.lapse_protection = (rules.onboarding_churn_cut, rules.onboarding_days)
 
     # -- orders --------------------------------------------------------------------------
 

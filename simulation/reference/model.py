@@ -132,8 +132,7 @@ class ReferenceMarketModel(MarketShell):
         nseg = len(scenario.segments)
         nch = len(self.marketers)
         self.word_of_mouth_index = nch - 1
-        self.capacity = self.rules.capacity
-        self.personalised = self.rules.personalised
+        self.read_rules()
         self.ledger = Ledger(nch, nseg)
         self.recorder = Recorder(self.days, nch, nseg, self.ledger.width)
         self.attribution = Attribution(nch, scenario.attribution.half_life_days)
@@ -159,6 +158,10 @@ class ReferenceMarketModel(MarketShell):
         })
         self.mean_health = math.nan
         self.members = 0
+
+    def read_rules(self) -> None:
+        self.capacity = self.rules.capacity
+        self.personalised = self.rules.personalised
 
     # -- the day -----------------------------------------------------------------------
 

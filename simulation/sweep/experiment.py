@@ -35,6 +35,7 @@ from simulation.scenario import (
     Scenario,
     ScenarioError,
     _format_loc,
+    flatten_overrides,
     load_scenario,
     read_toml,
     resolve_size,
@@ -603,10 +604,10 @@ def _normalise(data: dict) -> dict:
         return data
     out = dict(data)
     if isinstance(out.get("set"), dict):
-        out["set"] = _flatten(out["set"])
+        out["set"] = flatten_overrides(out["set"])
     if isinstance(out.get("variants"), list):
         out["variants"] = [
-            {**v, "set": _flatten(v["set"])} if isinstance(v, dict) and isinstance(
+            {**v, "set": flatten_overrides(v["set"])} if isinstance(v, dict) and isinstance(
                 v.get("set"), dict) else v
             for v in out["variants"]]
     if isinstance(out.get("sweep"), list):
@@ -615,24 +616,13 @@ def _normalise(data: dict) -> dict:
             if isinstance(block, dict):
                 block = dict(block)
                 if isinstance(block.get("values"), dict):
-                    block["values"] = _flatten(block["values"])
+                    block["values"] = flatten_overrides(block["values"])
                 if isinstance(block.get("ranges"), dict):
-                    block["ranges"] = _flatten(block["ranges"], stop=lambda v: "low" in v
+                    block["ranges"] = flatten_overrides(block["ranges"], stop=lambda v: "low" in v
                                                or "high" in v)
             blocks.append(block)
         out["sweep"] = blocks
     return out
-
-
-def _flatten(table: dict, prefix: str = "", stop=lambda v: False) -> dict:
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and value and not stop(value):
-            flat.update(_flatten(value, path, stop))
-        else:
-            flat[path] = value
-    return flat
 
 
 def _error(exc: ValidationError, data: dict, source: str) -> ScenarioError:
