@@ -260,7 +260,8 @@ DERIVED: tuple[Variable, ...] = (
         "journey_transitions",
         "journeys",
         "first-order journey transitions (start, "
-        "channels, conversion, no_conversion) over all journeys, for Markov attribution",
+        "channels, conversion, no_conversion) over every step of all journeys (first touch "
+        "to first purchase, or to the end of the run), for Markov attribution",
         "none",
         dims=("from_state", "to_state"),
     ),

@@ -3,22 +3,26 @@
 The rule-based models are credited by the kernel at each conversion
 (``simulation.kernels.day._credit``) from the customer's first touch and last four
 touches. Here journeys are written by hand into a population and the kernel's credit
-is compared with the definitions, written independently below; Markov removal effects
+is compared with the definitions, written independently below. Markov transitions are
+counted touch by touch (``_touch``), so they cover the whole journey; removal effects
 are compared with a direct computation on the same transition matrix (a hand-solved
 chain, and powers of the full stochastic matrix); on real runs every model credits
-exactly the run's conversions.
+exactly the run's conversions, and Markov credit equals that of every customer's full
+journey rebuilt from the event export, in both backends.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import simulation
 from simulation.analysis.markov import conversion_probability, markov_credit, removal_effects
-from simulation.kernels.day import ATTR_MODELS, _credit
+from simulation.events import empty_log
+from simulation.kernels.day import ATTR_MODELS, _credit, _touch, unconverted_journeys
 from simulation.scenario import scenario_from_dict
 from simulation.state import RING, Population
 
@@ -43,16 +47,15 @@ def population_with(journeys: list[list[tuple[int, int]]]) -> Population:
 
 
 def kernel_credit(touches: list[tuple[int, int]], day: int, half_life: float = 7.0):
-    """(attr[model, channel], trans) credited by the kernel for one conversion.
+    """attr[model, channel] credited by the kernel for one conversion.
 
     The revenue twin (first-order revenue 10.0) must carry exactly the same weights.
     """
     pop = population_with([touches])
     attr = np.zeros((2, len(ATTR_MODELS), NCH))
-    trans = np.zeros((NCH + 3, NCH + 3))
-    _credit(pop.arrays(), 0, day, attr, trans, half_life, 10.0)
+    _credit(pop.arrays(), 0, day, attr, half_life, 10.0)
     np.testing.assert_allclose(attr[1], 10.0 * attr[0])
-    return attr[0], trans
+    return attr[0]
 
 
 def expected_credit(touches: list[tuple[int, int]], day: int, half_life: float = 7.0):
@@ -85,12 +88,12 @@ def test_model_order_is_the_contract():
 
 
 def test_one_touch_gets_all_the_credit_under_every_model():
-    attr, _ = kernel_credit([(2, 5)], day=9)
+    attr = kernel_credit([(2, 5)], day=9)
     assert np.array_equal(attr, np.tile(np.eye(NCH)[2], (5, 1)))
 
 
 def test_two_touches():
-    attr, _ = kernel_credit([(0, 1), (3, 5)], day=10, half_life=7.0)
+    attr = kernel_credit([(0, 1), (3, 5)], day=10, half_life=7.0)
     w = np.array([2 ** (-9 / 7), 2 ** (-5 / 7)])
     w /= w.sum()
     assert attr[FIRST].tolist() == [1, 0, 0, 0]
@@ -101,7 +104,7 @@ def test_two_touches():
 
 
 def test_three_touches_with_a_channel_repeated():
-    attr, _ = kernel_credit([(1, 0), (2, 3), (1, 6)], day=6)
+    attr = kernel_credit([(1, 0), (2, 3), (1, 6)], day=6)
     assert attr[FIRST].tolist() == [0, 1, 0, 0]
     assert attr[LAST].tolist() == [0, 1, 0, 0]
     assert attr[LINEAR] == pytest.approx([0, 2 / 3, 1 / 3, 0])
@@ -112,7 +115,7 @@ def test_three_touches_with_a_channel_repeated():
 
 
 def test_four_touches_fill_the_ring_exactly():
-    attr, _ = kernel_credit([(0, 0), (1, 1), (2, 2), (3, 3)], day=3)
+    attr = kernel_credit([(0, 0), (1, 1), (2, 2), (3, 3)], day=3)
     assert attr[POSITION] == pytest.approx([0.4, 0.1, 0.1, 0.4])
     assert attr[LINEAR] == pytest.approx([0.25] * 4)
     assert attr[FIRST].tolist() == [1, 0, 0, 0]
@@ -121,7 +124,7 @@ def test_four_touches_fill_the_ring_exactly():
 def test_longer_journey_keeps_the_first_touch_and_the_last_four():
     # seven touches: 0 first, then 1 1 2 | 3 2 1 3 in the ring; the middle 1 1 2 is gone
     touches = [(0, 0), (1, 2), (1, 4), (2, 6), (3, 8), (2, 9), (1, 11), (3, 12)]
-    attr, trans = kernel_credit(touches, day=12, half_life=7.0)
+    attr = kernel_credit(touches, day=12, half_life=7.0)
     assert attr[FIRST].tolist() == [1, 0, 0, 0]  # the true first touch, no longer in the ring
     assert attr[LAST].tolist() == [0, 0, 0, 1]
     # kept path: (0, 0), then the ring (3, 8), (2, 9), (1, 11), (3, 12)
@@ -129,18 +132,12 @@ def test_longer_journey_keeps_the_first_touch_and_the_last_four():
     # position-based: 0.4 first (channel 0), 0.4 last (channel 3), 0.2 over the 3 middle
     assert attr[POSITION] == pytest.approx([0.4, 0.2 / 3, 0.2 / 3, 0.4 + 0.2 / 3])
     assert attr == pytest.approx(expected_credit(touches, 12))
-    # transitions follow the kept path: start -> 0 -> 3 -> 2 -> 1 -> 3 -> conversion
-    path = [0, 1, 4, 3, 2, 4, NCH + 1]
-    expected = np.zeros_like(trans)
-    for a, b in zip(path, path[1:], strict=False):
-        expected[a, b] += 1
-    assert np.array_equal(trans, expected)
 
 
 def test_half_life_sets_the_time_decay_weights():
     touches = [(0, 0), (1, 10)]
-    short, _ = kernel_credit(touches, day=10, half_life=1.0)
-    long, _ = kernel_credit(touches, day=10, half_life=1000.0)
+    short = kernel_credit(touches, day=10, half_life=1.0)
+    long = kernel_credit(touches, day=10, half_life=1000.0)
     assert short[DECAY, 1] == pytest.approx(1 / (1 + 2 ** -10))
     assert long[DECAY] == pytest.approx([0.5, 0.5, 0, 0], abs=1e-2)
     # no other model depends on the half-life
@@ -148,8 +145,7 @@ def test_half_life_sets_the_time_decay_weights():
 
 
 def test_an_untouched_customer_is_credited_nothing():
-    attr, trans = kernel_credit([], day=3)
-    assert not attr.any() and not trans.any()
+    assert not kernel_credit([], day=3).any()
 
 
 journeys = st.lists(st.tuples(st.integers(0, NCH - 1), st.integers(0, 6)), min_size=1,
@@ -162,12 +158,52 @@ journeys = st.lists(st.tuples(st.integers(0, NCH - 1), st.integers(0, 6)), min_s
        half_life=st.floats(0.5, 60.0, allow_nan=False))
 def test_every_model_matches_its_definition_on_random_journeys(touches, wait, half_life):
     day = touches[-1][1] + wait
-    attr, trans = kernel_credit(touches, day, half_life)
+    attr = kernel_credit(touches, day, half_life)
     assert attr == pytest.approx(expected_credit(touches, day, half_life), abs=1e-12)
     # one conversion: every model hands out exactly one unit of credit
     assert attr.sum(axis=1) == pytest.approx(np.ones(5), abs=1e-12)
-    kept = min(len(touches), RING + 1)
-    assert trans.sum() == kept + 1 and trans[:, NCH + 1].sum() == 1
+
+
+# -- Markov journey transitions, touch by touch -----------------------------------------
+
+
+def kernel_transitions(touches: list[int], bought_after: int | None = None) -> np.ndarray:
+    """The transitions the kernel counts for one customer touched by ``touches`` in turn
+    (``_touch``), ending unconverted at the end of the run (``unconverted_journeys``);
+    with ``bought_after`` = k the customer is marked acquired after the k-th touch, as
+    the first purchase does, and the journey is not closed at the end."""
+    pop = Population(1)
+    arrays = pop.arrays()
+    trans = np.zeros((1, NCH + 3, NCH + 3))
+    log = empty_log(1)
+    for k, c in enumerate(touches):
+        if k == bought_after:
+            pop.acq_channel[0] = touches[k - 1]
+        _touch(arrays, 0, c, k, trans[0], log, 0)
+    unconverted_journeys(arrays, trans)
+    return trans[0]
+
+
+def test_a_journey_longer_than_the_ring_is_counted_step_by_step():
+    touches = [0, 1, 1, 2, 3, 2, 1, 3]  # twice the ring
+    path = [0, *(c + 1 for c in touches), NCH + 2]  # start, channels, no conversion
+    expected = np.zeros((NCH + 3, NCH + 3))
+    for a, b in zip(path, path[1:], strict=False):
+        expected[a, b] += 1
+    assert np.array_equal(kernel_transitions(touches), expected)
+
+
+def test_touches_after_the_first_purchase_are_no_journey():
+    # three touches, then the purchase (through the third), then a lapsed customer's touches
+    trans = kernel_transitions([2, 0, 1, 3, 3, 0], bought_after=3)
+    expected = np.zeros((NCH + 3, NCH + 3))
+    for a, b in [(0, 3), (3, 1), (1, 2)]:  # start -> 2 -> 0 -> 1; its end is the purchase's
+        expected[a, b] += 1
+    assert np.array_equal(trans, expected)
+
+
+def test_an_untouched_customer_has_no_journey():
+    assert not kernel_transitions([]).any()
 
 
 # -- Markov removal effects ------------------------------------------------------------
@@ -309,6 +345,83 @@ def test_markov_row_is_the_removal_effects_of_the_run_transitions(default_run):
     ends = float(trans.sel(to_state=["conversion", "no_conversion"]).sum())
     assert starts == ends
     assert float(trans.sel(to_state="conversion").sum()) == float(ds.conversions.sum())
+
+
+# -- exact Markov: the run's chain is the chain of every full journey -------------------------
+
+
+def absorbing_solve(trans: np.ndarray, removed: int | None = None) -> float:
+    """P(a journey from 'start' ends in conversion), by the fundamental matrix of the
+    absorbing chain (Q transient -> transient, R transient -> absorbing: B = (I - Q)^-1 R).
+
+    Removing a channel sends every transition into it to 'no conversion' (the textbook
+    form; :mod:`simulation.analysis.markov` instead ends the journey at the channel's
+    visits: the same probabilities, reached another way)."""
+    s = trans.shape[0]
+    counts = trans.astype(float).copy()
+    if removed is not None:
+        counts[:, s - 1] += counts[:, removed + 1]
+        counts[:, removed + 1] = 0.0
+    totals = counts[: s - 2].sum(axis=1)
+    P = counts[: s - 2] / np.where(totals > 0, totals, 1.0)[:, None]
+    Q, R = P[:, : s - 2], P[:, s - 2 :]
+    B = np.linalg.solve(np.eye(s - 2) - Q, R)
+    return float(B[0, 0])
+
+
+def test_the_absorbing_solve_on_a_chain_solved_by_hand():
+    # the chain of test_removal_effects_on_a_chain_solved_by_hand: 1/2, 1/6 without A,
+    # 1/4 without B
+    trans = counts([([0], True), ([0, 1], True), ([1], False), ([1], False)], nch=2)
+    assert absorbing_solve(trans) == pytest.approx(0.5)
+    assert absorbing_solve(trans, removed=0) == pytest.approx(1 / 6)
+    assert absorbing_solve(trans, removed=1) == pytest.approx(1 / 4)
+
+
+def full_journeys(ev, channels: list[str]) -> list[tuple[list[int], bool]]:
+    """Every touched customer's whole acquisition journey from the event table: the touches
+    from the first one to the first purchase (converted), or to the end of the run (not).
+
+    Touches after the first purchase (a lapsed customer's, or another channel's later on
+    the purchase day) belong to no acquisition journey; the table keeps each customer's
+    events in the order they happened."""
+    idx = {c: k for k, c in enumerate(channels)}
+    ev = ev.reset_index(drop=True)
+    bought = (ev.event == "purchase").astype(int).groupby(ev.customer).cumsum()
+    pre = ev[(ev.event == "touch") & (bought == 0)]
+    converted = set(ev.customer[ev.event == "purchase"])
+    return [([idx[c] for c in g.channel], customer in converted)
+            for customer, g in pre.groupby("customer")]
+
+
+@pytest.fixture(scope="module", params=["numba", "mesa"])
+def long_journeys(request, default_scenario, tmp_path_factory):
+    """default.toml at 3,000 customers for 120 days, every customer exported: its budgets,
+    written for 200,000 customers, saturate this market, so nearly every journey is far
+    longer than the ring (about 95 touches on average)."""
+    path = tmp_path_factory.mktemp("markov") / f"{request.param}.parquet"
+    ds = simulation.run(default_scenario, agents=3000, days=120, seed=3, backend=request.param,
+                        events_sample=3000, events_path=path)
+    channels = [str(c) for c in ds.channel.values]
+    return ds, full_journeys(pd.read_parquet(path), channels)
+
+
+def test_markov_credit_is_that_of_the_full_journeys(long_journeys):
+    """The run's Markov credit equals Markov credit recomputed from every customer's whole
+    journey in the event table, with the absorbing solve above: no touch is lost however
+    long the journey (the ring keeps only the last RING)."""
+    ds, paths = long_journeys
+    nch = ds.sizes["channel"]
+    assert sum(len(p) > RING + 1 for p, _ in paths) > 0.9 * len(paths)  # the ring overflows
+    trans = counts(paths, nch)
+    assert np.array_equal(ds.journey_transitions.values, trans)
+    base = absorbing_solve(trans)
+    effects = np.array([1.0 - absorbing_solve(trans, c) / base for c in range(nch)])
+    expected = effects / effects.sum()
+    markov = ds.attributed_conversions.sel(attribution_model="markov").values
+    assert markov.sum() == pytest.approx(float(ds.conversions.sum()), rel=1e-9)
+    assert markov / markov.sum() == pytest.approx(expected, abs=1e-6)
+    assert sum(converted for _, converted in paths) == int(ds.conversions.sum())
 
 
 def test_half_life_comes_from_the_scenario(default_scenario):

@@ -18,8 +18,8 @@ rules are named records (:mod:`simulation.parameters`): ``par.price`` (the marke
 ``segp[g].churn_multiplier`` (per segment), ``chp[c].commission`` (per channel); a
 mechanism's own, ``mech.<name>[0]``.
 The accumulators of a chunk
-(``cnt``: the day's counters, ``attr``: attribution credit, ``trans``: journey
-transitions for Markov attribution) are rows owned by that chunk. ``log`` is the
+(``cnt``: the day's counters, ``attr``: rule-based attribution credit, ``trans``: journey
+transitions for Markov attribution, counted touch by touch) are rows owned by that chunk. ``log`` is the
 event log of sampled customers, empty unless events are exported.
 
 What happens to a customer on a day, in order:
@@ -280,8 +280,33 @@ def _after_order(pop, i, a, day, nch, cnt, par, base):
 
 
 @njit(cache=True, inline="always")
-def _touch(pop, i, c, day, log, ch):
+def _journey_state(pop, i):
+    """The Markov state a customer's acquisition journey is in: 0 (start) before the first
+    touch, else 1 + the channel of the latest touch (the ring's newest slot).
+
+    Only meaningful before the first purchase: after it the ring also holds touches of a
+    lapsed customer, which belong to no acquisition journey.
+    """
+    if pop[F_TOUCHES][i] == 0:
+        return 0
+    newest = (int(pop[F_RING_HEAD][i]) + RING - 1) % RING
+    return int(pop[F_RING_CHANNEL][i, newest]) + 1
+
+
+@njit(cache=True, inline="always")
+def _touch(pop, i, c, day, trans, log, ch):
+    """A touch by channel c: onto the ring (the rule-based models' path) and, while the
+    customer has not bought yet, into the Markov counts as the transition from the
+    journey's previous touch (or start) to c.
+
+    Counting each transition as it happens keeps the Markov chain exact however long the
+    journey; the ring keeps only its last RING touches. Touches after the first purchase
+    (of a lapsed customer, or by a channel after the converting one on the same day) are
+    not part of the acquisition journey, as for the rule-based models.
+    """
     touches = pop[F_TOUCHES]
+    if pop[F_ACQ_CHANNEL][i] == NO_CHANNEL:
+        trans[_journey_state(pop, i), c + 1] += 1.0
     if touches[i] == 0 and pop[F_FIRST_CHANNEL][i] == NO_CHANNEL:
         pop[F_FIRST_CHANNEL][i] = c
         pop[F_FIRST_DAY][i] = day
@@ -317,28 +342,19 @@ def _path(pop, i, chans, days):
 
 
 @njit(cache=True)
-def _transitions(trans, chans, length, end):
-    """Count the journey start -> c1 -> ... -> end (Markov attribution's transition counts).
-
-    States: 0 start, 1..nch channels, nch+1 conversion, nch+2 no conversion.
-    """
-    prev = 0
-    for k in range(length):
-        trans[prev, chans[k] + 1] += 1.0
-        prev = chans[k] + 1
-    trans[prev, end] += 1.0
-
-
-@njit(cache=True)
-def _credit(pop, i, day, attr, trans, half_life, revenue):
+def _credit(pop, i, day, attr, half_life, revenue):
     """Credit one conversion (and its first order's ``revenue``) to the touches on the
-    customer's path under each rule-based model."""
+    customer's path under each rule-based model.
+
+    The path is :func:`_path`'s: exact for journeys of up to RING + 1 touches; beyond
+    that the middle touches are missing (first and last touch stay exact). Markov
+    credit does not use it (its transitions are counted touch by touch in :func:`_touch`).
+    """
     chans = np.empty(RING + 1, np.int64)
     days = np.empty(RING + 1, np.float64)
     length = _path(pop, i, chans, days)
     if length == 0:
         return
-    _transitions(trans, chans, length, trans.shape[0] - 2)
     w = np.zeros((5, length))
     w[0, 0] = 1.0
     w[1, length - 1] = 1.0
@@ -387,7 +403,8 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
     cnt[CH.first_order_revenue * nch + c] += rev
     cnt[CH.first_order_margin * nch + c] += margin
     cnt[CH.acquisition_fees * nch + c] += fees
-    _credit(pop, i, day, attr, trans, par.half_life, rev)
+    _credit(pop, i, day, attr, par.half_life, rev)
+    trans[_journey_state(pop, i), trans.shape[0] - 2] += 1.0  # the journey ends: conversion
     pop[F_TOUCHES][i] = 0
     boost = _after_order(pop, i, c, day, nch, cnt, par, base)
     _set_health(pop, i, day, health + boost)
@@ -526,7 +543,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
             continue
         cnt[CH.reached * nch + c] += 1.0
         if s != UNAWARE and s != ACTIVE:
-            _touch(pop, i, c, day, log, ch)
+            _touch(pop, i, c, day, trans, log, ch)
         if moved:
             continue
         if s == CONSIDERING and chp[c].capacity > 0.0:
@@ -540,7 +557,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
             continue
         moved = True
         if s == UNAWARE:
-            _touch(pop, i, c, day, log, ch)
+            _touch(pop, i, c, day, trans, log, ch)
             target = int(par.word_of_mouth_target) if c == nch - 1 else AWARE
             cnt[CH.moved_aware * nch + c] += 1.0
             if target == ACTIVE:
@@ -667,6 +684,7 @@ def serve_leads(day, key, quota, pop, eff, market, mech, segp, chp, cnt_all, att
     for ch in prange(n_chunks):
         par = market[0]
         cnt = cnt_all[ch]
+        trans = trans_all[ch]
         left = quota[ch].copy()
         lo = ch * CHUNK
         hi = min(n, lo + CHUNK)
@@ -681,9 +699,9 @@ def serve_leads(day, key, quota, pop, eff, market, mech, segp, chp, cnt_all, att
             cnt[CH.leads_served * nch + c] += 1.0
             base = stream(key, i)
             lead[i] = 0
-            _touch(pop, i, c, day, log, ch)  # the sales conversation is a touch
+            _touch(pop, i, c, day, trans, log, ch)  # the sales conversation is a touch
             if _draw(base, D_LEAD_SERVED) < eff[g, CONSIDERING, c]:
-                _convert(pop, i, c, day, g, nch, cnt, attr_all[ch], trans_all[ch], log, ch, par,
+                _convert(pop, i, c, day, g, nch, cnt, attr_all[ch], trans, log, ch, par,
                          segp, chp, base)
                 cnt[stage_off + g * 5 + CONSIDERING] -= 1.0
                 cnt[stage_off + g * 5 + ACTIVE] += 1.0
@@ -692,20 +710,19 @@ def serve_leads(day, key, quota, pop, eff, market, mech, segp, chp, cnt_all, att
 
 @njit(parallel=True, cache=True)
 def unconverted_journeys(pop, trans_all):
-    """At the end of a run: journeys of touched customers who never bought end in 'no conversion'."""
+    """At the end of a run: journeys of touched customers who never bought end in 'no
+    conversion' (the transition from their latest touch)."""
     n = pop[F_STAGE].shape[0]
     n_chunks = trans_all.shape[0]
     for ch in prange(n_chunks):
         trans = trans_all[ch]
-        chans = np.empty(RING + 1, np.int64)
-        days = np.empty(RING + 1, np.float64)
+        end = trans.shape[0] - 1
         lo = ch * CHUNK
         hi = min(n, lo + CHUNK)
         for i in range(lo, hi):
             if pop[F_ACQ_CHANNEL][i] != NO_CHANNEL or pop[F_TOUCHES][i] == 0:
                 continue
-            length = _path(pop, i, chans, days)
-            _transitions(trans, chans, length, trans.shape[0] - 1)
+            trans[_journey_state(pop, i), end] += 1.0
 
 
 @njit(parallel=True, cache=True)

@@ -56,6 +56,7 @@ class Customer(mesa.Agent):
         self.first_touch = None           # (channel, day) of the journey's first touch
         self.recent = None                # the journey's last RING touches, (channel, day)
         self.touches = 0                  # touches on the current journey
+        self.journey_last = None          # channel of the latest touch before the first order
         self.reached = 0                  # bit c set once channel c has reached the customer
         self.acquired_by = None           # acquisition channel: the last touch at the first order
         self.acquired_day = None
@@ -294,6 +295,7 @@ class Customer(mesa.Agent):
         ledger.add(CH.first_order_margin, c, margin)
         ledger.add(CH.acquisition_fees, c, fees)
         model.attribution.credit(journey, day, revenue)
+        model.attribution.journey_end(self.journey_last, converted=True)
         self._reset_journey()
         self._set_health(day, health + self._after_order(c))
         self._restart_cycle(day)
@@ -393,6 +395,12 @@ class Customer(mesa.Agent):
     # -- the journey (for attribution) ---------------------------------------------------
 
     def _touch(self, c: int, day: int) -> None:
+        """A touch by channel c. Until the first order it is a step of the acquisition
+        journey, counted for Markov attribution as it happens (so however long the
+        journey, every step counts); later touches (of a lapsed customer) are not."""
+        if self.acquired_by is None:
+            self.model.attribution.journey_step(self.journey_last, c)
+            self.journey_last = c
         if self.first_touch is None:
             self.first_touch = (c, day)
         if self.recent is None:
@@ -404,10 +412,11 @@ class Customer(mesa.Agent):
         self._log(day, EV_TOUCH, c, 0.0)
 
     def _journey(self) -> list[tuple[int, int]]:
-        """The touches attribution sees: the first touch, then the most recent ones.
+        """The touches the rule-based models see: the first touch, then the most recent ones.
 
         Like the kernels, only the last RING touches are remembered besides the first,
-        so a long journey loses its middle.
+        so a long journey loses its middle (Markov attribution counts every step instead,
+        in :meth:`_touch`).
         """
         if not self.touches:
             return []

@@ -96,24 +96,27 @@ class Attribution:
         return [first, last, linear, time_decay, position]  # the order of K.ATTR_MODELS
 
     def credit(self, journey: list[tuple[int, int]], day: int, revenue: float) -> None:
+        """Rule-based credit of one conversion over the journey the customer remembers."""
         if not journey:
             return
-        self._transitions(journey, self.nch + 1)
         for m, shares in enumerate(self.weights(journey, day)):
             for (c, _), share in zip(journey, shares, strict=True):
                 self.credit_by_model[0, m, c] += share
                 self.credit_by_model[1, m, c] += share * revenue
 
-    def did_not_convert(self, journey: list[tuple[int, int]]) -> None:
-        if journey:
-            self._transitions(journey, self.nch + 2)
+    def journey_step(self, previous: int | None, c: int) -> None:
+        """A touch by channel c on an acquisition journey whose last touch was by channel
+        ``previous`` (None: this is its first touch)."""
+        self.transitions[self._state(previous), c + 1] += 1.0
 
-    def _transitions(self, journey, end: int) -> None:
-        state = 0
-        for c, _ in journey:
-            self.transitions[state, c + 1] += 1.0
-            state = c + 1
-        self.transitions[state, end] += 1.0
+    def journey_end(self, previous: int | None, converted: bool) -> None:
+        """The journey ends after its last touch (by ``previous``): in the first order, or
+        with the run still unconverted."""
+        self.transitions[self._state(previous), self.nch + (1 if converted else 2)] += 1.0
+
+    @staticmethod
+    def _state(channel: int | None) -> int:
+        return 0 if channel is None else channel + 1
 
 
 class ReferenceMarketModel(MarketShell):
@@ -287,8 +290,8 @@ class ReferenceMarketModel(MarketShell):
             for c in range(nch):
                 if a.reached >> c & 1:
                     unique[c] += 1
-            if a.acquired_by is None:
-                transitions.did_not_convert(a._journey())
+            if a.acquired_by is None and a.journey_last is not None:
+                transitions.journey_end(a.journey_last, converted=False)
         trans = self.attribution.transitions + transitions.transitions
         size = bytes_per_customer(self.customers[0]) if self.n else 0
         return self.dataset(backend, size, self.attribution.credit_by_model.copy(), trans, unique,
