@@ -220,6 +220,68 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_lift(args) -> int:
+    from simulation import lift
+    from simulation.scenario import ScenarioError, load_scenario, resolve_size
+
+    scenario = load_scenario(args.scenario, args.set)
+    try:
+        resolved = resolve_size(scenario, args.agents, args.days, args.seed,
+                                source="command line")
+    except ScenarioError as exc:
+        raise BadInput(f"{exc.field.replace('simulation.', '--')}: {exc.message}") from None
+    channels = _names(args.channels, "--channels")
+    programmes = _names(args.programmes, "--programmes")
+    hold_outs = lift.targets(resolved, channels, programmes)
+    lift.experiment(resolved, hold_outs, args.from_day, args.replicates)  # validates it
+    out = Path("results") / f"{Path(args.scenario).stem}_lift.nc" if args.out is None else args.out
+    console = _console()
+    from simulation.outputs import OutputFiles
+
+    with OutputFiles(inputs=[args.scenario]) as outputs:
+        out = outputs.add("--out", out, LIFT_BYTES)
+        if args.plot is not None:
+            outputs.add("--plot", args.plot, PLOT_BYTES)
+        from simulation.sweep.command import start_local_workers
+
+        start_local_workers(args.jobs, args.threads, args.scheduler)
+        from simulation.analysis.incrementality import lift_png, lift_table
+        from simulation.io import netcdf_bytes
+
+        runs = (len(hold_outs) + 1) * args.replicates
+        progress = ProgressBar(console, f"lift of {scenario.name}: {runs} runs", "runs",
+                               enabled=not args.quiet)
+        try:
+            ds = lift.run_lift(resolved, channels=channels, programme_names=programmes,
+                               from_day=args.from_day, replicates=args.replicates,
+                               jobs=args.jobs, scheduler=args.scheduler, threads=args.threads,
+                               progress=progress, workdir=out.parent)
+        finally:
+            progress.close()
+        outputs.write("--out", netcdf_bytes(ds))
+        if args.plot is not None:
+            outputs.write("--plot", lift_png(ds))
+        outputs.commit()
+    if not args.quiet:
+        console.print(lift_table(ds))
+        extra = f", plot to {args.plot}" if args.plot else ""
+        console.print(f"lift written to {out}{extra}", markup=False)
+    return 0
+
+
+LIFT_BYTES = 1 << 20
+"""Room a lift result needs on disk (a few figures per target and replicate)."""
+
+
+def _names(text: str | None, flag: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise BadInput(f"{flag}: expected names separated by commas")
+    return names
+
+
 def cmd_sweep(args) -> int:
     from simulation.sweep.command import sweep_command
 
@@ -286,6 +348,34 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("result", help="result NetCDF file, or a sweep directory / its combined.nc")
     report.add_argument("--out", help="HTML file (default beside the result)")
     report.set_defaults(func=cmd_report)
+
+    lift = sub.add_parser("lift", help="what each channel or programme caused: the scenario "
+                                       "run again with it held out, on the same seeds")
+    lift.add_argument("scenario", help="scenario TOML file")
+    lift.add_argument("--channels", metavar="A,B",
+                      help="channels to hold out, one at a time (default: every enabled "
+                           "channel); with two or more, also all together (all_channels)")
+    lift.add_argument("--programmes", metavar="X,Y",
+                      help="post-purchase programmes to hold out, one at a time (e.g. "
+                           "reminders,community)")
+    lift.add_argument("--from-day", type=_non_negative, default=0, metavar="D",
+                      help="hold out from day D on (a scheduled change; default 0)")
+    lift.add_argument("--replicates", type=_positive, default=3,
+                      help="paired replicates (seeds) of the base and each hold-out (default 3)")
+    lift.add_argument("--jobs", type=_positive, default=1, help="parallel runs on this machine")
+    lift.add_argument("--scheduler", metavar="ADDRESS",
+                      help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
+    lift.add_argument("--threads", type=_positive, help="numba threads per run")
+    lift.add_argument("--agents", type=_positive, help="override simulation.agents")
+    lift.add_argument("--days", type=_positive, help="override simulation.days")
+    lift.add_argument("--seed", type=_non_negative, help="override simulation.seed (the "
+                                                         "replicate seeds derive from it)")
+    lift.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                      help="override a scenario field, as for run")
+    lift.add_argument("--out", help="lift NetCDF file (default results/<scenario>_lift.nc)")
+    lift.add_argument("--plot", help="also write the lift plot PNG here")
+    lift.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    lift.set_defaults(func=cmd_lift)
 
     sweep = sub.add_parser("sweep", help="run an experiment: variants and swept parameters "
                                          "over replicates, in parallel")

@@ -127,7 +127,7 @@ def test_a_channel_with_no_effect_changes_only_its_own_figures():
         "scenarios/default.toml", [*off, "channels.paid_social.daily_budget=0"]), **SIZE)
     assert float(quiet.reached.sel(channel="paid_social").sum()) > 1e5
     own = {"spend", "media_spend", "budget", "reached", "unique_reached", "conversion_rate",
-           "cac", "ltv_cac", "contribution"}
+           "cac", "cac_loaded", "ltv_cac", "contribution", "profit"}
     credit = {"attributed_conversions", "attributed_revenue", "journey_transitions"}
     assert differing(quiet, idle, own | credit) == []
     for v in own:

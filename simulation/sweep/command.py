@@ -35,6 +35,21 @@ def sweep_command(args, console: Console) -> int:
         pool.release_workers()  # the process exits next: no need to wait for them
 
 
+def start_local_workers(jobs: int, threads: int | None, scheduler) -> None:
+    """Before anything imports numba: cap this process's threads as the workers need
+    them, and start the workers (those not forked later) while the parent goes on.
+    Call once the input is known to be valid."""
+    if jobs > 1 and scheduler is None:
+        from simulation.sweep.pool import THREAD_VARIABLES, default_threads, start_workers
+
+        per_run = threads or default_threads(jobs)
+        # this process never simulates: its numba (not imported yet) is configured as
+        # the workers it may fork need it
+        for var in THREAD_VARIABLES:
+            os.environ[var] = str(per_run)
+        start_workers(jobs, per_run)
+
+
 def _sweep(args, console: Console) -> int:
     from simulation.sweep.experiment import Objective, load_experiment
 
@@ -54,16 +69,7 @@ def _sweep(args, console: Console) -> int:
             raise ScenarioError("--objective", "", f"expected METRIC or METRIC:max|min with "
                                 f"METRIC one of {', '.join(OUTCOMES)}; got "
                                 f"{args.objective!r}") from None
-    if args.jobs > 1 and args.scheduler is None:
-        from simulation.sweep.pool import THREAD_VARIABLES, default_threads, start_workers
-
-        threads = args.threads or default_threads(args.jobs)
-        # this process never simulates: its numba (not imported yet) is configured as
-        # the workers it may fork need it
-        for var in THREAD_VARIABLES:
-            os.environ[var] = str(threads)
-        # the input is valid: start the workers now (where they are not forked later)
-        start_workers(args.jobs, threads)
+    start_local_workers(args.jobs, args.threads, args.scheduler)
     from simulation.sweep.runner import run_sweep
     out = Path(args.out) if args.out else Path("results") / Path(args.experiment).stem
     # runs found on disk (a resumed sweep) count as done

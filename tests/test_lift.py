@@ -1,0 +1,95 @@
+"""``distsim lift``: a hold-out's lift is the base run minus the same run without the
+channel (or programme), on the same seed, counted by hand here with ``--set``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import DEFAULT, SCENARIOS, assert_one_clear_line, run_cli
+
+import simulation
+from simulation.analysis.economics import unit_economics
+from simulation.io import read_netcdf
+
+SIZE = ["--agents", "3000", "--days", "60"]
+NULL_SOCIAL = ["channels.paid_social.effects.awareness=0",
+               "channels.paid_social.effects.consideration=0",
+               "channels.paid_social.effects.decision=0",
+               "channels.paid_social.effects.retention=0",
+               "channels.paid_social.positioning_signal=0"]
+
+
+def market(ds) -> dict:
+    m = unit_economics(ds, market=True).sel(channel="market")
+    return {"customers": float(m.customers), "orders": float(ds.orders.sum()),
+            "revenue": float(m.revenue), "profit": float(m.profit),
+            "contribution": float(m.contribution)}
+
+
+def by_hand(seed: int, overrides: list[str]) -> dict:
+    sc = simulation.load_scenario(DEFAULT, overrides)
+    return market(simulation.run(sc, agents=3000, days=60, seed=seed))
+
+
+def lift(tmp_path, *args) -> object:
+    out = tmp_path / "lift.nc"
+    rc, _, err = run_cli(["lift", DEFAULT, *SIZE, *map(str, args), "--out", out, "--quiet"])
+    assert rc == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lift.nc"], "no runs left behind"
+    return read_netcdf(out)
+
+
+@pytest.mark.parametrize("from_day, hand", [(0, "channels.search.enabled=false"),
+                                            (30, "channels.search.end_day=29")])
+def test_a_lift_is_the_base_minus_a_hold_out_run_by_hand(tmp_path, from_day, hand):
+    ds = lift(tmp_path, "--channels", "search,email", "--replicates", 1,
+              "--from-day", from_day)
+    assert list(ds.target.values) == ["search", "email", "all_channels"]
+    seed = int(ds.replicate_seed.values[0])
+    base, held = by_hand(seed, []), by_hand(seed, [hand])
+    got = ds.sel(target="search", replicate=0)
+    for key in ("customers", "orders", "revenue", "profit", "contribution"):
+        assert float(got[f"incremental_{key}"]) == pytest.approx(base[key] - held[key],
+                                                                rel=1e-12, abs=1e-6), key
+    assert float(got.incremental_customers) > 0
+
+
+def test_a_channel_with_no_effect_has_a_lift_of_exactly_zero(tmp_path):
+    sets = [a for s in NULL_SOCIAL for a in ("--set", s)]
+    ds = lift(tmp_path, "--channels", "paid_social", "--replicates", 2, *sets)
+    got = ds.sel(target="paid_social")
+    for key in ("customers", "orders", "revenue"):
+        np.testing.assert_array_equal(got[f"incremental_{key}"].values, 0.0)
+    # it only costs: its media spend (no fixed cost), every replicate
+    spend = 250.0 * 60
+    np.testing.assert_allclose(got.incremental_profit.values, -spend, rtol=1e-12)
+    np.testing.assert_allclose(got.incremental_cost.values, spend, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_programmes_and_the_console(tmp_path):
+    scenario = SCENARIOS / "community_flywheel.toml"
+    rc, out, err = run_cli(["lift", scenario, "--agents", "4000", "--days", "120",
+                            "--programmes", "community", "--replicates", 2,
+                            "--out", tmp_path / "l.nc", "--plot", tmp_path / "l.png"])
+    assert rc == 0, err
+    ds = read_netcdf(tmp_path / "l.nc")
+    assert "community" in ds.target.values
+    assert str(ds.kind.sel(target="community").values) == "programme"
+    assert np.isnan(ds.attributed_conversions.sel(target="community")).all()
+    assert "community" in out and "iCAC" in out
+    assert (tmp_path / "l.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--channels", "nope"], "no channel named 'nope'"),
+    (["--programmes", "telepathy"], "no programme named 'telepathy'"),
+    (["--programmes", "community"], "not enabled"),
+    (["--from-day", "60"], "--from-day"),
+    (["--channels", ","], "--channels"),
+])
+def test_bad_lift_input_is_one_line_and_writes_nothing(tmp_path, args, needle):
+    rc, _, err = run_cli(["lift", DEFAULT, *SIZE, *args, "--out", tmp_path / "l.nc"])
+    assert rc == 2
+    assert_one_clear_line(err, needle)
+    assert list(tmp_path.iterdir()) == []
