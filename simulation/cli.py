@@ -252,7 +252,7 @@ def cmd_lift(args) -> int:
         progress = ProgressBar(console, f"lift of {scenario.name}: {runs} runs", "runs",
                                enabled=not args.quiet)
         try:
-            ds = lift.run_lift(resolved, channels=channels, programme_names=programmes,
+            ds, base = lift.run_lift(resolved, channels=channels, programme_names=programmes,
                                from_day=args.from_day, replicates=args.replicates,
                                jobs=args.jobs, scheduler=args.scheduler, threads=args.threads,
                                progress=progress, workdir=out.parent)
@@ -263,7 +263,11 @@ def cmd_lift(args) -> int:
             outputs.write("--plot", lift_png(ds))
         outputs.commit()
     if not args.quiet:
+        from simulation.analysis.diagnostics import console_lines, diagnose
+
         console.print(lift_table(ds))
+        for line in console_lines(diagnose(base, ds)):
+            console.print(line, soft_wrap=True)
         extra = f", plot to {args.plot}" if args.plot else ""
         console.print(f"lift written to {out}{extra}", markup=False)
     return 0

@@ -193,8 +193,9 @@ def run_lift(scenario: Scenario, *, channels: list[str] | None = None,
              programme_names: list[str] | None = None, from_day: int = 0,
              replicates: int = 3, jobs: int = 1, scheduler=None, threads: int | None = None,
              progress=None, source: str = "command line", workdir: str | Path | None = None,
-             ) -> xr.Dataset:
-    """Hold each target out on the same seeds as the base and return the lift dataset.
+             ) -> tuple[xr.Dataset, xr.Dataset]:
+    """Hold each target out on the same seeds as the base; return the lift dataset and
+    the base runs (a dataset over ``replicate``, for diagnostics beside the lift).
 
     The runs are kept in a temporary folder (inside ``workdir`` when given) that is
     removed when this returns, whatever happens.
@@ -207,7 +208,8 @@ def run_lift(scenario: Scenario, *, channels: list[str] | None = None,
     try:
         result = run_sweep(exp, where, jobs=jobs, scheduler=scheduler, threads=threads,
                            progress=progress, keep_workers=False)
-        return lift_dataset(result.combined, hold_outs, from_day)
+        base = result.combined.sel(variant=BASE, drop=True)
+        return lift_dataset(result.combined, hold_outs, from_day), base
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(where)

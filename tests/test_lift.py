@@ -93,3 +93,27 @@ def test_bad_lift_input_is_one_line_and_writes_nothing(tmp_path, args, needle):
     assert rc == 2
     assert_one_clear_line(err, needle)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, agents, days", [("default", 20_000, 180),
+                                                ("community_flywheel", 20_000, 365)])
+def test_the_examples_diagnostics_do_not_contradict_their_lift(name, agents, days):
+    """Neither the plain diagnostics of a run nor those read beside its lift call a
+    channel unprofitable that the hold-outs show paying, or excuse one that loses."""
+    from simulation.analysis.diagnostics import contradictions, diagnose, lift_verdicts
+    from simulation.lift import run_lift
+
+    sc = simulation.load_scenario(SCENARIOS / f"{name}.toml", [
+        f"simulation.agents={agents}", f"simulation.days={days}"])
+    programmes = ["community"] if name == "community_flywheel" else []
+    lift_ds, base = run_lift(sc, programme_names=programmes, replicates=3)
+    verdicts = lift_verdicts(lift_ds)
+    assert {v["verdict"] for v in verdicts.values()} != {"unclear"}
+    plain = diagnose(base.isel(replicate=0, drop=True))
+    assert contradictions(plain, verdicts) == []
+    informed = diagnose(base, lift_ds)
+    assert contradictions(informed, verdicts) == []
+    # every target's verdict is stated, and no channel is excused on attribution alone
+    assert {f.channel for f in informed if f.kind.startswith("lift_")} == set(verdicts)
+    assert not [f for f in plain if "judge it on assisted credit" in f.detail]

@@ -5,14 +5,24 @@ Rules (thresholds are arguments of :func:`diagnose`):
 - *high traffic, low conversion*: a channel with a large share of the reach whose
   conversions per customer reached stay low even under its most generous
   attribution model;
-- *CPA above LTV*: CAC above the projected lifetime value of the customers it brings
-  (a channel that is nobody's last touch is judged on its most generous attributed
-  credit against the average LTV: an *assisting* channel, or money lost);
+- *CPA above LTV*: loaded CAC above the projected lifetime value of the customers it
+  brings (last-touch customers);
+- *spend without customers*: a channel that spends and is nobody's last touch. Its
+  most generous attribution model never excuses it: attribution cannot say what an
+  awareness or retention channel causes, only a hold-out can (``distsim lift``);
+- *lift* (given a lift result of the same scenario): each channel and programme judged
+  on its incremental profit, 95% interval over paired replicates: losing money when
+  the interval lies below 0, paying when above, unclear otherwise. A channel that pays
+  by its lift is not called unprofitable by the attribution-based rules above, and one
+  that loses money is never excused;
 - *high churn* / *low LTV* by acquisition channel, against the all-channel average;
 - *diminishing returns*: the marginal CAC of the last weeks well above the average
   CAC, or above LTV while the average is still below it;
 - *capacity losses*: leads that went cold waiting for a capacity-limited channel,
-  with the customers and margin they would have brought at the channel's close rate.
+  with the customers and margin they would have brought at the channel's close rate;
+- *roll-out stalled*: a channel of ``[rollout]`` that never launched because the gate
+  before it (validation days and conversions) never opened;
+- *few conversions*: a channel's CAC and LTV resting on a handful of customers.
 """
 
 from __future__ import annotations
@@ -34,13 +44,18 @@ class Finding:
     title: str
     detail: str
     figures: dict[str, float] = field(default_factory=dict)
-    severity: str = "warning"  # warning | critical
+    severity: str = "warning"  # ok | warning | critical
 
 
 KIND_TITLES = {
     "low_conversion": "High traffic, low conversion",
     "cpa_above_ltv": "CPA above LTV",
     "assist_only": "Spend without last-touch customers",
+    "lift_loses": "Loses money by its lift",
+    "lift_pays": "Pays by its lift",
+    "lift_unclear": "Lift unclear",
+    "rollout_stalled": "Roll-out stalled",
+    "few_conversions": "Figures resting on few conversions",
     "high_churn": "High churn by acquisition channel",
     "low_ltv": "Low LTV by acquisition channel",
     "diminishing_returns": "Past the point of diminishing returns",
@@ -49,6 +64,7 @@ KIND_TITLES = {
 
 
 _COUNTS = {"reached", "conversions_last_touch", "best_credit", "customers", "window_customers",
+           "incremental_customers", "replicates", "validation_conversions", "won",
            "window_days", "leads_new", "leads_served", "leads_lost", "customers_lost",
            "active_at_end", "spend_days"}
 _SHARES = {"reach_share", "monthly_churn", "average_monthly_churn", "lost_share", "close_rate"}
@@ -88,21 +104,133 @@ def format_figure(x: float | None, kind: str = "money", *, missing: str = "n/a",
 _f = format_figure  # the diagnostics write figures with the defaults
 
 
-def diagnose(ds: xr.Dataset, *, traffic_share: float = 0.10, conversion_factor: float = 0.5,
-             churn_factor: float = 1.5, ltv_factor: float = 0.5, marginal_factor: float = 1.5,
-             window_days: int = 28, lost_share: float = 0.05,
+def diagnose(ds: xr.Dataset, lift: xr.Dataset | None = None, *, traffic_share: float = 0.10,
+             conversion_factor: float = 0.5, churn_factor: float = 1.5, ltv_factor: float = 0.5,
+             marginal_factor: float = 1.5, window_days: int = 28, lost_share: float = 0.05,
              min_customers: int = MIN_CUSTOMERS) -> list[Finding]:
-    """Every finding of the rules above for one run (a sweep is pooled first)."""
+    """Every finding of the rules above for one run (a sweep is pooled first); with
+    ``lift`` (a ``distsim lift`` result of the same scenario) the channels and
+    programmes it measured are judged on what they caused."""
     ds = pooled(ds)
     econ = unit_economics(ds)
     names = channels(ds)
+    verdicts = lift_verdicts(lift) if lift is not None else {}
+    paying = {t for t, v in verdicts.items() if v["verdict"] == "pays"}
     findings: list[Finding] = []
-    findings += _low_conversion(ds, names, traffic_share, conversion_factor)
-    findings += _cpa_above_ltv(ds, econ, names, min_customers)
+    findings += _lift_findings(verdicts)
+    findings += [f for f in _low_conversion(ds, names, traffic_share, conversion_factor)
+                 if f.channel not in verdicts]
+    findings += [f for f in _cpa_above_ltv(ds, econ, names, min_customers)
+                 if not (f.channel in paying and f.kind == "cpa_above_ltv")
+                 and not (f.channel in verdicts and f.kind == "assist_only")]
     findings += _churn_and_ltv(econ, names, churn_factor, ltv_factor, min_customers)
     findings += _diminishing(ds, econ, names, marginal_factor, window_days)
     findings += _capacity(ds, econ, names, lost_share)
+    findings += _rollout_stalled(ds)
+    findings += _few_conversions(econ, names, min_customers)
     return findings
+
+
+def lift_verdicts(lift: xr.Dataset, level: float = 0.95) -> dict[str, dict]:
+    """Per target of a lift result: incremental profit (mean, interval) and the verdict
+    "pays" (interval above 0), "loses" (below 0) or "unclear"."""
+    from simulation.sweep.combine import t_interval
+
+    out = {}
+    for target in map(str, lift.target.values):
+        sel = lift.sel(target=target)
+        mean, low, high, n = t_interval(sel.incremental_profit.values, level)
+        customers = t_interval(sel.incremental_customers.values, level)[0]
+        if n >= 2 and low > 0:
+            verdict = "pays"
+        elif n >= 2 and high < 0:
+            verdict = "loses"
+        else:
+            verdict = "unclear"
+        out[target] = {"verdict": verdict, "mean": mean, "low": low, "high": high,
+                       "replicates": n, "customers": customers, "kind": str(sel.kind.values)}
+    return out
+
+
+UNPROFITABLE = frozenset({"cpa_above_ltv", "lift_loses"})
+"""Findings that call a channel unprofitable."""
+EXCUSING = frozenset({"lift_pays"})
+"""Findings that say a channel pays."""
+
+
+def contradictions(findings: list[Finding], verdicts: dict[str, dict]) -> list[Finding]:
+    """The findings a lift result contradicts: a channel called unprofitable whose
+    incremental profit lies above 0 (95% interval), or excused while it lies below."""
+    return [f for f in findings
+            if (f.kind in UNPROFITABLE and verdicts.get(f.channel, {}).get("verdict") == "pays")
+            or (f.kind in EXCUSING and verdicts.get(f.channel, {}).get("verdict") == "loses")]
+
+
+def _lift_findings(verdicts: dict[str, dict]) -> list[Finding]:
+    out = []
+    for target, v in verdicts.items():
+        what = "programme" if v["kind"] == "programme" else (
+            "set of channels" if v["kind"] == "all_channels" else "channel")
+        interval = (f"{_f(v['low'], whole_from=1000)} to {_f(v['high'], whole_from=1000)}"
+                    if math.isfinite(v["low"]) else "no interval: one replicate")
+        figures = {"incremental_profit": v["mean"], "incremental_profit_low": v["low"],
+                   "incremental_profit_high": v["high"], "incremental_customers": v["customers"],
+                   "replicates": float(v["replicates"])}
+        body = (f"the {what} {target} causes {_f(v['mean'], whole_from=1000)} of profit "
+                f"(95% interval {interval}) and {_f(v['customers'], 'int')} customers: the "
+                "base run minus the run without it, on the same seeds")
+        if v["verdict"] == "loses":
+            out.append(Finding("lift_loses", target, f"{target}: loses money", body
+                               + "; it costs more than it brings.", figures, "critical"))
+        elif v["verdict"] == "pays":
+            out.append(Finding("lift_pays", target, f"{target}: pays", body + ".", figures,
+                               "ok"))
+        else:
+            out.append(Finding("lift_unclear", target, f"{target}: unclear", body
+                               + "; the interval includes 0: more replicates or a longer "
+                               "run would tell.", figures))
+    return out
+
+
+def _rollout_stalled(ds: xr.Dataset) -> list[Finding]:
+    from simulation.analysis.common import scenario_of
+
+    rollout = scenario_of(ds).get("rollout", {})
+    order = rollout.get("order", [])
+    if not order or "running" not in ds:
+        return []
+    out = []
+    for k, name in enumerate(order[1:], start=1):
+        if name not in ds.channel.values or float(ds.running.sel(channel=name).sum()) > 0:
+            continue
+        prev = order[k - 1]
+        ran = float(ds.running.sel(channel=prev).sum()) if prev in ds.channel.values else 0.0
+        won = float(ds.conversions.sel(channel=prev).sum()) if prev in ds.channel.values else 0.0
+        need = float(rollout.get("validation_conversions", 0))
+        days = float(rollout.get("validation_days", 30))
+        why = (f"{prev} won {_f(won, 'int')} customers of the {_f(need, 'int')} its gate asks"
+               if won < need else f"{prev} ran {_f(ran, 'int')} of the {_f(days, 'int')} days "
+               "its gate asks, or a guardrail paused it")
+        out.append(Finding(
+            "rollout_stalled", name, f"{name}: roll-out stalled",
+            f"{name} never launched: the roll-out waits for {prev} to pass its validation "
+            f"window, and {why}.",
+            {"validation_conversions": need, "won": won}, "critical"))
+        break  # the channels after it wait on it too
+    return out
+
+
+def _few_conversions(econ, names, min_customers) -> list[Finding]:
+    out = []
+    for ch in names:
+        n = float(econ.customers.sel(channel=ch))
+        if 0 < n < min_customers:
+            out.append(Finding(
+                "few_conversions", ch, f"{ch}: few conversions",
+                f"{ch}'s CAC, LTV and LTV/CAC rest on {_f(n, 'int')} customers: read them as "
+                f"rough (a larger run, more replicates, or {min_customers}+ customers would "
+                "steady them).", {"customers": n}))
+    return out
 
 
 def _val(da: xr.DataArray, ch: str) -> float:
@@ -145,9 +273,6 @@ def _low_conversion(ds, names, traffic_share, factor) -> list[Finding]:
 
 def _cpa_above_ltv(ds, econ, names, min_customers) -> list[Finding]:
     out = []
-    n_all = econ.customers.where(econ.customers >= min_customers, 0.0)
-    mean_ltv = float((econ.ltv_projected.fillna(0) * n_all).sum() / n_all.sum()) if float(
-        n_all.sum()) > 0 else float("nan")
     for ch in names:
         e = econ.sel(channel=ch)
         n = float(e.customers)
@@ -159,22 +284,20 @@ def _cpa_above_ltv(ds, econ, names, min_customers) -> list[Finding]:
             best = float(credit.max())
             if best < 1:
                 out.append(Finding(
-                    "cpa_above_ltv", ch, f"{ch}: spend without conversions",
+                    "assist_only", ch, f"{ch}: spend without conversions",
                     f"{ch} cost {_f(spend)} and no attribution model credits it with a "
-                    "conversion.", {"spend": spend, "customers": 0.0}, "critical"))
+                    "conversion: it may act on customers already won (retention), or do "
+                    "nothing; only a hold-out tells (distsim lift).",
+                    {"spend": spend, "customers": 0.0}, "critical"))
                 continue
             model = str(credit.idxmax().values)
-            cpa = spend / best
-            above = not cpa <= mean_ltv
             out.append(Finding(
-                "cpa_above_ltv" if above else "assist_only", ch, f"{ch}: no last-touch customers",
-                f"{ch} cost {_f(spend)} and is the last touch of no customer; its most "
-                f"generous model ({model}) credits it {_f(best, 'int')} conversions, a CPA of "
-                f"{_f(cpa)} against an average projected LTV of {_f(mean_ltv)}"
-                + (": even so it costs more than the customers it helps bring are worth."
-                   if above else ": it assists conversions; judge it on assisted credit."),
-                {"spend": spend, "best_credit": best, "cpa_attributed": cpa,
-                 "average_ltv_projected": mean_ltv}, "critical" if above else "warning"))
+                "assist_only", ch, f"{ch}: no last-touch customers",
+                f"{ch} cost {_f(spend)} and is the last touch of no customer. Its most "
+                f"generous attribution model ({model}) credits it {_f(best, 'int')} "
+                "conversions, but attribution cannot tell whether it caused any of them: "
+                "measure it with distsim lift.",
+                {"spend": spend, "best_credit": best}))
             continue
         if n < min_customers or not cac > ltv:
             continue
@@ -292,6 +415,7 @@ def console_lines(findings: list[Finding]) -> list[str]:
         return ["[bold]Diagnostics:[/] nothing to flag."]
     lines = [f"[bold]Diagnostics[/] ({len(findings)}):"]
     for f in findings:
-        mark = "[bold red]![/]" if f.severity == "critical" else "[yellow]•[/]"
+        mark = {"critical": "[bold red]![/]", "ok": "[green]✓[/]"}.get(f.severity,
+                                                                     "[yellow]•[/]")
         lines.append(f" {mark} [bold]{KIND_TITLES[f.kind]}[/] — {escape(f.detail)}")
     return lines

@@ -47,7 +47,7 @@ th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
 tr:hover td{background:#fafafa}.neg{color:#c0392b}.card{display:inline-block;margin:.4em
 1.2em .4em 0}.card b{display:block;font-size:1.4em}.finding{margin:.5em 0;padding:.5em .8em;
 border-left:4px solid #f0ad4e;background:#fff8ec}.finding.critical{border-color:#d9534f;
-background:#fdf0ef}figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}
+background:#fdf0ef}.finding.ok{border-color:#5cb85c;background:#eef8ee}figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{color:#555;font-size:.9em}.note{color:#666;font-size:.85em}
 """
 
