@@ -336,6 +336,24 @@ def test_variant_labels_of_two_swept_parameters():
     assert list(stacked.variant.values) == labels
 
 
+def test_sweep_report_says_how_sure_the_best_is(sweep):
+    from simulation.analysis.report import verdict
+    from simulation.sweep.combine import p_best
+
+    profit = kpis(sweep).profit.transpose("variant", "replicate").values
+    shares = p_best(profit)
+    text = verdict(sweep)
+    best = ["low", "high"][int(np.argmax(profit.mean(axis=1)))]
+    assert f"{best} (" in text and "P(beats runner-up)" in text
+    if shares.max() >= 0.9:
+        assert text.startswith(f"<p>best by profit (highest): {best}")
+        shown = "&gt; 0.99" if shares.max() > 0.99 else f"= {shares.max():.2f}"  # HTML
+        assert f"P(best) {shown}" in text
+    else:
+        assert text.startswith("<p>no clear winner by profit")
+    assert "warning" not in text  # named variants: no range to be at the edge of
+
+
 def test_diagnose_pools_a_sweep(sweep):
     found = diagnose(sweep)
     assert all(f.channel in [str(c) for c in sweep.channel.values] for f in found)

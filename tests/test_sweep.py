@@ -21,15 +21,27 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from helpers import DEFAULT, EXPERIMENTS, ROOT, assert_one_clear_line, distsim, run_cli
 from scipy import stats
 
 import simulation
+from simulation.analysis.common import sig3
+from simulation.analysis.sweep import variant_labels
 from simulation.io import read_netcdf, write_netcdf
 from simulation.scenario import with_overrides
-from simulation.sweep.combine import outcomes, p_positive, summarise, t_interval
+from simulation.sweep.combine import (
+    RESAMPLES,
+    outcomes,
+    p_best,
+    p_positive,
+    point_labels,
+    summarise,
+    t_interval,
+)
+from simulation.sweep.command import best_line
 from simulation.sweep.experiment import Outputs, load_experiment
 from simulation.sweep.pool import default_threads
 from simulation.sweep.runner import LongestFirst, run_sweep
@@ -390,6 +402,147 @@ def test_summary_picks_the_best_variant_with_paired_differences(reference):
     assert "brand_equity" not in summarise(ds.drop_vars("brand_equity")).outcomes
 
 
+# -- P(best), the edge of the range and sampled points' labels ------------------------------
+
+
+def hand_made(run: xr.Dataset, offsets, dim: str = "variant", coords=None) -> xr.Dataset:
+    """A combined dataset whose profits are known: point k, replicate r is ``run`` with
+    ``offsets[k][r]`` added to one day's gross margin (profit = margin - costs)."""
+    offsets = np.asarray(offsets, dtype=float)
+    points = []
+    for row in offsets:
+        reps = []
+        for offset in row:
+            margin = run.gross_margin.copy()
+            margin[0, 0] += offset
+            reps.append(run.assign(gross_margin=margin))
+        points.append(xr.concat(reps, dim="replicate"))
+    ds = xr.concat(points, dim=dim)
+    names = coords if coords is not None else [f"v{k}" for k in range(len(points))]
+    return ds.assign_coords({dim: names, "replicate": np.arange(offsets.shape[1])})
+
+
+# the resamples' Monte Carlo error: 3 standard errors of a share near 0.5
+MC = 3 * 0.5 / math.sqrt(RESAMPLES)
+
+
+def test_p_best_is_one_for_a_point_ahead_by_a_wide_margin_in_every_replicate(one_run):
+    s = summarise(hand_made(one_run, [[0, 0, 0, 0, 0], [1e4, 1e4, 1e4, 1e4, 1e4],
+                                      [50, -50, 20, 0, 10]]))
+    assert s.best.variant == "v1" and s.best.p_best == 1.0 and s.best.clear
+    assert s.best.p_best_shares == {"v1": 1.0}
+    line = best_line(s)
+    assert line.startswith("best by profit (highest): v1") and "P(best) > 0.99" in line
+    assert "runner-up v2" in line and "better by 9,994" in line  # 1e4 - (50-50+20+0+10)/5
+    assert json.loads(s.to_json())["best"]["p_best"] == 1.0
+
+
+def test_two_identical_points_share_p_best_and_there_is_no_clear_winner(one_run):
+    same = [3.0, -7.0, 11.0, 0.0]
+    s = summarise(hand_made(one_run, [same, same, [-500.0] * 4]))
+    assert s.best.p_best == 0.5 and s.best.p_best_shares == {"v0": 0.5, "v1": 0.5}
+    assert not s.best.clear
+    line = best_line(s)
+    assert line.startswith("no clear winner by profit (highest): P(best) v0 0.50, v1 0.50;")
+    assert "v2" not in line.split(";")[0]  # never the best: not among the leaders
+
+
+def test_p_best_matches_a_hand_count_of_the_resamples():
+    # two replicates: A - B = +3 and -1. Resampled pairs (0,0), (0,1), (1,0), (1,1), a
+    # quarter each; A leads in all but (1,1) (mean difference 1 + sqrt(2) (d - 1) with d
+    # the resampled mean: 3.8, 1, 1, -1.8), so P(A best) = 3/4
+    p = p_best(np.array([[3.0, -1.0], [0.0, 0.0]]))
+    assert abs(p[0] - 0.75) < MC and math.isclose(p.sum(), 1.0)
+    # three points, paired: C is best in replicate 0 only, A in 1 and 2 with the same
+    # margin; all of P's mass goes to those two, and it is the same every time
+    v = np.array([[5.0, 9.0, 9.0], [0.0, 0.0, 0.0], [8.0, 1.0, 1.0]])
+    p = p_best(v)
+    assert p[1] == 0 and math.isclose(p.sum(), 1.0) and (p == p_best(v)).all()
+    # a point without a finite outcome is never best; non-finite replicates are left out
+    p = p_best(np.array([[np.nan, np.nan], [1.0, 2.0], [0.0, np.inf]]))
+    assert p[0] == 0 and math.isclose(p[1] + p[2], 1.0)
+
+
+def test_one_replicate_has_no_measure_of_certainty(one_run):
+    s = summarise(hand_made(one_run, [[0.0], [900.0]]))
+    assert s.best.variant == "v1" and math.isnan(s.best.p_best) and not s.best.clear
+    assert json.loads(s.to_json())["best"]["p_best"] is None
+    line = best_line(s)
+    assert line.startswith("one replicate: no measure of certainty;")
+    assert "best by" not in line and "P(best)" not in line
+
+
+@pytest.mark.parametrize(("margins", "warned"), [
+    ([0, 5, 10], "highest product.price swept (110; range 75 to 110)"),
+    ([10, 5, 0], "lowest product.price swept (75; range 75 to 110)"),
+    ([0, 10, 5], None),
+])
+def test_best_at_the_edge_of_a_three_value_grid_is_warned(one_run, margins, warned):
+    prices = [75.0, 90.0, 110.0]
+    ds = hand_made(one_run, [[m] * 3 for m in margins], "product.price", prices)
+    s = summarise(ds)
+    assert s.best.variant == f"product.price={prices[int(np.argmax(margins))]:g}"
+    if warned is None:
+        assert s.warnings == []
+    else:
+        assert len(s.warnings) == 1 and warned in s.warnings[0]
+        assert "optimum may lie beyond the range swept" in s.warnings[0]
+        assert json.loads(s.to_json())["warnings"] == s.warnings
+    # two values: every point is at an edge, nothing to say
+    two = hand_made(one_run, [[0.0] * 3, [9.0] * 3], "product.price", prices[:2])
+    assert summarise(two).warnings == []
+
+
+def test_labels_round_to_three_significant_figures():
+    assert [sig3(v) for v in (87.34, 412.4, 12345.6, 0.015349, 99.96, 1.0, 7)] == [
+        "87.3", "412", "12300", "0.0153", "100", "1", "7"]
+
+
+LHS = f"""
+name = "lhs"
+base = "{DEFAULT}"
+seed = 5
+replicates = 2
+
+[[sweep]]
+kind = "lhs"
+samples = 4
+[sweep.ranges]
+product.price = [20.0, 40.0]
+channels.search.daily_budget = {{ low = 50, high = 2000, scale = "log" }}
+channels.paid_social.daily_budget = {{ low = 100, high = 900, integer = true }}
+"""
+
+
+def test_sampled_points_are_labelled_by_their_values(tmp_path):
+    out = tmp_path / "lhs"
+    rc, stdout, _ = run_cli(["sweep", str(write(tmp_path / "lhs.toml", LHS)), "--agents", "300",
+                             "--days", "10", "--threads", "1", "--out", str(out)])
+    assert rc == 0
+    ds = read_netcdf(out / "combined.nc")
+    assert list(ds["sample"].values) == [0, 1, 2, 3]  # the index keeps the sample numbers
+    price = ds["product.price"].values
+    search = ds["channels.search.daily_budget"].values
+    social = ds["channels.paid_social.daily_budget"].values
+    expected = [f"price={sig3(price[i])}, search.daily_budget={sig3(search[i])}, "
+                f"paid_social.daily_budget={int(social[i])}" for i in range(4)]
+    assert expected[0].startswith(f"price={round(price[0], 1 if price[0] >= 10 else 2):g}")
+    assert point_labels(ds, ["sample"]) == expected
+    assert variant_labels(ds) == expected
+    assert list(pd.read_csv(out / "summary.csv")["variant"]) == expected
+    assert [r["variant"] for r in json.loads((out / "summary.json").read_text())["rows"]] == (
+        expected)
+    assert all(f"price={sig3(p)}," in stdout for p in price)  # the table (cells wrap)
+    # two points that round alike keep apart by their number
+    twins = ds.assign_coords({"product.price": ("sample", [30.01, 30.02, 25.0, 35.0]),
+                              "channels.search.daily_budget": ("sample", [100.0, 100.0, 1, 2]),
+                              "channels.paid_social.daily_budget": ("sample", [5, 5, 6, 7])})
+    labels = point_labels(twins, ["sample"])
+    assert labels[:2] == ["price=30, search.daily_budget=100, paid_social.daily_budget=5 #0",
+                          "price=30, search.daily_budget=100, paid_social.daily_budget=5 #1"]
+    assert len(set(labels)) == 4 and "#" not in labels[2]
+
+
 # -- the command line ---------------------------------------------------------------------
 
 
@@ -399,7 +552,7 @@ def test_cli_prints_the_variants_and_the_winner(reference, small, tmp_path):
                           "--replicates", "1", "--objective", "cac"])
     assert rc == 0
     assert "social, channels.search.daily_budget=300" in out
-    assert "best by cac (lowest)" in out and "ahead in" in out
+    assert "one replicate: no measure of certainty; lowest cac:" in out
     ds = read_netcdf(tmp_path / "s" / "combined.nc")
     assert ds.sizes["replicate"] == 1
     xr.testing.assert_equal(ds.conversions, reference.combined.conversions.isel(
@@ -507,4 +660,4 @@ def test_example_experiment_runs_at_a_small_size(path, tmp_path):
     assert ds.sizes["variant"] == len(exp.spec.variants)
     assert ds.sizes["replicate"] == 1 and ds.attrs["agents"] == 1500
     assert (ds.stage_count.sum("stage") == 1500).all()
-    assert "best by" in stdout
+    assert "one replicate: no measure of certainty" in stdout

@@ -66,6 +66,90 @@ def sweep_dims(ds: xr.Dataset) -> list[str]:
     return [d for d in _run_level_dims(ds) if d != REPLICATE]
 
 
+def axis_parameters(ds: xr.Dataset, dim: str) -> list[str]:
+    """The swept parameters along a sweep axis: the coordinates that hold the values set.
+
+    A grid axis is its parameter (the index holds the values); a zip axis named after its
+    first parameter holds that one in its index and the others along it; a named zip
+    block and a ``random`` or ``lhs`` block number their points (the index is 0, 1, ...,
+    marked ``point number`` by the combined dataset) and hold every parameter along the
+    axis. A named variant axis has none.
+    """
+    if dim == "variant" or dim not in ds.coords:
+        return []
+    along = [str(c) for c in ds.coords if c != dim and ds[c].dims == (dim,)]
+    return along if is_point_numbered(ds, dim) else [dim, *along]
+
+
+def is_point_numbered(ds: xr.Dataset, dim: str) -> bool:
+    """Whether an axis's index numbers its points rather than holding a parameter's values.
+
+    Combined datasets mark such an index (``kind = "point number"``); for files made
+    before the mark, an index of exactly 0, 1, ... with parameters along it is one.
+    """
+    index = ds[dim]
+    if index.attrs.get("kind") == "point number":
+        return True
+    along = [c for c in ds.coords if c != dim and ds[c].dims == (dim,)]
+    values = index.values
+    return bool(along) and np.issubdtype(values.dtype, np.integer) and np.array_equal(
+        values, np.arange(values.size))
+
+
+def short_names(paths: list[str]) -> dict[str, str]:
+    """Each dotted path by its shortest unique tail (``channels.search.daily_budget`` ->
+    ``daily_budget``, or ``search.daily_budget`` where two channels' budgets are swept)."""
+    out = {}
+    for path in paths:
+        parts = path.split(".")
+        for k in range(1, len(parts) + 1):
+            tail = ".".join(parts[-k:])
+            if sum(p == tail or p.endswith("." + tail) for p in paths) == 1:
+                break
+        out[path] = tail
+    return out
+
+
+def sig3(value) -> str:
+    """A swept value for a label: whole numbers exactly, others at 3 significant figures
+    without an exponent where one is not needed (87.3, 412, 0.0153)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    v = float(value)
+    if not np.isfinite(v) or v == 0:
+        return f"{v:g}"
+    digits = 2 - int(np.floor(np.log10(abs(v))))
+    v = round(v, digits)
+    if 1e-4 <= abs(v) < 1e15:
+        text = f"{v:.{max(digits, 0)}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return f"{v:.3g}"
+
+
+def point_axis_labels(ds: xr.Dataset, dim: str) -> list[str] | None:
+    """Labels by value for the points of a numbered axis (``random``, ``lhs``, named zip):
+    ``price=87.3, daily_budget=412``; None for any other axis.
+
+    A sample number says nothing to a reader, its values do; the index coordinate keeps
+    the numbers (files stay as they were), only the labels change. Two points that round
+    to the same label get their number added (``#k``) so that labels stay unique.
+    """
+    if dim not in ds.coords or not is_point_numbered(ds, dim):
+        return None
+    params = axis_parameters(ds, dim)
+    names = short_names(params)
+    labels = [", ".join(f"{names[p]}={sig3(ds[p].values[i])}" for p in params)
+              for i in range(ds.sizes[dim])]
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    numbers = ds[dim].values
+    return [f"{label} #{numbers[i]}" if counts[label] > 1 else label
+            for i, label in enumerate(labels)]
+
+
 def is_sweep(ds: xr.Dataset) -> bool:
     return bool(_run_level_dims(ds))
 

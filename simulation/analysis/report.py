@@ -177,6 +177,22 @@ def _variant_slices(ds: xr.Dataset) -> list[tuple[str, xr.Dataset]]:
             for i in range(stacked.sizes["_combo"])]
 
 
+def verdict(ds: xr.Dataset) -> str:
+    """How sure the highest mean profit is the best (P(best)) and whether the optimum may
+    lie beyond the range swept: the sweep summary's sentence and warnings, as paragraphs.
+
+    The report ranks by profit, so its verdict is on profit whatever the experiment's
+    objective (``distsim sweep`` prints the objective's).
+    """
+    from simulation.sweep.combine import summarise
+    from simulation.sweep.command import best_line
+
+    summary = summarise(ds, "profit")
+    lines = [f"<p>{_esc(best_line(summary))}.</p>"]
+    lines += [f"<p class=note>warning: {_esc(w)}.</p>" for w in summary.warnings]
+    return "".join(lines)
+
+
 def _sweep_sections(ds: xr.Dataset) -> list[str]:
     parts = []
     k = kpis(ds)
@@ -200,7 +216,7 @@ def _sweep_sections(ds: xr.Dataset) -> list[str]:
         "<h2>Variants</h2>"
         + f"<p>Mean over {reps} replicate(s)" + (", 95% confidence interval in brackets"
                                                   if reps > 1 else "")
-        + f". Highest mean profit: <b>{_esc(best)}</b>.</p>"
+        + f". Highest mean profit: <b>{_esc(best)}</b>.</p>" + verdict(ds)
         + _table(["variant", "profit", "revenue", "new customers", "blended CAC",
                   "LTV/CAC (realised)", "active at the end"], rows))
     figs = [_plot(ds, "variants")]

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import stdtrit
 
-from simulation.analysis.common import REPLICATE, sweep_dims
+from simulation.analysis.common import REPLICATE, point_axis_labels, sweep_dims
 from simulation.analysis.economics import unit_economics
 from simulation.analysis.kinds import KPIS  # name -> (label, units)
 
@@ -39,16 +39,19 @@ def kpis(ds: xr.Dataset) -> xr.Dataset:
 
 
 def variant_labels(ds: xr.Dataset) -> list[str]:
-    """A readable label per combination of the sweep dimensions, in stacking order."""
+    """A readable label per combination of the sweep dimensions, in stacking order; a
+    sampled point (``random``, ``lhs``, a named zip) by its values, not its number."""
     dims = sweep_dims(ds)
     if not dims:
         return ["run"]
-    if len(dims) == 1:
-        return [_label(dims[0], v, single=True) for v in ds[dims[0]].values]
-    grids = np.meshgrid(*[ds[d].values for d in dims], indexing="ij")
-    flat = [g.ravel() for g in grids]
-    return [", ".join(_label(d, f[i]) for d, f in zip(dims, flat, strict=True))
-            for i in range(flat[0].size)]
+    per_axis = []
+    for d in dims:
+        labels = point_axis_labels(ds, d)
+        if labels is None:
+            labels = [_label(d, v, single=len(dims) == 1) for v in ds[d].values]
+        per_axis.append(labels)
+    return [", ".join(per_axis[a][i] for a, i in enumerate(pos))
+            for pos in np.ndindex(*(len(labels) for labels in per_axis))]
 
 
 def _label(dim: str, value, single: bool = False) -> str:

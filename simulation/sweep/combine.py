@@ -3,15 +3,21 @@
 :func:`combine` stacks the run datasets into one: a dimension per axis of the run grid
 (``variant``, each grid parameter, each zip or sample block) and ``replicate``, then the
 run's own dimensions. Swept values are coordinates (a zip or sample block's parameters
-run along its axis); ``replicate_seed`` and ``run`` (the file in ``runs/``) too.
+run along its axis, whose index numbers the points); ``replicate_seed`` and ``run``
+(the file in ``runs/``) too.
 
 :func:`summarise` reduces it to key outcomes per point of the grid (a "variant" in the
-table: a named variant, a parameter combination, or both), with the mean over
-replicates and a 95% t interval, and picks the best by the objective. Replicates share
-their customers across variants (common random numbers), so the comparison with the
-runner-up uses the replicate-paired differences: the probability that the best beats
-the runner-up is the t posterior probability that the mean paired difference is
-positive (flat prior), alongside the share of replicates it won.
+table: a named variant, a parameter combination, or both; a sampled point labelled by
+its values), with the mean over replicates and a 95% t interval, and picks the best by
+the objective. How sure that pick is, is the headline: P(best), the probability that
+the point with the best mean is the best of all points, from a paired bootstrap over
+replicates (:func:`p_best`); below 0.9 there is no clear winner, and with one replicate
+there is no measure of it. Replicates share their customers across variants (common
+random numbers), so the comparison with the runner-up uses the replicate-paired
+differences: their mean and t interval, the t posterior probability that the mean
+paired difference is positive (flat prior) and the share of replicates it won. A best
+point at the lowest or highest value of a swept parameter is warned about
+(:func:`edge_warnings`): the optimum may lie beyond the range swept.
 """
 
 from __future__ import annotations
@@ -101,6 +107,10 @@ def combine(experiment: Experiment, plan: Plan, datasets: Iterable[xr.Dataset]) 
     out["run"].attrs["description"] = "index of the run file in runs/"
     if VARIANT in out.coords:
         out[VARIANT].attrs["description"] = "named variant of the experiment"
+    for axis in plan.axes:
+        if axis.dim != VARIANT and axis.dim not in axis.params:  # sample or named zip block
+            out[axis.dim].attrs.update(kind="point number", description=(
+                "point of the block; its parameters' values are the coordinates along it"))
     spec = experiment.spec
     out.attrs = {
         "experiment": experiment.text or json.dumps(spec.model_dump(mode="json")),
@@ -184,25 +194,30 @@ def outcomes(ds: xr.Dataset) -> xr.Dataset:
 
 
 def point_labels(ds: xr.Dataset, dims: list[str]) -> list[str]:
-    """One readable label per point of the grid (C order over ``dims``)."""
+    """One readable label per point of the grid (C order over ``dims``): a variant by its
+    name, a grid or zip value as ``path=value``, a sampled point by its values
+    (``price=87.3, daily_budget=412``, :func:`~simulation.analysis.common.point_axis_labels`)."""
+    from simulation.analysis.common import point_axis_labels
+
     if not dims:
         return ["base"]
-    grids = np.meshgrid(*[ds[d].values for d in dims], indexing="ij")
-    flat = [g.ravel() for g in grids]
-    labels = []
-    for i in range(flat[0].size if flat else 1):
-        parts = []
-        for d, f in zip(dims, flat, strict=True):
-            v = f[i]
-            v = f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
-            parts.append(v if d == VARIANT else f"{d}={v}")
-        labels.append(", ".join(parts))
-    return labels
+    per_axis = []
+    for d in dims:
+        labels = point_axis_labels(ds, d)
+        if labels is None:
+            labels = []
+            for v in ds[d].values:
+                v = f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+                labels.append(v if d == VARIANT else f"{d}={v}")
+        per_axis.append(labels)
+    return [", ".join(per_axis[a][i] for a, i in enumerate(pos))
+            for pos in np.ndindex(*(len(labels) for labels in per_axis))]
 
 
 @dataclass
 class Best:
-    """The best point by the objective, and how sure we are it beats the runner-up."""
+    """The best point by the objective: how sure we are it is the best of all (P(best)),
+    and by how much and how surely it beats the runner-up."""
 
     variant: str
     mean: float
@@ -214,6 +229,15 @@ class Best:
     p_beats_runner_up: float = math.nan
     wins: int = 0  # replicates in which the best did better than the runner-up
     replicates: int = 0
+    # the headline: P(best) of :func:`p_best`; NaN with one replicate (no measure of it)
+    p_best: float = math.nan
+    # every point with a share of the bootstrap wins (P(best) of each), largest first
+    p_best_shares: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def clear(self) -> bool:
+        """Whether the summary may call the best a winner: P(best) at least CLEAR."""
+        return math.isfinite(self.p_best) and self.p_best >= CLEAR
 
 
 @dataclass
@@ -225,6 +249,7 @@ class Summary:
     best: Best | None = None
     level: float = 0.95
     channel_rows: list[dict] = field(default_factory=list)  # variant, channel, CHANNEL_OUTCOMES
+    warnings: list[str] = field(default_factory=list)  # e.g. the best at the edge of a range
 
     def to_frame(self):
         import pandas as pd
@@ -241,7 +266,7 @@ class Summary:
         body = {"objective": self.objective, "goal": "max" if self.maximise else "min",
                 "level": self.level, "outcomes": self.outcomes, "rows": self.rows,
                 "best": self.best.__dict__ if self.best else None,
-                "channels": self.channel_rows}
+                "warnings": self.warnings, "channels": self.channel_rows}
         return json.dumps(_nan_to_none(body), indent=1)
 
 
@@ -277,6 +302,100 @@ def p_positive(diff: np.ndarray) -> float:
     if n < 2:
         return math.nan
     return float(stdtr(n - 1, mean / (sd / math.sqrt(n))))
+
+
+CLEAR = 0.9
+"""P(best) from which the summary names a winner; below it, "no clear winner"."""
+MATERIAL = 0.05
+"""P(best) share from which a point is named among the leaders when there is no winner."""
+RESAMPLES = 2000
+BOOTSTRAP_SEED = 20240613
+
+
+def p_best(values: np.ndarray, resamples: int = RESAMPLES,
+           seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """Each point's probability of being the best (highest mean), from replicate-paired
+    outcomes ``values`` (points x replicates, higher is better): a paired bootstrap.
+
+    Why this: replicate r of every point uses the same seed (common random numbers), so
+    the points' outcomes are correlated replicate by replicate, and what decides "best"
+    is the paired differences, not each point's own spread. Resampling replicate
+    indices with replacement, the same indices for every point, keeps that pairing for
+    all points at once (a comparison with the runner-up alone ignores the others: with
+    nine points close together the best can beat each one 80% of the time and be the
+    best far less often). Each resample's leader gets the win; tied leaders share it,
+    so two identical points get 0.5 each.
+
+    The plain bootstrap's spread of a mean is sqrt((n - 1) / n) times the standard
+    error, too narrow for a few replicates; each point's deviations from its mean are
+    scaled by sqrt(n / (n - 1)) (Davison & Hinkley 1997, section 3.3) so that it is
+    not. Still, a bootstrap knows only the replicates it has: a point ahead in every
+    replicate gets 1 whatever their number. Non-finite outcomes are left out of a
+    point's mean, as in the table; a resample where a point has none cannot make it
+    best. One replicate: NaN for every point (no measure of certainty). The seed is
+    fixed, so the figure is the same every time; with 2,000 resamples its Monte Carlo
+    error is at most 0.011 (one standard error).
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2:
+        raise ValueError("values must be points x replicates")
+    k, n = v.shape
+    if k == 0:
+        return np.zeros(0)
+    if n < 2:
+        return np.full(k, np.nan)
+    finite = np.isfinite(v)
+    counts = finite.sum(axis=1)
+    x = np.where(finite, v, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = x.sum(axis=1) / counts
+        scale = np.where(counts > 1, np.sqrt(counts / np.maximum(counts - 1, 1)), 1.0)
+    rng = np.random.default_rng(seed)
+    wins = np.zeros(k)
+    chunk = max(1, min(resamples, 2_000_000 // max(k * n, 1)))
+    done = 0
+    while done < resamples:
+        b = min(chunk, resamples - done)
+        # how often each replicate is drawn in each resample (the same for every point)
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(float)
+        total = x @ weights.T  # points x resamples
+        used = finite.astype(float) @ weights.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m = total / used
+            m = mean[:, None] + scale[:, None] * (m - mean[:, None])
+        m = np.where(used > 0, m, -np.inf)
+        top = m.max(axis=0)
+        lead = (m == top) & np.isfinite(top)
+        n_lead = lead.sum(axis=0)
+        wins += (lead / np.maximum(n_lead, 1)).sum(axis=1)
+        done += b
+    return wins / resamples
+
+
+def edge_warnings(ds: xr.Dataset, dims: list[str], position: tuple[int, ...]) -> list[str]:
+    """Where the best point sits at the lowest or highest value of a numeric swept
+    parameter (grid, zip or sampled) with at least 3 distinct values: the optimum may lie
+    beyond the range swept. With 2 values every point is at an edge: nothing to say.
+    """
+    from simulation.analysis.common import axis_parameters, sig3
+
+    out = []
+    for d, i in zip(dims, position, strict=True):
+        for path in axis_parameters(ds, d):
+            values = ds[path].values
+            if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+                continue
+            finite = values[np.isfinite(values)]
+            if np.unique(finite).size < 3 or not np.isfinite(values[i]):
+                continue
+            low, high = finite.min(), finite.max()
+            if values[i] not in (low, high):
+                continue
+            edge = "highest" if values[i] == high else "lowest"
+            out.append(f"the best point is at the {edge} {path} swept ({sig3(values[i])}; "
+                       f"range {sig3(low)} to {sig3(high)}): the optimum may lie beyond the "
+                       "range swept")
+    return out
 
 
 def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
@@ -320,6 +439,17 @@ def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
         return summary
     b = order[0]
     best = Best(labels[b], float(summary.rows[b][f"{objective.metric}_mean"]))
+    if len(labels) > 1:
+        shares = p_best(sign * values)
+        best.p_best = float(shares[b])
+        if np.isfinite(shares).all():
+            ranked = np.argsort(-shares, kind="stable")
+            best.p_best_shares = {labels[i]: float(shares[i]) for i in ranked if shares[i] > 0}
+    else:
+        best.p_best = 1.0  # the only point is the best, surely
+    shape = tuple(ds.sizes[d] for d in dims)
+    summary.warnings = edge_warnings(ds, dims, tuple(int(i) for i in np.unravel_index(b, shape))
+                                     if dims else ())
     if len(order) > 1:
         r = order[1]
         diff = sign * (values[b] - values[r])

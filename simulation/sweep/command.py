@@ -129,7 +129,8 @@ def _cell(row: dict, name: str) -> str:
 
 
 def summary_table(summary: Summary, attrs: dict | None = None) -> Table:
-    """Each variant's key outcomes (mean ± 95% CI half-width) and the best by the objective."""
+    """Each variant's key outcomes (mean ± 95% CI half-width); under it, the best by the
+    objective (:func:`best_line`) and a warning line for each of the summary's warnings."""
     from simulation.sweep.combine import OUTCOME_INFO, TABLE_OUTCOMES
 
     attrs = attrs or {}
@@ -137,7 +138,7 @@ def summary_table(summary: Summary, attrs: dict | None = None) -> Table:
     title = (f"{escape(str(attrs.get('experiment_name', 'sweep')))}: "
              f"{int(attrs.get('agents', 0)):,} customers x {attrs.get('days', '?')} days, "
              f"{reps} replicate(s); mean ± {int(summary.level * 100)}% CI")
-    table = Table(title=title)
+    table = Table(title=title, caption_justify="left")  # sentences under it, read left to right
     table.add_column("variant", justify="left")
     names = [n for n in TABLE_OUTCOMES if n in summary.outcomes]
     for name in names:
@@ -147,19 +148,51 @@ def summary_table(summary: Summary, attrs: dict | None = None) -> Table:
         style = "bold" if row["variant"] == best else None
         table.add_row(escape(row["variant"]), *[escape(_cell(row, n)) for n in names],
                       style=style)
-    table.caption = escape(best_line(summary))
+    table.caption = escape("\n".join([best_line(summary),
+                                       *(f"warning: {w}" for w in summary.warnings)]))
     return table
 
 
+def _share(p: float) -> str:
+    """P(best) as shown: '> 0.99' rather than '= 1.00', since no rival leading in any
+    resample of the replicates at hand is not certainty."""
+    return "> 0.99" if p > 0.99 else f"= {p:.2f}"
+
+
 def best_line(summary: Summary) -> str:
-    """One sentence: the best variant, by how much it beats the runner-up, how surely."""
+    """One sentence: the best variant, how surely it is the best of all (P(best)), and by
+    how much it beats the runner-up.
+
+    P(best) comes first because the comparison with the runner-up alone overstates: the
+    best can beat each rival most of the time and still not be the best of all often.
+    Below CLEAR the sentence does not name a winner; with one replicate there is no
+    measure of certainty at all, and it says so.
+    """
+    from simulation.sweep.combine import MATERIAL
+
     b = summary.best
     goal = "highest" if summary.maximise else "lowest"
     if b is None:
         return f"no variant has a finite {summary.objective}"
-    text = f"best by {summary.objective} ({goal}): {b.variant} ({_fmt(summary.objective, b.mean)})"
+    value = _fmt(summary.objective, b.mean)
     if b.runner_up is None:
-        return text
+        return f"best by {summary.objective} ({goal}): {b.variant} ({value})"
+    if not math.isfinite(b.p_best):
+        text = (f"one replicate: no measure of certainty; {goal} {summary.objective}: "
+                f"{b.variant} ({value}), runner-up {b.runner_up} "
+                f"({_fmt(summary.objective, b.runner_up_mean)})")
+        return text + "; run more replicates to tell them apart"
+    if b.clear:
+        text = (f"best by {summary.objective} ({goal}): {b.variant} ({value}), "
+                f"P(best) {_share(b.p_best)}")
+    else:
+        leaders = [(label, p) for label, p in b.p_best_shares.items() if p >= MATERIAL][:5]
+        rest = 1.0 - sum(p for _, p in leaders)
+        shares = ", ".join(f"{label} {p:.2f}" for label, p in leaders)
+        if rest >= 0.005:
+            shares += f", others {rest:.2f}"
+        text = (f"no clear winner by {summary.objective} ({goal}): P(best) {shares}; "
+                f"{goal} mean {b.variant} ({value})")
     text += f"; runner-up {b.runner_up} ({_fmt(summary.objective, b.runner_up_mean)})"
     diff = _fmt(summary.objective, b.difference)
     if math.isfinite(b.difference_low):
