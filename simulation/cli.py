@@ -178,6 +178,31 @@ def _load_result(result: str):
     return path, ds
 
 
+def _load_lift(text: str, ds):
+    """A ``distsim lift`` result of the scenario ``ds`` was run from."""
+    import warnings
+
+    from simulation.io import read_netcdf
+
+    path = Path(text)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lift = read_netcdf(path)
+    except FileNotFoundError:
+        raise BadInput(f"--lift {path}: file not found") from None
+    except Exception as exc:
+        raise BadInput(f"--lift {path}: not a readable lift result ({type(exc).__name__})") from None
+    if lift.attrs.get("kind") != "lift":
+        raise BadInput(f"--lift {path}: not a distsim lift result")
+    if "replicate" in ds.dims or "variant" in ds.dims:
+        raise BadInput("--lift: goes with a run's result, not a sweep")
+    if lift.attrs.get("scenario_name") != ds.attrs.get("scenario_name"):
+        raise BadInput(f"--lift {path}: a lift of '{lift.attrs.get('scenario_name')}', not of "
+                       f"'{ds.attrs.get('scenario_name')}'")
+    return lift
+
+
 def _output_beside(path: Path, out: str | None, suffix: str) -> Path:
     """``--out``, or a file beside the result named after it (a sweep: after its folder)."""
     if out is None:
@@ -209,10 +234,13 @@ def cmd_report(args) -> int:
     from simulation.outputs import OutputFiles
 
     path, ds = _load_result(args.result)
-    with OutputFiles(inputs=[path]) as outputs:
+    lift = None
+    if args.lift is not None:
+        lift = _load_lift(args.lift, ds)
+    with OutputFiles(inputs=[path, args.lift]) as outputs:
         out = outputs.add("--out", _output_beside(path, args.out, "report.html"), REPORT_BYTES)
         try:
-            outputs.write("--out", render(ds, source=str(path)))
+            outputs.write("--out", render(ds, source=str(path), lift=lift))
         except PlotError as exc:
             raise BadInput(f"{path}: {exc}") from None
         outputs.commit()
@@ -351,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write one self-contained HTML report of a result or sweep")
     report.add_argument("result", help="result NetCDF file, or a sweep directory / its combined.nc")
     report.add_argument("--out", help="HTML file (default beside the result)")
+    report.add_argument("--lift", metavar="LIFT.nc",
+                        help="a distsim lift result of the same scenario: diagnostics read "
+                             "beside it, and a section of what each hold-out caused")
     report.set_defaults(func=cmd_report)
 
     lift = sub.add_parser("lift", help="what each channel or programme caused: the scenario "

@@ -117,3 +117,23 @@ def test_the_examples_diagnostics_do_not_contradict_their_lift(name, agents, day
     # every target's verdict is stated, and no channel is excused on attribution alone
     assert {f.channel for f in informed if f.kind.startswith("lift_")} == set(verdicts)
     assert not [f for f in plain if "judge it on assisted credit" in f.detail]
+
+
+def test_the_report_reads_a_run_beside_its_lift(tmp_path):
+    ds = lift(tmp_path, "--channels", "search", "--replicates", 2)
+    assert ds.attrs["kind"] == "lift"
+    run = tmp_path / "run.nc"
+    assert run_cli(["run", DEFAULT, *SIZE, "--quiet", "--out", run])[0] == 0
+    rc, _, err = run_cli(["report", run, "--lift", tmp_path / "lift.nc",
+                          "--out", tmp_path / "r.html"])
+    assert rc == 0, err
+    text = (tmp_path / "r.html").read_text()
+    assert "Incrementality: hold-outs" in text and "by its lift" in text
+    other = tmp_path / "other.nc"
+    rc = run_cli(["run", SCENARIOS / "saas_case.toml", *SIZE, "--quiet", "--out", other])[0]
+    assert rc == 0
+    rc, _, err = run_cli(["report", other, "--lift", tmp_path / "lift.nc",
+                          "--out", tmp_path / "x.html"])
+    assert rc == 2
+    assert_one_clear_line(err, "a lift of 'default'")
+    assert not (tmp_path / "x.html").exists()

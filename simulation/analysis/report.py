@@ -93,7 +93,7 @@ def _findings(findings: list[Finding]) -> str:
     return "\n".join(out)
 
 
-def _run_sections(ds: xr.Dataset) -> list[str]:
+def _run_sections(ds: xr.Dataset, lift: xr.Dataset | None = None) -> list[str]:
     parts = []
     econ = unit_economics(ds)
     names = channels(ds)
@@ -112,7 +112,9 @@ def _run_sections(ds: xr.Dataset) -> list[str]:
     parts.append("<h2>Totals</h2>" + "".join(
         f'<div class="card">{_esc(k)}<b>{v}</b></div>' for k, v in cards))
 
-    parts.append("<h2>Diagnostics</h2>" + _findings(diagnose(ds)))
+    parts.append("<h2>Diagnostics</h2>" + _findings(diagnose(ds, lift)))
+    if lift is not None:
+        parts.append(_lift_section(lift))
 
     rows = []
     for ch in names:
@@ -240,8 +242,38 @@ def _sweep_sections(ds: xr.Dataset) -> list[str]:
     return parts
 
 
-def render(ds: xr.Dataset, source: str = "") -> str:
-    """The report as one HTML string."""
+def _lift_section(lift: xr.Dataset) -> str:
+    """What each hold-out caused (``distsim lift``), beside what attribution credits."""
+    from simulation.analysis.incrementality import figures, lift_figure
+
+    def pm(triple) -> str:
+        mean, low, high = triple
+        text = _num(mean)
+        return text + (f" ({_num(low)} to {_num(high)})" if np.isfinite(low) else "")
+
+    rows = []
+    for r in figures(lift):
+        credit = ("–" if not np.isfinite(r["credit_low"]) else
+                  f"{_num(r['credit_low'], 'int')} – {_num(r['credit_high'], 'int')}")
+        rows.append([_esc(r["target"]), _esc(r["kind"]), pm(r["incremental_customers"]),
+                     pm(r["incremental_revenue"]), pm(r["incremental_profit"]),
+                     pm(r["incremental_profit_projected"]),
+                     "none" if not np.isfinite(r["icac"]) else _num(r["icac"]),
+                     _num(r["iroas"], "ratio"), credit])
+    note = (f"<p class=note>Incremental = base run minus the run with the target held out "
+            f"from day {int(lift.attrs.get('lift_from_day', 0))}, on the same seeds, over the "
+            f"whole market and run; mean (95% interval) over "
+            f"{int(lift.attrs.get('replicates', 1))} paired replicates. iCAC is 'none' when "
+            "the interval of incremental customers includes 0.</p>")
+    return ("<h2>Incrementality: hold-outs</h2>" + _table(
+        ["target", "kind", "customers", "revenue", "profit", "profit projected", "iCAC",
+         "iROAS", "attributed customers"], rows) + note
+        + _img(lift_figure(lift), "incremental profit and customers per hold-out"))
+
+
+def render(ds: xr.Dataset, source: str = "", lift: xr.Dataset | None = None) -> str:
+    """The report as one HTML string (a run's with a lift result: diagnostics read
+    beside it, and a section of what each hold-out caused)."""
     missing = [v for v in (*REQUIRES["economics"], "attributed_conversions") if v not in ds]
     if missing:
         raise PlotError(f"a report needs {', '.join(missing)}, which this result does not keep")
@@ -257,7 +289,7 @@ def render(ds: xr.Dataset, source: str = "") -> str:
         meta.append(f"replicates: {ds.sizes.get('replicate', 1)}")
     if source:
         meta.append(f"source: {_esc(source)}")
-    body = _sweep_sections(ds) if sweep else _run_sections(ds)
+    body = _sweep_sections(ds) if sweep else _run_sections(ds, lift)
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{_esc(title)}</h1><p class=meta>{' · '.join(meta)}</p>"
