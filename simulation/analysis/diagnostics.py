@@ -141,6 +141,7 @@ def lift_verdicts(lift: xr.Dataset, level: float = 0.95) -> dict[str, dict]:
         sel = lift.sel(target=target)
         mean, low, high, n = t_interval(sel.incremental_profit.values, level)
         customers = t_interval(sel.incremental_customers.values, level)[0]
+        projected = t_interval(sel.incremental_profit_projected.values, level)[:3]
         if n >= 2 and low > 0:
             verdict = "pays"
         elif n >= 2 and high < 0:
@@ -148,7 +149,8 @@ def lift_verdicts(lift: xr.Dataset, level: float = 0.95) -> dict[str, dict]:
         else:
             verdict = "unclear"
         out[target] = {"verdict": verdict, "mean": mean, "low": low, "high": high,
-                       "replicates": n, "customers": customers, "kind": str(sel.kind.values)}
+                       "replicates": n, "customers": customers, "kind": str(sel.kind.values),
+                       "projected": projected}
     return out
 
 
@@ -179,7 +181,16 @@ def _lift_findings(verdicts: dict[str, dict]) -> list[Finding]:
         body = (f"the {what} {target} causes {_f(v['mean'], whole_from=1000)} of profit "
                 f"(95% interval {interval}) and {_f(v['customers'], 'int')} customers: the "
                 "base run minus the run without it, on the same seeds")
-        if v["verdict"] == "loses":
+        p_mean, p_low, _ = v["projected"]
+        if v["verdict"] == "loses" and math.isfinite(p_low) and p_low > 0:
+            # loses within the run, but the customers it causes are worth more later
+            out.append(Finding("lift_loses", target, f"{target}: loses money in the run",
+                               body + "; it costs more than it brings within the run, but "
+                               f"with the projected value of the customers it causes it "
+                               f"earns {_f(p_mean, whole_from=1000)} (95% interval above 0): "
+                               "it pays back after the run, if the projection holds.",
+                               {**figures, "incremental_profit_projected": p_mean}))
+        elif v["verdict"] == "loses":
             out.append(Finding("lift_loses", target, f"{target}: loses money", body
                                + "; it costs more than it brings.", figures, "critical"))
         elif v["verdict"] == "pays":
