@@ -661,3 +661,33 @@ def test_example_experiment_runs_at_a_small_size(path, tmp_path):
     assert ds.sizes["replicate"] == 1 and ds.attrs["agents"] == 1500
     assert (ds.stage_count.sum("stage") == 1500).all()
     assert "one replicate: no measure of certainty" in stdout
+
+
+def test_a_negative_ltv_cac_never_ranks_the_cheaper_point_below_the_dearer(monkeypatch):
+    """Same projected LTV of -10 a customer: the variant paying 5 to acquire loses less
+    than the one paying 50, though -10/5 = -2 < -10/50 = -0.2; and any variant with a
+    non-negative LTV ranks above both."""
+    import xarray as xr
+
+    from simulation.analysis.economics import ltv_cac_rank
+    from simulation.sweep import combine
+
+    ranks = ltv_cac_rank([-2.0, -0.2, 0.1], [-10.0, -10.0, 5.0], [5.0, 50.0, 50.0])
+    assert ranks[0] > ranks[1] and ranks[2] > ranks[0]
+    worse_ltv = ltv_cac_rank([-4.0], [-20.0], [5.0])
+    assert worse_ltv[0] < ranks[0]  # same CAC, a worse LTV ranks lower
+
+    points = ["cheap", "dear"]
+    reps = [0, 1, 2]
+
+    def field(values):
+        return xr.DataArray(np.array(values, dtype=float)[:, None] * np.ones((2, 3)),
+                            dims=("variant", "replicate"),
+                            coords={"variant": points, "replicate": reps})
+
+    hand = xr.Dataset({"ltv_cac": field([-2.0, -0.2]), "ltv_projected": field([-10.0, -10.0]),
+                       "cac_loaded": field([5.0, 50.0])})
+    monkeypatch.setattr(combine, "outcomes", lambda ds: hand)
+    ds = xr.Dataset(coords={"variant": points, "replicate": reps})
+    summary = combine.summarise(ds, "ltv_cac")
+    assert summary.best.variant == "cheap"

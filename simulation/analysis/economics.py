@@ -184,6 +184,22 @@ def unit_economics(ds: xr.Dataset, market: bool = False) -> xr.Dataset:
     return out
 
 
+def ltv_cac_rank(ltv_cac, ltv_projected, cac_loaded):
+    """The order of LTV/CAC figures, higher is better, that never ranks a cheaper channel
+    (or variant) below a dearer one.
+
+    With a negative projected LTV no ratio can do that (ltv / cac grows towards 0 as the
+    CAC grows), so those rank below every non-negative one, among themselves by the
+    loss per customer ``cac_loaded - ltv_projected`` (a smaller loss ranks higher),
+    mapped into (-2, -1) by ``-1 - loss / (loss + 1)``, which keeps the order.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = np.asarray(cac_loaded, dtype=float) - np.asarray(ltv_projected, dtype=float)
+        negative = -1.0 - loss / (loss + 1.0)
+        return np.where(np.asarray(ltv_projected, dtype=float) >= 0,
+                        np.asarray(ltv_cac, dtype=float), negative)
+
+
 def _per_customer(cost: xr.DataArray, customers: xr.DataArray) -> xr.DataArray:
     """cost / customers; inf for a cost that won no one, NaN for neither."""
     with np.errstate(divide="ignore", invalid="ignore"):

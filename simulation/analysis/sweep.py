@@ -30,6 +30,8 @@ def kpis(ds: xr.Dataset) -> xr.Dataset:
         "cac": m.cac,
         "ltv": m.ltv,
         "ltv_cac": m.ltv_cac,
+        "ltv_projected": m.ltv_projected,
+        "cac_loaded": m.cac_loaded,
         "roas": m.roas,
         "active_at_end": ds.stage_count.isel(day=-1).sel(stage="active", drop=True),
     })

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from simulation.analysis.economics import ltv_cac_rank
 from simulation.scenario import ScenarioError
 from simulation.sweep.experiment import (
     OUTCOMES,
@@ -180,7 +181,8 @@ def outcomes(ds: xr.Dataset) -> xr.Dataset:
     from simulation.analysis.sweep import kpis
 
     k = kpis(ds)
-    out = {name: k[name] for name in ("profit", "revenue", "customers", "cac", "ltv", "ltv_cac")}
+    out = {name: k[name] for name in ("profit", "revenue", "customers", "cac", "ltv", "ltv_cac",
+                                      "ltv_projected", "cac_loaded")}  # the last two rank ltv_cac
     churned = ds.churned.sum(("day", "channel"))
     with np.errstate(divide="ignore", invalid="ignore"):
         out["churn"] = xr.where(k.customers > 0, churned / k.customers, np.nan)
@@ -433,6 +435,21 @@ def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
     values = stacked[objective.metric]
     sign = 1.0 if objective.maximise else -1.0
     means = np.array([r[f"{objective.metric}_mean"] for r in summary.rows]) * sign
+    ranks = sign * values  # what decides the best, per point and replicate
+    if objective.metric == "ltv_cac" and "ltv_projected" in out and "cac_loaded" in out:
+        # a negative LTV/CAC must not rank a cheaper point below a dearer one
+        extra = {}
+        for name in ("ltv_projected", "cac_loaded"):
+            da = out[name]
+            if REPLICATE not in da.dims:
+                da = da.expand_dims(REPLICATE)
+            extra[name] = da.transpose(*dims, REPLICATE).values.reshape(values.shape)
+        ranks = sign * ltv_cac_rank(values, extra["ltv_projected"], extra["cac_loaded"])
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(ranks)
+            means = np.where(finite.any(axis=1),
+                             np.where(finite, ranks, 0.0).sum(axis=1)
+                             / np.maximum(finite.sum(axis=1), 1), np.nan)
     order = [i for i in np.argsort(-np.where(np.isfinite(means), means, -np.inf), kind="stable")
              if np.isfinite(means[i])]
     if not order:
@@ -440,7 +457,7 @@ def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
     b = order[0]
     best = Best(labels[b], float(summary.rows[b][f"{objective.metric}_mean"]))
     if len(labels) > 1:
-        shares = p_best(sign * values)
+        shares = p_best(ranks)
         best.p_best = float(shares[b])
         if np.isfinite(shares).all():
             ranked = np.argsort(-shares, kind="stable")
