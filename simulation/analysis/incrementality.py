@@ -17,6 +17,7 @@ from rich.table import Table
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 LEVEL = 0.95
 
@@ -103,6 +104,7 @@ def lift_figure(ds: xr.Dataset):
         axis.errorbar(mean[ok], y[ok], xerr=[mean[ok] - low[ok], high[ok] - mean[ok]],
                       fmt="none", ecolor="black", capsize=3)
         axis.axvline(0, color="black", lw=0.8)
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
         axis.set_xlabel(title)
         axis.grid(True, axis="x", alpha=0.3)
     lo = np.array([r["credit_low"] for r in rows])
