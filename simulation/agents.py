@@ -84,7 +84,10 @@ class ChannelAgent(mesa.Agent):
         self.media_spend = 0.0
         self.running = scaling.running(self.index, day)
         self.budget = scaling.budget[day, self.index]
-        weight = float((occupancy[:, self.audience].sum(axis=1) * self.affinity).sum())
+        # the audience, affinity-weighted, in people: each simulated customer stands for
+        # ``scale`` of them, and budgets, visitors and contact counts are the market's
+        weight = self.model.scale * float(
+            (occupancy[:, self.audience].sum(axis=1) * self.affinity).sum())
         if r.model == "list":
             contacts = r.frequency * weight
         elif r.model == "cpm":
@@ -109,10 +112,11 @@ class ChannelAgent(mesa.Agent):
     def book(self, reached: float) -> tuple[float, float]:
         """Media spend and fixed cost of the day, now that the reached count is known."""
         r = self.config.reach
+        people = reached * self.model.scale  # simulated customers reached, in market people
         if r.model == "cpc":
-            self.media_spend = reached * r.cpc
+            self.media_spend = people * r.cpc
         elif r.model == "list":
-            self.media_spend = reached * r.cost_per_contact
+            self.media_spend = people * r.cost_per_contact
         if not self.running:
             return self.media_spend, 0.0
         return self.media_spend, self.config.fixed_daily_cost + self.model.positioning.creative_cost

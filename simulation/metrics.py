@@ -62,31 +62,42 @@ class Recorder:
         return self.daily[day, lo : lo + 5 * self.nseg].reshape(self.nseg, 5)
 
     def dataset(self, channels: list[str], attr: np.ndarray, trans: np.ndarray,
-                unique_reached: np.ndarray, attrs: dict, extras: dict) -> xr.Dataset:
+                unique_reached: np.ndarray, attrs: dict, extras: dict,
+                scale: float = 1.0) -> xr.Dataset:
+        """The result dataset. Every count and amount of the simulated customers is
+        multiplied by ``scale`` (the people each stands for), so the result is in market
+        units; media and fixed costs are the market's already. At scale 1 counts stay
+        whole numbers (int64); otherwise they are estimates of the market's (float64)."""
         days = np.arange(self.days, dtype=np.int32)
         dc = ("day", "channel")
+
+        def count(values):
+            values = np.asarray(values)
+            return values.round().astype(np.int64) if scale == 1.0 else values * scale
+
         lo = counters.occupancy_offset(self.nch)
         occ = self.daily[:, lo : lo + 5 * self.nseg].reshape(self.days, self.nseg, 5)
         data: dict[str, tuple] = {
-            "stage_count": (("day", "stage"), occ.sum(axis=1).round().astype(np.int64)),
-            "stage_count_by_segment": (("day", "segment", "stage"), occ.round().astype(np.int64)),
+            "stage_count": (("day", "stage"), count(occ.sum(axis=1))),
+            "stage_count_by_segment": (("day", "segment", "stage"), count(occ)),
         }
         for v in counters.CHANNEL_COUNTERS:
             values = self.channel(v.name)
-            data[v.name] = (dc, values.round().astype(np.int64) if v.is_count else values)
+            data[v.name] = (dc, count(values) if v.is_count else values * scale)
         data.update(extras)
         data["media_spend"] = (dc, self.media.copy())
         data["fixed_cost"] = (dc, self.fixed.copy())
         spend = self.media + self.fixed
         data["spend"] = (dc, spend)
-        gm = self.gross_margin()
+        gm = self.gross_margin() * scale
+        programme = self.channel("programme_cost") * scale
         data["gross_margin"] = (dc, gm)
-        data["contribution"] = (dc, gm - self.media - self.channel("programme_cost"))
+        data["contribution"] = (dc, gm - self.media - programme)
         data["profit"] = (dc, data["contribution"][1] - self.fixed)
         for v in counters.MARKET_COUNTERS:
             if v.stored:
                 values = self.market(v.name)
-                data[v.name] = (("day",), values.round().astype(np.int64) if v.is_count else values)
+                data[v.name] = (("day",), count(values) if v.is_count else values * scale)
         active = occ.sum(axis=1)[:, 3]
         with np.errstate(all="ignore"):
             data["mean_health"] = (("day",), np.where(
@@ -96,7 +107,10 @@ class Recorder:
             won = np.cumsum(self.channel("conversions").sum(axis=1))
             again = np.cumsum(self.channel("repeaters").sum(axis=1))
             data["repeat_purchase_rate"] = (("day",), np.where(won > 0, again / won, np.nan))
-        data["community_size"] = (("day",), self.market("members").round().astype(np.int64))
+        data["community_size"] = (("day",), count(self.market("members")))
+        attr = attr * scale
+        trans = trans * scale
+        attrs = {**attrs, "scale": float(scale)}
 
         if attr.ndim == 2:  # a backend that credits conversions only: no revenue twin
             attr = np.stack([attr, np.full_like(attr, np.nan)])
@@ -114,10 +128,12 @@ class Recorder:
             conv = np.where(unique_reached > 0, customers / unique_reached, np.nan)
             churn = np.where(customers > 0, self.channel("churned").sum(axis=0) / customers,
                              np.nan)
+        customers = count(customers)
+        unique_reached = count(unique_reached)
         states = ["start", *channels, "conversion", "no_conversion"]
         data["journey_transitions"] = (("from_state", "to_state"), trans)
-        data["unique_reached"] = (("channel",), unique_reached.astype(np.int64))
-        data["customers"] = (("channel",), customers.round().astype(np.int64))
+        data["unique_reached"] = (("channel",), unique_reached)
+        data["customers"] = (("channel",), customers)
         data["conversion_rate"] = (("channel",), conv)
         data["churn_rate"] = (("channel",), churn)
 

@@ -13,6 +13,8 @@ kernels. Each day:
 
 from __future__ import annotations
 
+import math
+
 import mesa
 import numba
 import numpy as np
@@ -51,6 +53,7 @@ class MarketShell(mesa.Model):
         self.seed_value = sim.seed
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
+        self.scale = scenario.scale  # people each simulated customer stands for
         self.in_force = scenario  # today's: the run's, with the changes that took effect
         # the scenario in force from each change's day on, validated now; days the run reaches
         self.pending_changes = [(d, sc) for d, sc in scheduled(scenario) if d < self.days]
@@ -116,13 +119,30 @@ class MarketShell(mesa.Model):
             rec.media[day, c] = media
             rec.fixed[day, c] = fixed
             marketing += media + fixed
-        rev = rec.channel("revenue", day).sum()
-        costs = sum(rec.channel(b, day).sum() for b in MARGIN_COSTS)
-        programmes = (rec.channel("programme_cost", day).sum()
+        k = self.scale  # the customers' money is the sample's; the firm's, the market's
+        rev = k * rec.channel("revenue", day).sum()
+        costs = k * sum(rec.channel(b, day).sum() for b in MARGIN_COSTS)
+        programmes = (k * rec.channel("programme_cost", day).sum()
                       + sum(comp.daily_cost(day) for comp in self.components))
         self.firm.book(rev, rev - costs, marketing, programmes)
         for comp in self.components:
             comp.after_day(self, day)
+
+    def capacity_today(self, c: int, day: int) -> int:
+        """Leads channel c serves today, in simulated customers (-1: no capacity limit).
+
+        A capacity is people a day; in the sample it is ``capacity / scale``, rounded up
+        or down by a draw keyed by (seed, day, channel) so that its mean is exact (9 a day
+        at scale 4 serves 2 or 3, 2.25 on average) and both backends serve the same.
+        """
+        cap = self.rules.capacity[c]
+        if cap is None:
+            return -1
+        x = cap / self.scale
+        whole = math.floor(x)
+        if x > whole and np.random.default_rng((self.seed_value, day, c, 0xCA9)).random() < x - whole:
+            whole += 1
+        return whole
 
     def gross_margin_to_date(self, c: int, day: int) -> float:
         """Gross margin booked so far to customers acquired through channel c."""
@@ -142,6 +162,7 @@ class MarketShell(mesa.Model):
             "scenario_name": self.scenario.name,
             "seed": self.seed_value,
             "agents": self.n,
+            "market_size": int(self.scenario.market.size),
             "days": self.days,
             "backend": backend,
             "simulation_version": __version__,
@@ -162,7 +183,7 @@ class MarketShell(mesa.Model):
         """The result dataset, from the recorder and the backend's attribution and population."""
         ds = self.recorder.dataset(self.channel_names, attr, trans, unique,
                                    self.result_attrs(backend, bytes_per_customer),
-                                   self.result_extras())
+                                   self.result_extras(), self.scale)
         ds["cohort_retention"] = cohort_retention(population, self.days, self.channel_names)
         describe(ds)
         return ds
@@ -233,7 +254,7 @@ class MarketModel(MarketShell):
         quota = np.zeros_like(waiting)
         order = np.roll(np.arange(self.n_chunks), -(day % self.n_chunks))
         for c in np.flatnonzero(self.capacity >= 0):
-            left = int(self.capacity[c])
+            left = self.capacity_today(int(c), day)
             for ch in order:
                 take = min(left, int(waiting[ch, c]))
                 quota[ch, c] = take

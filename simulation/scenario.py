@@ -44,6 +44,8 @@ MAX_AMOUNT = 1e12
 float overflow that products of amounts (impressions, revenue) stay finite."""
 MAX_COUNT = 1_000_000_000
 """Upper bound of whole counts a day (leads served, conversions to wait for)."""
+MAX_MARKET = 10_000_000_000
+"""Largest market a scenario can describe (the sample simulated is at most 200 million)."""
 MIN_PRICE_OF_REACH = 0.01
 """Lowest cost per thousand impressions or per click: a price of 0 would make reach free
 and infinite (the old way to switch a channel off; ``enabled = false`` is the way now)."""
@@ -87,6 +89,20 @@ class Simulation(Strict):
     seed: int = Field(
         0, ge=0, le=2**63 - 1,
         description="random seed; a seed gives the same result on any thread count",
+    )
+
+
+class Market(Strict):
+    """The ``[market]`` table: the people the run stands for."""
+
+    size: int = Field(
+        None, ge=1, le=MAX_MARKET,
+        description="people in the addressable market; unset: the file's own "
+                    "`simulation.agents` (never a command-line or sweep override). Every "
+                    "absolute quantity (budgets, visitors, capacities, counts) is in these "
+                    "people, and so is every count and amount in the results; "
+                    "`simulation.agents` is the sample simulated, each customer standing for "
+                    "`size / agents` people",
     )
 
 
@@ -762,6 +778,7 @@ class Scenario(Strict):
     name: str = Field("scenario", description="name shown in the summary and stored in the result")
     description: str = Field("", description="free text")
     simulation: Simulation = Simulation()
+    market: Market = Market()
     product: Product = Product()
     segments: list[Segment] = Field(default_factory=lambda: [Segment(name="everyone", share=1.0)])
     channels: list[Channel] = Field(default_factory=list)
@@ -780,6 +797,24 @@ class Scenario(Strict):
         description="scheduled changes, `[[changes]]` tables of `day` and `set` (see *Scheduled "
                     "changes*)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _market_of_the_file(cls, data):
+        """Without ``market.size``, the market is the sample the data describes."""
+        if isinstance(data, dict):
+            market = data.get("market")
+            if market is None or (isinstance(market, dict) and market.get("size") is None):
+                sim = data.get("simulation")
+                agents = sim.get("agents") if isinstance(sim, dict) else getattr(sim, "agents", None)
+                data = {**data, "market": {**(market or {}),
+                                           "size": agents if agents is not None else 100_000}}
+        return data
+
+    @property
+    def scale(self) -> float:
+        """People each simulated customer stands for: ``market.size / simulation.agents``."""
+        return self.market.size / self.simulation.agents
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -1008,12 +1043,23 @@ def read_toml(path: str | Path) -> dict:
         raise ScenarioError(str(p), "", f"cannot be read ({exc.strerror})") from None
 
 
+def fix_market_size(data: dict) -> None:
+    """A file without ``market.size`` describes a market of its own ``simulation.agents``:
+    fixed here, before any override, so that ``--agents`` (or ``--set
+    simulation.agents``, a sweep's size) changes the sample and never the market."""
+    market = data.get("market", {})
+    sim = data.get("simulation", {})
+    if isinstance(market, dict) and isinstance(sim, dict) and market.get("size") is None:
+        data["market"] = {**market, "size": sim.get("agents", 100_000)}
+
+
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
     """Read, override and validate a scenario file.
 
     ``overrides`` are ``path=value`` strings, as given to ``--set``.
     """
     data = read_toml(path)
+    fix_market_size(data)
     for item in overrides:
         if "=" not in item:
             raise ScenarioError("--set", item, "expected path=value")
@@ -1048,6 +1094,7 @@ FIXED_DURING_RUN: dict[str, str] = {
     "name": "the run's label",
     "description": "the run's label",
     "simulation": "the run's size, length and seed are fixed when it starts",
+    "market": "the market's size is fixed when the run starts",
     "changes": "a change cannot schedule changes",
     "attribution": "the attribution rules credit the whole run",
     "segments.*.name": "names identify the segments in the result",

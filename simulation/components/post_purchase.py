@@ -31,7 +31,8 @@ class PostPurchase(Component):
     def __init__(self, model):
         sc: Scenario = model.scenario
         self.cfg = sc.post_purchase
-        self.members = 0.0
+        self.members = 0.0  # simulated customers; each stands for ``scale`` people
+        self.scale = model.scale
         self.fixed_cost = np.zeros(model.days)
         self.shares_yesterday = 0.0
 
@@ -62,7 +63,8 @@ class PostPurchase(Component):
 
     def community_value(self) -> float:
         c = self.cfg.community
-        return self.members / (self.members + c.half_size) if c.enabled else 0.0
+        members = self.members * self.scale  # in people, as half_size is
+        return members / (members + c.half_size) if c.enabled else 0.0
 
     def extra_advocates(self) -> float:
         """Advocate-equivalents beyond active customers: yesterday's shares and members."""
@@ -76,7 +78,8 @@ class PostPurchase(Component):
         c = self.cfg.community
         if c.enabled:
             model.par["community_churn_cut"] = c.churn_reduction * self.community_value()
-            self.fixed_cost[day] = c.fixed_daily_cost + c.cost_per_member_day * self.members
+            self.fixed_cost[day] = (c.fixed_daily_cost
+                                    + c.cost_per_member_day * self.members * self.scale)
 
     def after_day(self, model, day: int) -> None:
         self.members = model.recorder.market("members", day)

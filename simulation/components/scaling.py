@@ -84,7 +84,7 @@ class Scaling(Component):
         if self.launched[prev] < 0 or self.paused[prev]:
             return False
         ran = day - self.launched[prev]
-        won = model.recorder.channel("conversions")[: day, prev].sum()
+        won = model.scale * model.recorder.channel("conversions")[: day, prev].sum()
         return (ran >= self.rollout_cfg.validation_days
                 and won >= self.rollout_cfg.validation_conversions)
 
@@ -119,7 +119,7 @@ class Scaling(Component):
                 if ran < rule.validation_days or ran % rule.every_days:
                     continue
                 rec = model.recorder
-                won_total = rec.channel("conversions")[: day + 1, c].sum()
+                won_total = model.scale * rec.channel("conversions")[: day + 1, c].sum()
                 if won_total < rule.validation_conversions:
                     continue
                 value = self.metric(model, rule, c, day)
@@ -142,7 +142,7 @@ class Scaling(Component):
         """The guardrail's metric over the trailing window (ltv_cac: realised LTV so far)."""
         rec = model.recorder
         lo = max(0, day + 1 - rule.lookback_days)
-        won = rec.channel("conversions")[lo : day + 1, c].sum()
+        won = model.scale * rec.channel("conversions")[lo : day + 1, c].sum()  # people
         spend = (rec.media[lo : day + 1, c] + rec.fixed[lo : day + 1, c]).sum()
         if rule.metric == "conversion_rate":
             reached = rec.channel("reached")[lo : day + 1, c].sum()
@@ -151,7 +151,7 @@ class Scaling(Component):
         if rule.metric == "cac":
             return cac
         customers = rec.channel("conversions")[: day + 1, c].sum()
-        margin = model.gross_margin_to_date(c, day)
+        margin = model.gross_margin_to_date(c, day)  # the sample's, as customers are
         ltv = margin / customers if customers else 0.0
         return ltv / cac if cac > 0 else math.inf
 

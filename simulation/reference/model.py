@@ -206,7 +206,7 @@ class ReferenceMarketModel(MarketShell):
         """Each capacity-limited channel serves as many waiting leads as it can, in random order."""
         for c, queue in self.queues.items():
             self.random.shuffle(queue)
-            for customer in queue[: self.capacity[c]]:
+            for customer in queue[: self.capacity_today(c, day)]:
                 customer.serve_lead(day)
 
     def _census(self, day: int) -> None:
