@@ -28,7 +28,7 @@ class BadInput(Exception):
 
 def _console() -> Console:
     # piped output (CI logs, files) gets a width that fits the summary table
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _err(message: str) -> int:
