@@ -28,7 +28,7 @@ class BadInput(Exception):
 
 def _console() -> Console:
     # piped output (CI logs, files) gets a width that fits the summary table
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _err(message: str) -> int:
@@ -173,6 +173,9 @@ def _load_result(result: str):
             ds = read_netcdf(path)
     except Exception as exc:  # h5py/xarray raise many kinds on a file that is not a result
         raise BadInput(f"{path}: not a readable result file ({type(exc).__name__})") from None
+    if ds.attrs.get("kind") == "lift":
+        raise BadInput(f"{path}: a lift result; read it beside its run with distsim report "
+                       f"RUN.nc --lift {path}")
     if "stage_count" not in ds:
         raise BadInput(f"{path}: not a distsim result (no stage_count variable)")
     return path, ds
@@ -200,7 +203,25 @@ def _load_lift(text: str, ds):
     if lift.attrs.get("scenario_name") != ds.attrs.get("scenario_name"):
         raise BadInput(f"--lift {path}: a lift of '{lift.attrs.get('scenario_name')}', not of "
                        f"'{ds.attrs.get('scenario_name')}'")
+    for key in ("agents", "days"):
+        if int(lift.attrs.get(key, -1)) != int(ds.attrs.get(key, -2)):
+            raise BadInput(f"--lift {path}: measured at {key} = {lift.attrs.get(key)}, the run "
+                           f"has {ds.attrs.get(key)}; run the lift at the run's size")
+    if _unseeded(lift.attrs.get("scenario", "")) != _unseeded(ds.attrs.get("scenario", "")):
+        raise BadInput(f"--lift {path}: a lift of other scenario settings than the run's "
+                       "(only the seed may differ: the lift draws its own per replicate)")
     return lift
+
+
+def _unseeded(text: str) -> dict:
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+    data.get("simulation", {}).pop("seed", None)
+    return data
 
 
 def _output_beside(path: Path, out: str | None, suffix: str) -> Path:
@@ -260,8 +281,9 @@ def cmd_lift(args) -> int:
         raise BadInput(f"{exc.field.replace('simulation.', '--')}: {exc.message}") from None
     channels = _names(args.channels, "--channels")
     programmes = _names(args.programmes, "--programmes")
-    hold_outs = lift.targets(resolved, channels, programmes)
-    lift.experiment(resolved, hold_outs, args.from_day, args.replicates)  # validates it
+    hold_outs = lift.targets(resolved, channels, programmes, source=args.scenario)
+    lift.experiment(resolved, hold_outs, args.from_day, args.replicates,
+                    source=args.scenario)  # validates it
     out = Path("results") / f"{Path(args.scenario).stem}_lift.nc" if args.out is None else args.out
     console = _console()
     from simulation.outputs import OutputFiles

@@ -43,8 +43,8 @@ DEFINITIONS = {
     "incremental_profit_projected": ("currency", "incremental_profit plus the projected "
                                      "value beyond the run of the customers it caused "
                                      "(ltv_projected - ltv per customer, by channel)"),
-    "incremental_cost": ("currency", "marketing and programme costs the target caused "
-                         "(media, fixed, programme costs)"),
+    "incremental_cost": ("currency", "costs the target caused: media, fixed and programme "
+                         "costs, and the commissions and order fees of the orders"),
     "icac": ("currency per customer", "incremental CAC: incremental_cost / "
              "incremental_customers"),
     "iroas": ("ratio", "incremental ROAS: incremental_revenue / incremental_cost"),
@@ -72,11 +72,15 @@ class Target:
 
 def targets(scenario: Scenario, channels: list[str] | None, programme_names: list[str] | None,
             source: str = "command line") -> list[Target]:
-    """The hold-outs: each listed channel (default: every enabled channel), each listed
-    programme, and ``all_channels`` when more than one channel is listed."""
+    """The hold-outs: each listed channel (default: every enabled channel, unless only
+    programmes are listed), each listed programme, and ``all_channels`` when more than one
+    channel is held out."""
     enabled = [c.name for c in scenario.channels if c.enabled]
     known = {c.name for c in scenario.channels}
-    chosen = enabled if channels is None else channels
+    if channels is None:  # every enabled channel, unless only programmes were asked for
+        chosen = [] if programme_names else enabled
+    else:
+        chosen = channels
     for name in chosen:
         if name not in known:
             raise ScenarioError(source, "--channels", f"no channel named '{name}' (have "
@@ -152,7 +156,11 @@ def lift_dataset(combined: xr.Dataset, hold_outs: list[Target], from_day: int) -
         "contribution": market.contribution,
         "profit": market.profit,
         "profit_projected": market.profit + beyond.sum("channel"),
-        "cost": market.spend + programme_costs,
+        # everything the target may add or save: media, fixed, programme costs, and the
+        # commissions and order fees its customers' orders pay
+        "cost": (market.spend + programme_costs
+                 + combined.commission.sum(("day", "channel"))
+                 + combined.order_fees.sum(("day", "channel"))),
     }
     names = [t.name for t in hold_outs]
     data = {}

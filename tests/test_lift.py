@@ -74,7 +74,7 @@ def test_programmes_and_the_console(tmp_path):
                             "--out", tmp_path / "l.nc", "--plot", tmp_path / "l.png"])
     assert rc == 0, err
     ds = read_netcdf(tmp_path / "l.nc")
-    assert "community" in ds.target.values
+    assert list(ds.target.values) == ["community"]  # programmes alone: no channel hold-outs
     assert str(ds.kind.sel(target="community").values) == "programme"
     assert np.isnan(ds.attributed_conversions.sel(target="community")).all()
     assert "community" in out and "iCAC" in out
@@ -137,3 +137,15 @@ def test_the_report_reads_a_run_beside_its_lift(tmp_path):
     assert rc == 2
     assert_one_clear_line(err, "a lift of 'default'")
     assert not (tmp_path / "x.html").exists()
+    # a lift of the same scenario at another length, or other settings, is refused too
+    for other_args, needle in ((["--days", "40"], "days"),
+                               (["--set", "channels.search.daily_budget=999"], "settings")):
+        other = tmp_path / "other.nc"
+        args = ["run", DEFAULT, "--agents", "3000", "--days", "60", *other_args]
+        if "--days" in other_args:
+            args = ["run", DEFAULT, "--agents", "3000", *other_args]
+        assert run_cli([*args, "--quiet", "--out", other])[0] == 0
+        rc, _, err = run_cli(["report", other, "--lift", tmp_path / "lift.nc",
+                              "--out", tmp_path / "x.html"])
+        assert rc == 2, needle
+        assert_one_clear_line(err, needle)

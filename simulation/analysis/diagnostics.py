@@ -173,23 +173,25 @@ def _lift_findings(verdicts: dict[str, dict]) -> list[Finding]:
     for target, v in verdicts.items():
         what = "programme" if v["kind"] == "programme" else (
             "set of channels" if v["kind"] == "all_channels" else "channel")
-        interval = (f"{_f(v['low'], whole_from=1000)} to {_f(v['high'], whole_from=1000)}"
-                    if math.isfinite(v["low"]) else "no interval: one replicate")
+        interval = (f"95% interval {_f(v['low'], whole_from=0)} to "
+                    f"{_f(v['high'], whole_from=0)}" if math.isfinite(v["low"])
+                    else "one replicate: no interval")
+        p_mean, p_low, p_high = v["projected"]
+        beyond = (f"; with the projected value of the customers it causes, "
+                  f"{_f(p_mean, whole_from=0)}"
+                  + (f" ({_f(p_low, whole_from=0)} to {_f(p_high, whole_from=0)})"
+                     if math.isfinite(p_low) else ""))
         figures = {"incremental_profit": v["mean"], "incremental_profit_low": v["low"],
                    "incremental_profit_high": v["high"], "incremental_customers": v["customers"],
-                   "replicates": float(v["replicates"])}
-        body = (f"the {what} {target} causes {_f(v['mean'], whole_from=1000)} of profit "
-                f"(95% interval {interval}) and {_f(v['customers'], 'int')} customers: the "
+                   "incremental_profit_projected": p_mean, "replicates": float(v["replicates"])}
+        body = (f"the {what} {target} causes {_f(v['mean'], whole_from=0)} of profit in the "
+                f"run ({interval}) and {_f(v['customers'], 'int')} customers{beyond}: the "
                 "base run minus the run without it, on the same seeds")
-        p_mean, p_low, _ = v["projected"]
         if v["verdict"] == "loses" and math.isfinite(p_low) and p_low > 0:
             # loses within the run, but the customers it causes are worth more later
             out.append(Finding("lift_loses", target, f"{target}: loses money in the run",
-                               body + "; it costs more than it brings within the run, but "
-                               f"with the projected value of the customers it causes it "
-                               f"earns {_f(p_mean, whole_from=1000)} (95% interval above 0): "
-                               "it pays back after the run, if the projection holds.",
-                               {**figures, "incremental_profit_projected": p_mean}))
+                               body + "; it costs more than it brings within the run, and "
+                               "pays back after it if the projection holds.", figures))
         elif v["verdict"] == "loses":
             out.append(Finding("lift_loses", target, f"{target}: loses money", body
                                + "; it costs more than it brings.", figures, "critical"))
@@ -197,9 +199,10 @@ def _lift_findings(verdicts: dict[str, dict]) -> list[Finding]:
             out.append(Finding("lift_pays", target, f"{target}: pays", body + ".", figures,
                                "ok"))
         else:
-            out.append(Finding("lift_unclear", target, f"{target}: unclear", body
-                               + "; the interval includes 0: more replicates or a longer "
-                               "run would tell.", figures))
+            why = ("the interval includes 0: more replicates or a longer run would tell"
+                   if v["replicates"] >= 2 else "one replicate cannot tell: run 3 or more")
+            out.append(Finding("lift_unclear", target, f"{target}: unclear",
+                               f"{body}; {why}.", figures))
     return out
 
 

@@ -20,7 +20,8 @@ or, with ``market=True``, for the whole market as one channel:
   ``cac_loaded`` (inf: never, at the observed rates).
 - ``contribution`` = gross margin - media spend - programme costs (the variable costs);
   ``profit`` = ``contribution`` - fixed costs (the channel's; the market's also counts
-  the programme costs tied to no channel).
+  the programme costs tied to no channel, which are no acquisition cost and no part of
+  a customer's LTV).
 
 A channel that spends and wins no one has ``cac`` = inf (it sorts last; no aggregation
 drops it); a channel that neither spends nor wins has NaN (nothing to say).
@@ -120,11 +121,12 @@ def unit_economics(ds: xr.Dataset, market: bool = False) -> xr.Dataset:
         "churned": ds.churned,
     })
     first_margin = m1.fillna(0.0) * ds.conversions.sum("day")
+    overhead = 0.0  # fixed costs tied to no channel: in the market's profit only
     if market:
         book = book.sum("channel").expand_dims(channel=["market"])
         first_margin = first_margin.sum("channel").expand_dims(channel=["market"])
         if "programme_fixed_cost" in ds:
-            book["fixed_cost"] = book.fixed_cost + ds.programme_fixed_cost
+            overhead = ds.programme_fixed_cost.sum("day")
     active_days = book.active.sum("day")
     book = book.drop_vars("active").sum("day")
     customers = book.customers
@@ -168,8 +170,8 @@ def unit_economics(ds: xr.Dataset, market: bool = False) -> xr.Dataset:
         "ltv_cac": _ratio(ltv_projected, cac_loaded),
         "payback_days": xr.where(customers > 0, payback, np.nan),
         "contribution": contribution,
-        "profit": contribution - book.fixed_cost,
-        "profit_per_customer": safe_div(contribution - book.fixed_cost, customers),
+        "profit": contribution - book.fixed_cost - overhead,
+        "profit_per_customer": safe_div(contribution - book.fixed_cost - overhead, customers),
         "contribution_margin": safe_div(contribution, book.revenue),
         "roas": safe_div(book.revenue, spend),
     })

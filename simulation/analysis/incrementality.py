@@ -38,7 +38,9 @@ def figures(ds: xr.Dataset) -> list[dict]:
         revenue = row["incremental_revenue"][0]
         caused = customers > 0 and (low > 0 if math.isfinite(low) else True)
         row["icac"] = cost / customers if caused else math.nan
-        row["iroas"] = revenue / cost if cost > 0 else math.nan
+        r_low = row["incremental_revenue"][1]
+        earned = revenue > 0 and (r_low > 0 if math.isfinite(r_low) else True)
+        row["iroas"] = revenue / cost if cost > 0 and earned else math.nan
         credit = sel.attributed_conversions.values
         row["credit_low"] = float(np.nanmin(credit)) if np.isfinite(credit).any() else math.nan
         row["credit_high"] = float(np.nanmax(credit)) if np.isfinite(credit).any() else math.nan
@@ -57,9 +59,11 @@ def lift_table(ds: xr.Dataset) -> Table:
     """The console table of ``distsim lift``."""
     reps = int(ds.attrs.get("replicates", ds.sizes.get("replicate", 1)))
     start = int(ds.attrs.get("lift_from_day", 0))
+    spread = ("mean ± 95% CI" if reps > 1
+              else "one replicate: no intervals (run --replicates 3 or more)")
     title = (f"{escape(str(ds.attrs.get('scenario_name', 'scenario')))}: lift of each "
              f"hold-out from day {start}, {int(ds.attrs['agents']):,} customers x "
-             f"{int(ds.attrs['days'])} days, {reps} paired replicate(s); mean ± 95% CI")
+             f"{int(ds.attrs['days'])} days, {reps} paired replicate(s); {spread}")
     table = Table(title=title)
     for header in ("target", "customers", "orders", "revenue", "profit", "profit projected",
                    "iCAC", "iROAS", "attributed customers"):
@@ -80,9 +84,12 @@ def lift_table(ds: xr.Dataset) -> Table:
     table.caption = (
         "incremental = base - hold-out, whole market and run, on the same seeds; profit "
         "counts the target's own costs; projected adds the value beyond the run of the "
-        "customers it caused; iCAC = incremental marketing and programme cost / incremental "
-        "customers ('none': the interval of incremental customers includes 0); attributed "
-        "customers: lowest – highest credit of the attribution models in the base run")
+        "customers it caused; iCAC = incremental cost (media, fixed, programme costs, "
+        "commissions and fees) / incremental customers ('none': the interval of incremental "
+        "customers includes 0), iROAS = incremental revenue / that cost; attributed "
+        "customers: lowest – highest credit of the attribution models in the base run. "
+        "Hold-outs overlap (word of mouth, shared customers): single lifts need not add up "
+        "to all_channels'")
     return table
 
 
@@ -98,7 +105,9 @@ def lift_figure(ds: xr.Dataset):
         mean = np.array([r[key][0] for r in rows])
         low = np.array([r[key][1] for r in rows])
         high = np.array([r[key][2] for r in rows])
-        colours = ["#2ca02c" if m > 0 else "#d62728" for m in mean]
+        colours = ["#2ca02c" if lo > 0 else "#d62728" if hi < 0 else "#999999"
+                   for lo, hi in zip(np.nan_to_num(low, nan=-np.inf),
+                                     np.nan_to_num(high, nan=np.inf), strict=True)]
         axis.barh(y, mean, color=colours, alpha=0.8, edgecolor="black", linewidth=0.4)
         ok = np.isfinite(low) & np.isfinite(high)
         axis.errorbar(mean[ok], y[ok], xerr=[mean[ok] - low[ok], high[ok] - mean[ok]],
@@ -107,6 +116,10 @@ def lift_figure(ds: xr.Dataset):
         axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
         axis.set_xlabel(title)
         axis.grid(True, axis="x", alpha=0.3)
+    projected = np.array([r["incremental_profit_projected"][0] for r in rows])
+    ax.scatter(projected, y, marker="D", facecolors="white", edgecolors="black", zorder=4,
+               label="projected, with the value beyond the run")
+    ax.legend(loc="lower right", fontsize=8)
     lo = np.array([r["credit_low"] for r in rows])
     hi = np.array([r["credit_high"] for r in rows])
     has = np.isfinite(lo)
@@ -118,7 +131,8 @@ def lift_figure(ds: xr.Dataset):
     ax.invert_yaxis()
     fig.suptitle(f"What each hold-out caused: {ds.attrs.get('scenario_name', '')} "
                  f"(from day {int(ds.attrs.get('lift_from_day', 0))}, "
-                 f"{int(ds.attrs.get('replicates', 1))} paired replicates, 95% CI)")
+                 f"{int(ds.attrs.get('replicates', 1))} paired replicates, 95% CI; green: "
+                 "interval above 0, red: below, grey: includes 0)", fontsize=10)
     fig.tight_layout()
     return fig
 

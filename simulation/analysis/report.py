@@ -246,25 +246,28 @@ def _lift_section(lift: xr.Dataset) -> str:
     """What each hold-out caused (``distsim lift``), beside what attribution credits."""
     from simulation.analysis.incrementality import figures, lift_figure
 
-    def pm(triple) -> str:
+    def pm(triple, kind: str = "money") -> str:
         mean, low, high = triple
-        text = _num(mean)
-        return text + (f" ({_num(low)} to {_num(high)})" if np.isfinite(low) else "")
+        text = _num(mean, kind)
+        return text + (f" ({_num(low, kind)} to {_num(high, kind)})" if np.isfinite(low) else "")
 
     rows = []
     for r in figures(lift):
         credit = ("–" if not np.isfinite(r["credit_low"]) else
                   f"{_num(r['credit_low'], 'int')} – {_num(r['credit_high'], 'int')}")
-        rows.append([_esc(r["target"]), _esc(r["kind"]), pm(r["incremental_customers"]),
+        rows.append([_esc(r["target"]), _esc(r["kind"]), pm(r["incremental_customers"], "int"),
                      pm(r["incremental_revenue"]), pm(r["incremental_profit"]),
                      pm(r["incremental_profit_projected"]),
                      "none" if not np.isfinite(r["icac"]) else _num(r["icac"]),
                      _num(r["iroas"], "ratio"), credit])
     note = (f"<p class=note>Incremental = base run minus the run with the target held out "
             f"from day {int(lift.attrs.get('lift_from_day', 0))}, on the same seeds, over the "
-            f"whole market and run; mean (95% interval) over "
-            f"{int(lift.attrs.get('replicates', 1))} paired replicates. iCAC is 'none' when "
-            "the interval of incremental customers includes 0.</p>")
+            f"whole market and run ({int(lift.attrs['agents']):,} customers x "
+            f"{int(lift.attrs['days'])} days, the run's size); mean (95% interval) over "
+            f"{int(lift.attrs.get('replicates', 1))} paired replicates. iCAC = incremental "
+            "cost (media, fixed, programme costs, commissions and fees) / incremental "
+            "customers, 'none' when the interval of incremental customers includes 0. "
+            "Hold-outs overlap, so single lifts need not add up to all_channels'.</p>")
     return ("<h2>Incrementality: hold-outs</h2>" + _table(
         ["target", "kind", "customers", "revenue", "profit", "profit projected", "iCAC",
          "iROAS", "attributed customers"], rows) + note
