@@ -171,7 +171,7 @@ def lift_dataset(combined: xr.Dataset, hold_outs: list[Target], from_day: int) -
     with np.errstate(divide="ignore", invalid="ignore"):
         data["icac"] = data["incremental_cost"] / data["incremental_customers"]
         data["iroas"] = data["incremental_revenue"] / data["incremental_cost"]
-    out = xr.Dataset(data)
+    out = xr.Dataset(data).transpose("target", "replicate", ...)  # as docs/contracts.md
     base = combined.sel(variant=BASE)
     credit = base.attributed_conversions.mean("replicate")
     rows = [credit.sel(channel=t.name).values if t.kind == "channel"

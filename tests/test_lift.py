@@ -45,6 +45,7 @@ def test_a_lift_is_the_base_minus_a_hold_out_run_by_hand(tmp_path, from_day, han
     ds = lift(tmp_path, "--channels", "search,email", "--replicates", 1,
               "--from-day", from_day)
     assert list(ds.target.values) == ["search", "email", "all_channels"]
+    assert ds.incremental_customers.dims == ("target", "replicate")
     seed = int(ds.replicate_seed.values[0])
     base, held = by_hand(seed, []), by_hand(seed, [hand])
     got = ds.sel(target="search", replicate=0)
