@@ -12,7 +12,7 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")  # no display in tests; set before matplotlib loads
 
 import pytest  # noqa: E402
-from helpers import example  # noqa: E402
+from helpers import example, own_market  # noqa: E402
 
 import simulation  # noqa: E402
 
@@ -37,9 +37,9 @@ def saas_scenario():
 
 @pytest.fixture(scope="session")
 def default_run(default_scenario):
-    return simulation.run(default_scenario, agents=6000, days=91, seed=4)
+    return simulation.run(own_market(default_scenario, 6000), days=91, seed=4)
 
 
 @pytest.fixture(scope="session")
 def saas_run(saas_scenario):
-    return simulation.run(saas_scenario, agents=8000, days=91, seed=4)
+    return simulation.run(own_market(saas_scenario, 8000), days=91, seed=4)

@@ -18,7 +18,7 @@ import tomli_w
 import xarray as xr
 
 import simulation
-from simulation.scenario import Scenario, scenario_from_dict
+from simulation.scenario import Scenario, scenario_from_dict, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -80,15 +80,24 @@ def list_channel(name: str, freq: float, audience=STAGES, **effects) -> dict:
 # -- runs ---------------------------------------------------------------------------------
 
 
+def own_market(scenario: Scenario | dict, agents: int) -> Scenario:
+    """``scenario`` as a market of exactly ``agents`` people (scale 1): a mechanism test
+    counts the simulated customers' events by hand, and keeps the example's budgets per
+    simulated customer, as when the sample was the market."""
+    if isinstance(scenario, dict):
+        scenario = scenario_from_dict(scenario)
+    return with_overrides(scenario, {"market.size": agents, "simulation.agents": agents})
+
+
 def simulate(scenario: Scenario | dict, agents: int, days: int, seed: int = 1,
              backend: str = "numba"):
-    """Run ``scenario`` (or a dict as in TOML) on ``backend``: (dataset, model), the model
-    for its population and ledgers."""
+    """Run ``scenario`` (or a dict as in TOML) on ``backend`` as a market of ``agents``
+    people (:func:`own_market`): (dataset, model), the model for its population and
+    ledgers."""
     from simulation.model import MarketModel
     from simulation.reference import ReferenceMarketModel
 
-    if isinstance(scenario, dict):
-        scenario = scenario_from_dict(scenario)
+    scenario = own_market(scenario, agents)
     model_cls = {"numba": MarketModel, "mesa": ReferenceMarketModel}[backend]
     model = model_cls(scenario, agents=agents, days=days, seed=seed)
     model.run_model()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tomli_w
 import xarray as xr
-from helpers import combine_runs
+from helpers import combine_runs, own_market
 from scipy import stats
 
 import simulation
@@ -301,7 +301,7 @@ def sweep(default_scenario):
     runs = {}
     for label, budget in (("low", 50.0), ("high", 400.0)):
         s = with_overrides(default_scenario, {"channels.search.daily_budget": budget})
-        runs[(label,)] = [simulation.run(s, agents=3000, days=40, seed=r) for r in (1, 2, 3)]
+        runs[(label,)] = [simulation.run(own_market(s, 3000), days=40, seed=r) for r in (1, 2, 3)]
     return combine_runs(runs, ("variant",))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import own_market
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -400,7 +401,7 @@ def long_journeys(request, default_scenario, tmp_path_factory):
     written for 200,000 customers, saturate this market, so nearly every journey is far
     longer than the ring (about 95 touches on average)."""
     path = tmp_path_factory.mktemp("markov") / f"{request.param}.parquet"
-    ds = simulation.run(default_scenario, agents=3000, days=120, seed=3, backend=request.param,
+    ds = simulation.run(own_market(default_scenario, 3000), days=120, seed=3, backend=request.param,
                         events_sample=3000, events_path=path)
     channels = [str(c) for c in ds.channel.values]
     return ds, full_journeys(pd.read_parquet(path), channels)
@@ -430,7 +431,7 @@ def test_half_life_comes_from_the_scenario(default_scenario):
     for half_life in (0.5, 1e9):
         data["attribution"] = {"half_life_days": half_life}
         sc = scenario_from_dict(data)
-        out[half_life] = simulation.run(sc, agents=4000, days=60, seed=9).attributed_conversions
+        out[half_life] = simulation.run(own_market(sc, 4000), days=60, seed=9).attributed_conversions
     a, b = out[0.5], out[1e9]
     assert not np.allclose(a.sel(attribution_model="time_decay"), b.sel(attribution_model="time_decay"))
     others = [m for m in ATTR_MODELS if m != "time_decay"]

@@ -13,7 +13,7 @@ import tomllib
 
 import numpy as np
 import pytest
-from helpers import DEFAULT, ROOT, assert_one_clear_line, raw_toml, run_cli, write_toml
+from helpers import DEFAULT, ROOT, assert_one_clear_line, own_market, raw_toml, run_cli, write_toml
 
 import simulation
 from simulation.model import MarketModel
@@ -78,8 +78,8 @@ def test_days_before_a_change_are_the_base_run(model_cls):
 def test_a_hold_out_from_a_day_is_the_channel_ending_the_day_before(model_cls):
     """Disabled from D: no reach, no media or fixed cost, and the customers it won before
     still pay its commission; the same run as the channel's own end_day = D - 1."""
-    base = with_overrides(simulation.load_scenario(DEFAULT), {
-        "channels.email.enabled": False})  # its list reach makes the mesa run slow
+    base = own_market(with_overrides(simulation.load_scenario(DEFAULT), {
+        "channels.email.enabled": False}), 4_000)  # its list reach makes the mesa run slow
     held_out = with_changes(base, (D, {"channels.marketplace.enabled": False}))
     ended = with_overrides(base, {"channels.marketplace.end_day": D - 1})
     a, b = run(model_cls, held_out, agents=4_000), run(model_cls, ended, agents=4_000)

@@ -81,7 +81,9 @@ def replicate_summaries(model_cls, scenario, seeds, agents=AGENTS, days=DAYS) ->
 
 
 def load(path: Path, overrides: dict):
-    scenario = simulation.load_scenario(path)
+    """The scenario as a market of AGENTS people: docking compares the backends' sample
+    mechanics, with enough events per replicate to see a changed rule."""
+    scenario = simulation.load_scenario(path, [f"market.size={AGENTS}"])
     return with_overrides(scenario, overrides) if overrides else scenario
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from helpers import DEFAULT
+from helpers import DEFAULT, own_market
 
 import simulation
 from simulation.cli import main
@@ -26,7 +26,7 @@ AGENTS, DAYS = 6000, 80
 def full(tmp_path_factory, default_scenario):
     """Every customer exported."""
     path = tmp_path_factory.mktemp("events") / "all.parquet"
-    ds = simulation.run(default_scenario, agents=AGENTS, days=DAYS, seed=5, events_sample=AGENTS,
+    ds = simulation.run(own_market(default_scenario, AGENTS), days=DAYS, seed=5, events_sample=AGENTS,
                         events_path=path)
     return ds, pd.read_parquet(path)
 
@@ -36,7 +36,7 @@ def sampled(tmp_path_factory, default_scenario):
     """A uniform sample of 3,000 of 12,000 customers."""
     path = tmp_path_factory.mktemp("events") / "sample.parquet"
     n = 12_000
-    ds = simulation.run(default_scenario, agents=n, days=100, seed=8, events_sample=3000,
+    ds = simulation.run(own_market(default_scenario, n), days=100, seed=8, events_sample=3000,
                         events_path=path)
     return ds, pd.read_parquet(path), n, 3000
 
@@ -44,7 +44,7 @@ def sampled(tmp_path_factory, default_scenario):
 def test_schema_is_the_contract(full, tmp_path, default_scenario):
     ds, ev = full
     path = tmp_path / "schema.parquet"
-    simulation.run(default_scenario, agents=500, days=10,
+    simulation.run(own_market(default_scenario, 500), days=10,
                    seed=1, events_sample=100, events_path=path)
     schema = pq.read_schema(path)
     assert schema.names == ["customer", "day", "event", "channel", "amount"]
@@ -117,7 +117,7 @@ def test_sample_is_uniform_and_follows_the_seed(sampled, default_scenario, tmp_p
     mean, sd = (n - 1) / 2, n / np.sqrt(12 * len(customers))
     assert abs(customers.mean() - mean) < 5 * sd
     again = tmp_path / "again.parquet"
-    simulation.run(default_scenario, agents=n, days=100, seed=8, events_sample=k, events_path=again)
+    simulation.run(own_market(default_scenario, n), days=100, seed=8, events_sample=k, events_path=again)
     assert pd.read_parquet(again).equals(ev)
 
 

@@ -11,7 +11,7 @@ import simulation
 from simulation.analysis.economics import unit_economics
 from simulation.io import read_netcdf
 
-SIZE = ["--agents", "3000", "--days", "60"]
+SIZE = ["--agents", "3000", "--days", "60", "--set", "market.size=3000"]
 NULL_SOCIAL = ["channels.paid_social.effects.awareness=0",
                "channels.paid_social.effects.consideration=0",
                "channels.paid_social.effects.decision=0",
@@ -27,7 +27,7 @@ def market(ds) -> dict:
 
 
 def by_hand(seed: int, overrides: list[str]) -> dict:
-    sc = simulation.load_scenario(DEFAULT, overrides)
+    sc = simulation.load_scenario(DEFAULT, ["market.size=3000", *overrides])
     return market(simulation.run(sc, agents=3000, days=60, seed=seed))
 
 
@@ -106,7 +106,7 @@ def test_the_examples_diagnostics_do_not_contradict_their_lift(name, agents, day
     from simulation.lift import run_lift
 
     sc = simulation.load_scenario(SCENARIOS / f"{name}.toml", [
-        f"simulation.agents={agents}", f"simulation.days={days}"])
+        f"market.size={agents}", f"simulation.agents={agents}", f"simulation.days={days}"])
     programmes = ["community"] if name == "community_flywheel" else []
     lift_ds, base = run_lift(sc, programme_names=programmes, replicates=3)
     verdicts = lift_verdicts(lift_ds)

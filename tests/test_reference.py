@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from helpers import DEFAULT, ROOT, distsim, run_cli
+from helpers import DEFAULT, ROOT, distsim, own_market, run_cli
 
 import simulation
 from simulation.io import read_netcdf
@@ -27,11 +27,11 @@ def scenario(default_scenario):
 
 @pytest.fixture(scope="module")
 def mesa_run(scenario):
-    return simulation.run(scenario, agents=AGENTS, days=DAYS, seed=4, backend="mesa")
+    return simulation.run(own_market(scenario, AGENTS), days=DAYS, seed=4, backend="mesa")
 
 
 def test_the_dataset_has_the_numba_backends_format(scenario, mesa_run):
-    numba_run = simulation.run(scenario, agents=AGENTS, days=DAYS, seed=4, threads=1)
+    numba_run = simulation.run(own_market(scenario, AGENTS), days=DAYS, seed=4, threads=1)
     assert set(mesa_run.data_vars) == set(numba_run.data_vars)
     for name, var in numba_run.data_vars.items():
         assert mesa_run[name].dims == var.dims, name
@@ -49,8 +49,8 @@ def test_every_figure_the_kernels_fill_is_filled(tmp_path):
     """A busy market: no variable the numba backend fills stays empty on the mesa backend
     (a new kernel counter that the reference customer does not keep shows up here)."""
     scenario = simulation.load_scenario(ROOT / "tests/data/docking_all_mechanisms.toml")
-    numba_run = simulation.run(scenario, agents=AGENTS, days=60, seed=1, threads=1)
-    mesa_run = simulation.run(scenario, agents=AGENTS, days=60, seed=1, backend="mesa")
+    numba_run = simulation.run(own_market(scenario, AGENTS), days=60, seed=1, threads=1)
+    mesa_run = simulation.run(own_market(scenario, AGENTS), days=60, seed=1, backend="mesa")
     empty = [name for name, var in numba_run.data_vars.items()
              if var.dtype.kind in "fiu" and np.nansum(np.abs(var.values)) > 0
              and np.nansum(np.abs(mesa_run[name].values)) == 0]
@@ -63,14 +63,14 @@ def test_every_figure_the_kernels_fill_is_filled(tmp_path):
 
 
 def test_a_seed_reproduces_the_run(scenario, mesa_run):
-    again = simulation.run(scenario, agents=AGENTS, days=DAYS, seed=4, backend="mesa")
+    again = simulation.run(own_market(scenario, AGENTS), days=DAYS, seed=4, backend="mesa")
     xr.testing.assert_identical(mesa_run, again)
-    other = simulation.run(scenario, agents=AGENTS, days=DAYS, seed=5, backend="mesa")
+    other = simulation.run(own_market(scenario, AGENTS), days=DAYS, seed=5, backend="mesa")
     assert not other.stage_count.equals(mesa_run.stage_count)
 
 
 def test_the_data_collector_sees_what_the_dataset_reports(scenario):
-    model = ReferenceMarketModel(scenario, agents=AGENTS, days=DAYS, seed=2)
+    model = ReferenceMarketModel(own_market(scenario, AGENTS), days=DAYS, seed=2)
     model.run_model()
     ds = model.results()
     frame = model.datacollector.get_model_vars_dataframe()
@@ -83,7 +83,7 @@ def test_the_data_collector_sees_what_the_dataset_reports(scenario):
 
 def test_events_of_the_whole_market_add_up_to_the_dataset(tmp_path, scenario):
     path = tmp_path / "events.parquet"
-    ds = simulation.run(scenario, agents=800, days=DAYS, seed=3, backend="mesa",
+    ds = simulation.run(own_market(scenario, 800), days=DAYS, seed=3, backend="mesa",
                         events_sample=800, events_path=path)
     events = pd.read_parquet(path)
     assert list(events.columns) == ["customer", "day", "event", "channel", "amount"]
@@ -96,7 +96,7 @@ def test_events_of_the_whole_market_add_up_to_the_dataset(tmp_path, scenario):
 
 def test_unknown_backend_is_refused(scenario):
     with pytest.raises(ValueError, match="available: numba, mesa"):
-        simulation.run(scenario, agents=10, days=1, backend="netlogo")
+        simulation.run(own_market(scenario, 10), days=1, backend="netlogo")
 
 
 def test_cli_runs_the_mesa_backend(tmp_path):

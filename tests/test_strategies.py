@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import market
+from helpers import market, own_market
 
 import simulation
 from simulation.components.scaling import scheduled_budget
@@ -27,6 +27,10 @@ def scenario(**over):
 
 
 def run(sc, **kw):
+    """Run ``sc``; a given ``agents`` is the market's size too (a test counts the
+    simulated customers)."""
+    if "agents" in kw:
+        sc = own_market(sc, kw.pop("agents"))
     return simulation.run(sc, **kw)
 
 

@@ -22,7 +22,8 @@ Rules (thresholds are arguments of :func:`diagnose`):
   with the customers and margin they would have brought at the channel's close rate;
 - *roll-out stalled*: a channel of ``[rollout]`` that never launched because the gate
   before it (validation days and conversions) never opened;
-- *few conversions*: a channel's CAC and LTV resting on a handful of customers.
+- *few conversions*: a channel's CAC and LTV resting on fewer than 30 simulated
+  conversions (however many market customers they stand for).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ import xarray as xr
 
 from simulation.analysis.common import WORD_OF_MOUTH, channels, pooled
 from simulation.analysis.economics import MIN_CUSTOMERS, marginal_cac, unit_economics
+
+MIN_EVENTS = 30
+"""Simulated conversions below which a channel's figures are flagged as resting on few."""
 
 
 @dataclass
@@ -63,7 +67,7 @@ KIND_TITLES = {
 }
 
 
-_COUNTS = {"reached", "conversions_last_touch", "best_credit", "customers", "window_customers",
+_COUNTS = {"simulated_conversions", "reached", "conversions_last_touch", "best_credit", "customers", "window_customers",
            "incremental_customers", "replicates", "validation_conversions", "won",
            "window_days", "leads_new", "leads_served", "leads_lost", "customers_lost",
            "active_at_end", "spend_days"}
@@ -127,7 +131,7 @@ def diagnose(ds: xr.Dataset, lift: xr.Dataset | None = None, *, traffic_share: f
     findings += _diminishing(ds, econ, names, marginal_factor, window_days)
     findings += _capacity(ds, econ, names, lost_share)
     findings += _rollout_stalled(ds)
-    findings += _few_conversions(econ, names, min_customers)
+    findings += _few_conversions(econ, names, float(ds.attrs.get("scale", 1.0)))
     return findings
 
 
@@ -234,16 +238,21 @@ def _rollout_stalled(ds: xr.Dataset) -> list[Finding]:
     return out
 
 
-def _few_conversions(econ, names, min_customers) -> list[Finding]:
+def _few_conversions(econ, names, scale: float, min_events: int = MIN_EVENTS) -> list[Finding]:
+    """Figures resting on fewer than ``min_events`` simulated conversions: in market units
+    they may look large (a conversion stands for ``scale`` people), but their noise is
+    that of the few simulated ones."""
     out = []
     for ch in names:
         n = float(econ.customers.sel(channel=ch))
-        if 0 < n < min_customers:
+        simulated = n / scale
+        if 0 < simulated < min_events:
             out.append(Finding(
                 "few_conversions", ch, f"{ch}: few conversions",
-                f"{ch}'s CAC, LTV and LTV/CAC rest on {_f(n, 'int')} customers: read them as "
-                f"rough (a larger run, more replicates, or {min_customers}+ customers would "
-                "steady them).", {"customers": n}))
+                f"{ch}'s CAC, LTV and LTV/CAC rest on {_f(simulated, 'int')} simulated "
+                f"conversions ({_f(n, 'int')} customers in the market): read them as rough; "
+                "simulate more customers (--agents) or more replicates to steady them.",
+                {"customers": n, "simulated_conversions": simulated}))
     return out
 
 
