@@ -33,6 +33,7 @@ def scaled(scenario, agents: int):
     f = agents / scenario.simulation.agents
     data = tomllib.loads(scenario.to_toml())  # plain data, unset options left out
     data["simulation"]["agents"] = agents
+    data["market"]["size"] = round(data["market"]["size"] * f)
     for ch in data.get("channels", []):
         ch["daily_budget"] *= f
         sch = ch["schedule"]
