@@ -86,27 +86,29 @@ def cmd_validate_model(args) -> int:
     return 0 if pytest.main([str(suite), *options]) == 0 else 1
 
 
+def _scenario(args):
+    """The scenario file with its ``--set`` overrides, as typed, and as it will run (at
+    ``--agents``, ``--days`` and ``--seed``)."""
+    from simulation.scenario import ScenarioError, load_scenario, resolve_size
+
+    scenario = load_scenario(args.scenario, args.set)
+    try:
+        return scenario, resolve_size(scenario, args.agents, args.days, args.seed,
+                                      source="command line")
+    except ScenarioError as exc:  # name the flag the user typed, not the schema field
+        flag = exc.field.replace("simulation.", "--")
+        raise BadInput(f"{flag}: {exc.message}") from None
+
+
 def cmd_run(args) -> int:
     import simulation
     from simulation import memory
     from simulation.analysis.summary import summary_table
     from simulation.io import netcdf_bytes
     from simulation.outputs import OutputFiles
-    from simulation.scenario import (
-        ScenarioError,
-        inert_channels,
-        late_changes,
-        load_scenario,
-        resolve_size,
-    )
+    from simulation.scenario import inert_channels, late_changes
 
-    scenario = load_scenario(args.scenario, args.set)
-    try:
-        resolved = resolve_size(scenario, args.agents, args.days, args.seed,
-                                source="command line")
-    except ScenarioError as exc:  # name the flag the user typed, not the schema field
-        flag = exc.field.replace("simulation.", "--")
-        raise BadInput(f"{flag}: {exc.message}") from None
+    scenario, resolved = _scenario(args)
     out = Path("results") / f"{Path(args.scenario).stem}.nc" if args.out is None else args.out
     console = _console()
     with OutputFiles(inputs=[args.scenario]) as outputs:
@@ -151,10 +153,6 @@ REPORT_BYTES = 8 << 20
 
 def _load_result(result: str):
     """A run's result file, or a sweep (its DIR or DIR/combined.nc): (path, dataset)."""
-    import warnings
-
-    from simulation.io import read_netcdf
-
     path = Path(result)
     try:
         if path.is_dir() and (path / "combined.nc").is_file():
@@ -167,12 +165,7 @@ def _load_result(result: str):
         raise BadInput(f"{path}: {reason}") from None
     if not path.is_file():
         raise BadInput(f"{path}: not a regular file")
-    try:
-        with warnings.catch_warnings():  # xarray warns about foreign HDF5 before failing
-            warnings.simplefilter("ignore")
-            ds = read_netcdf(path)
-    except Exception as exc:  # h5py/xarray raise many kinds on a file that is not a result
-        raise BadInput(f"{path}: not a readable result file ({type(exc).__name__})") from None
+    ds = _read(path, str(path), "result file")
     if ds.attrs.get("kind") == "lift":
         raise BadInput(f"{path}: a lift result; read it beside its run with distsim report "
                        f"RUN.nc --lift {path}")
@@ -181,21 +174,27 @@ def _load_result(result: str):
     return path, ds
 
 
-def _load_lift(text: str, ds):
-    """A ``distsim lift`` result of the scenario ``ds`` was run from."""
+def _read(path: Path, where: str, kind: str):
+    """The NetCDF file at ``path`` (named ``where`` in messages) read whole, or one line
+    saying it is missing or not a readable ``kind``."""
     import warnings
 
     from simulation.io import read_netcdf
 
-    path = Path(text)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # xarray warns about foreign HDF5 before failing
             warnings.simplefilter("ignore")
-            lift = read_netcdf(path)
+            return read_netcdf(path)
     except FileNotFoundError:
-        raise BadInput(f"--lift {path}: file not found") from None
-    except Exception as exc:
-        raise BadInput(f"--lift {path}: not a readable lift result ({type(exc).__name__})") from None
+        raise BadInput(f"{where}: file not found") from None
+    except Exception as exc:  # h5py/xarray raise many kinds on a file that is not a result
+        raise BadInput(f"{where}: not a readable {kind} ({type(exc).__name__})") from None
+
+
+def _load_lift(text: str, ds):
+    """A ``distsim lift`` result of the scenario ``ds`` was run from."""
+    path = Path(text)
+    lift = _read(path, f"--lift {path}", "lift result")
     if lift.attrs.get("kind") != "lift":
         raise BadInput(f"--lift {path}: not a distsim lift result")
     if "replicate" in ds.dims or "variant" in ds.dims:
@@ -271,19 +270,11 @@ def cmd_report(args) -> int:
 
 def cmd_lift(args) -> int:
     from simulation import lift
-    from simulation.scenario import ScenarioError, load_scenario, resolve_size
 
-    scenario = load_scenario(args.scenario, args.set)
-    try:
-        resolved = resolve_size(scenario, args.agents, args.days, args.seed,
-                                source="command line")
-    except ScenarioError as exc:
-        raise BadInput(f"{exc.field.replace('simulation.', '--')}: {exc.message}") from None
-    channels = _names(args.channels, "--channels")
-    programmes = _names(args.programmes, "--programmes")
-    hold_outs = lift.targets(resolved, channels, programmes, source=args.scenario)
-    lift.experiment(resolved, hold_outs, args.from_day, args.replicates,
-                    source=args.scenario)  # validates it
+    scenario, resolved = _scenario(args)
+    plan = lift.plan(resolved, _names(args.channels, "--channels"),
+                     _names(args.programmes, "--programmes"), args.from_day, args.replicates,
+                     source=args.scenario)  # validated before anything is written or run
     out = Path("results") / f"{Path(args.scenario).stem}_lift.nc" if args.out is None else args.out
     console = _console()
     from simulation.outputs import OutputFiles
@@ -298,14 +289,13 @@ def cmd_lift(args) -> int:
         from simulation.analysis.incrementality import lift_png, lift_table
         from simulation.io import netcdf_bytes
 
-        runs = (len(hold_outs) + 1) * args.replicates
+        runs = (len(plan.hold_outs) + 1) * args.replicates
         progress = ProgressBar(console, f"lift of {scenario.name}: {runs} runs", "runs",
                                enabled=not args.quiet)
         try:
-            ds, base = lift.run_lift(resolved, channels=channels, programme_names=programmes,
-                               from_day=args.from_day, replicates=args.replicates,
-                               jobs=args.jobs, scheduler=args.scheduler, threads=args.threads,
-                               progress=progress, workdir=out.parent)
+            ds, base = lift.measure(plan, jobs=args.jobs, scheduler=args.scheduler,
+                                    threads=args.threads, progress=progress,
+                                    workdir=out.parent)
         finally:
             progress.close()
         outputs.write("--out", netcdf_bytes(ds))

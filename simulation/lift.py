@@ -197,27 +197,51 @@ def lift_dataset(combined: xr.Dataset, hold_outs: list[Target], from_day: int) -
     return out
 
 
-def run_lift(scenario: Scenario, *, channels: list[str] | None = None,
-             programme_names: list[str] | None = None, from_day: int = 0,
-             replicates: int = 3, jobs: int = 1, scheduler=None, threads: int | None = None,
-             progress=None, source: str = "command line", workdir: str | Path | None = None,
-             ) -> tuple[xr.Dataset, xr.Dataset]:
-    """Hold each target out on the same seeds as the base; return the lift dataset and
-    the base runs (a dataset over ``replicate``, for diagnostics beside the lift).
+@dataclass(frozen=True)
+class LiftPlan:
+    """What a lift runs: its hold-outs and the sweep that pairs them with the base."""
+
+    hold_outs: list[Target]
+    experiment: object  # simulation.sweep.experiment.Experiment
+    from_day: int
+
+
+def plan(scenario: Scenario, channels: list[str] | None = None,
+         programme_names: list[str] | None = None, from_day: int = 0, replicates: int = 3,
+         source: str = "command line") -> LiftPlan:
+    """Validate a lift and lay it out, before anything runs."""
+    hold_outs = targets(scenario, channels, programme_names, source)
+    return LiftPlan(hold_outs, experiment(scenario, hold_outs, from_day, replicates, source),
+                    from_day)
+
+
+def measure(lift: LiftPlan, *, jobs: int = 1, scheduler=None, threads: int | None = None,
+            progress=None, workdir: str | Path | None = None) -> tuple[xr.Dataset, xr.Dataset]:
+    """Run ``lift``: the lift dataset and the base runs (a dataset over ``replicate``,
+    for diagnostics beside the lift).
 
     The runs are kept in a temporary folder (inside ``workdir`` when given) that is
     removed when this returns, whatever happens.
     """
     from simulation.sweep.runner import run_sweep
 
-    hold_outs = targets(scenario, channels, programme_names, source)
-    exp = experiment(scenario, hold_outs, from_day, replicates, source)
     where = tempfile.mkdtemp(prefix=".lift-runs.", dir=workdir)
     try:
-        result = run_sweep(exp, where, jobs=jobs, scheduler=scheduler, threads=threads,
-                           progress=progress, keep_workers=False)
+        result = run_sweep(lift.experiment, where, jobs=jobs, scheduler=scheduler,
+                           threads=threads, progress=progress, keep_workers=False)
         base = result.combined.sel(variant=BASE, drop=True)
-        return lift_dataset(result.combined, hold_outs, from_day), base
+        return lift_dataset(result.combined, lift.hold_outs, lift.from_day), base
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(where)
+
+
+def run_lift(scenario: Scenario, *, channels: list[str] | None = None,
+             programme_names: list[str] | None = None, from_day: int = 0,
+             replicates: int = 3, source: str = "command line", **run) -> tuple[xr.Dataset,
+                                                                                 xr.Dataset]:
+    """Hold each target out on the same seeds as the base (:func:`plan`, then
+    :func:`measure` with ``run``'s options: ``jobs``, ``scheduler``, ``threads``,
+    ``progress``, ``workdir``)."""
+    return measure(plan(scenario, channels, programme_names, from_day, replicates, source),
+                   **run)

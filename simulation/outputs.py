@@ -186,9 +186,7 @@ def check_directory(flag: str, directory, size: int = 0) -> None:
             raise OutputError(f"{where}: exists and is not a directory")
     except OSError as exc:
         raise _error(where, exc) from None
-    existing = next((a for a in [d.absolute(), *d.absolute().parents] if a.exists()), Path("/"))
-    if not existing.is_dir():
-        raise OutputError(f"{where}: {existing} is not a directory")
+    existing = _nearest_directory(where, d.absolute())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"{where}: cannot write in {existing}")
     free = shutil.disk_usage(existing).free
@@ -224,11 +222,15 @@ def _check_target(where: str, p: Path) -> None:
                 raise OutputError(f"{where}: is not a regular file (a device, FIFO or socket)")
     except OSError as exc:  # a symlink loop, a name too long
         raise _error(where, exc) from None
-    for parent in p.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputError(f"{where}: {parent} is not a directory")
-            return
+    _nearest_directory(where, p.absolute().parent)
+
+
+def _nearest_directory(where: str, p: Path) -> Path:
+    """The nearest existing folder at or above ``p`` (one line when a file stands there)."""
+    existing = next((a for a in (p, *p.parents) if a.exists()), Path(p.anchor or "/"))
+    if not existing.is_dir():
+        raise OutputError(f"{where}: {existing} is not a directory")
+    return existing
 
 
 def _identity(p: Path):

@@ -803,12 +803,8 @@ class Scenario(Strict):
     def _market_of_the_file(cls, data):
         """Without ``market.size``, the market is the sample the data describes."""
         if isinstance(data, dict):
-            market = data.get("market")
-            if market is None or (isinstance(market, dict) and market.get("size") is None):
-                sim = data.get("simulation")
-                agents = sim.get("agents") if isinstance(sim, dict) else getattr(sim, "agents", None)
-                data = {**data, "market": {**(market or {}),
-                                           "size": agents if agents is not None else 100_000}}
+            data = dict(data)
+            fix_market_size(data)
         return data
 
     @property
@@ -1047,10 +1043,16 @@ def fix_market_size(data: dict) -> None:
     """A file without ``market.size`` describes a market of its own ``simulation.agents``:
     fixed here, before any override, so that ``--agents`` (or ``--set
     simulation.agents``, a sweep's size) changes the sample and never the market."""
-    market = data.get("market", {})
-    sim = data.get("simulation", {})
-    if isinstance(market, dict) and isinstance(sim, dict) and market.get("size") is None:
-        data["market"] = {**market, "size": sim.get("agents", 100_000)}
+    market = data.get("market") or {}
+    if isinstance(market, Market):
+        market = market.model_dump(exclude_none=True)
+    if not isinstance(market, dict) or market.get("size") is not None:
+        return  # a size given, or a value validation will refuse
+    sim = data.get("simulation") or {}
+    agents = sim.get("agents") if isinstance(sim, dict) else getattr(sim, "agents", None)
+    if agents is None:
+        agents = Simulation.model_fields["agents"].default
+    data["market"] = {**market, "size": agents}
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:

@@ -135,26 +135,25 @@ def diagnose(ds: xr.Dataset, lift: xr.Dataset | None = None, *, traffic_share: f
     return findings
 
 
-def lift_verdicts(lift: xr.Dataset, level: float = 0.95) -> dict[str, dict]:
-    """Per target of a lift result: incremental profit (mean, interval) and the verdict
-    "pays" (interval above 0), "loses" (below 0) or "unclear"."""
-    from simulation.sweep.combine import t_interval
+def lift_verdicts(lift: xr.Dataset) -> dict[str, dict]:
+    """Per target of a lift result: incremental profit (mean, 95% interval) and the
+    verdict "pays" (interval above 0), "loses" (below 0) or "unclear"."""
+    from simulation.analysis.incrementality import figures
 
     out = {}
-    for target in map(str, lift.target.values):
-        sel = lift.sel(target=target)
-        mean, low, high, n = t_interval(sel.incremental_profit.values, level)
-        customers = t_interval(sel.incremental_customers.values, level)[0]
-        projected = t_interval(sel.incremental_profit_projected.values, level)[:3]
+    for row in figures(lift):
+        mean, low, high = row["incremental_profit"]
+        n = row["replicates"]
         if n >= 2 and low > 0:
             verdict = "pays"
         elif n >= 2 and high < 0:
             verdict = "loses"
         else:
             verdict = "unclear"
-        out[target] = {"verdict": verdict, "mean": mean, "low": low, "high": high,
-                       "replicates": n, "customers": customers, "kind": str(sel.kind.values),
-                       "projected": projected}
+        out[row["target"]] = {"verdict": verdict, "mean": mean, "low": low, "high": high,
+                              "replicates": n, "customers": row["incremental_customers"][0],
+                              "kind": row["kind"],
+                              "projected": row["incremental_profit_projected"]}
     return out
 
 

@@ -23,14 +23,16 @@ LEVEL = 0.95
 
 
 def figures(ds: xr.Dataset) -> list[dict]:
-    """One row per target: mean, low and high of each incremental figure, and the
-    incremental CAC and ROAS of the means (NaN where they mean nothing)."""
+    """One row per target: mean, low and high of each incremental figure, the replicates
+    they rest on, and the incremental CAC and ROAS of the means (NaN where they mean
+    nothing). The table, the plot, the report and the diagnostics' verdicts read these."""
     from simulation.sweep.combine import t_interval
 
     rows = []
     for target in map(str, ds.target.values):
         sel = ds.sel(target=target)
-        row = {"target": target, "kind": str(sel.kind.values)}
+        row = {"target": target, "kind": str(sel.kind.values),
+               "replicates": t_interval(sel.incremental_profit.values, LEVEL)[3]}
         for name in [v for v in ds.data_vars if str(v).startswith("incremental_")]:
             row[name] = t_interval(sel[name].values, LEVEL)[:3]
         customers, low, high = row["incremental_customers"]

@@ -414,8 +414,8 @@ def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
             and d not in ("day", "channel")]
     dims = [d for d in ds.dims if d in dims]  # dataset order: variant, then the sweep axes
     labels = point_labels(ds, dims)
-    stacked = {}
-    for name in names:
+    stacked = {}  # every outcome (the table's and the two that rank ltv_cac): points x reps
+    for name in out.data_vars:
         da = out[name]
         if REPLICATE not in da.dims:
             da = da.expand_dims(REPLICATE)
@@ -430,26 +430,17 @@ def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
             row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"] = mean, low, high
         summary.rows.append(row)
     summary.channel_rows = _channel_rows(ds, dims, labels)
-    if objective.metric not in stacked:
+    if objective.metric not in names:
         return summary
     values = stacked[objective.metric]
     sign = 1.0 if objective.maximise else -1.0
-    means = np.array([r[f"{objective.metric}_mean"] for r in summary.rows]) * sign
     ranks = sign * values  # what decides the best, per point and replicate
-    if objective.metric == "ltv_cac" and "ltv_projected" in out and "cac_loaded" in out:
+    if objective.metric == "ltv_cac" and "ltv_projected" in stacked and "cac_loaded" in stacked:
         # a negative LTV/CAC must not rank a cheaper point below a dearer one
-        extra = {}
-        for name in ("ltv_projected", "cac_loaded"):
-            da = out[name]
-            if REPLICATE not in da.dims:
-                da = da.expand_dims(REPLICATE)
-            extra[name] = da.transpose(*dims, REPLICATE).values.reshape(values.shape)
-        ranks = sign * ltv_cac_rank(values, extra["ltv_projected"], extra["cac_loaded"])
-        with np.errstate(invalid="ignore"):
-            finite = np.isfinite(ranks)
-            means = np.where(finite.any(axis=1),
-                             np.where(finite, ranks, 0.0).sum(axis=1)
-                             / np.maximum(finite.sum(axis=1), 1), np.nan)
+        ranks = sign * ltv_cac_rank(values, stacked["ltv_projected"], stacked["cac_loaded"])
+    finite = np.isfinite(ranks)
+    with np.errstate(invalid="ignore"):  # the mean of the finite replicates, as the table's
+        means = np.where(finite, ranks, 0.0).sum(axis=1) / finite.sum(axis=1)
     order = [i for i in np.argsort(-np.where(np.isfinite(means), means, -np.inf), kind="stable")
              if np.isfinite(means[i])]
     if not order:
