@@ -211,14 +211,7 @@ class MarketModel(MarketShell):
         self.log = empty_log(self.n_chunks)
         self.waiting = np.zeros((self.n_chunks, nch), np.int64)
         self.recorder = Recorder(self.days, nch, nseg, self.counters.shape[1])
-        cum = np.cumsum([s.share for s in scenario.segments])
-        cum[-1] = 1.0
-        K.assign_segments(self.population.segment, cum, rng.day_key(self.key, 0, SALT_SEGMENT))
-        K.assign_consent(self.population.flags, scenario.post_purchase.opt_out_share,
-                         rng.day_key(self.key, 0, SALT_CONSENT))
-        seg_counts = np.bincount(self.population.segment, minlength=nseg).astype(float)
-        self.occupancy = np.zeros((nseg, len(STAGES)))
-        self.occupancy[:, UNAWARE] = seg_counts
+        self.occupancy = populate(self.population, scenario, self.key, first=0)
 
     def read_rules(self) -> None:
         self.capacity = np.array([-1 if c is None else c for c in self.rules.capacity], np.int64)
@@ -287,6 +280,22 @@ class MarketModel(MarketShell):
         K.unconverted_journeys(self.population.arrays(), trans)
         return self.dataset(backend, self.population.nbytes // self.n, self.attr.sum(axis=0),
                             trans.sum(axis=0), unique, self.population)
+
+
+def populate(pop: Population, scenario: Scenario, key: int, first: int) -> np.ndarray:
+    """Each customer's state on day 0 (segment, consent), for the customers ``first``,
+    ``first + 1``, ... of the market, each from their own keyed stream: a part of the
+    market gets exactly what the whole would for the same customers. Returns their
+    occupancy by (segment, stage)."""
+    nseg = len(scenario.segments)
+    cum = np.cumsum([s.share for s in scenario.segments])
+    cum[-1] = 1.0
+    K.assign_segments(pop.segment, cum, rng.day_key(key, 0, SALT_SEGMENT), first)
+    K.assign_consent(pop.flags, scenario.post_purchase.opt_out_share,
+                     rng.day_key(key, 0, SALT_CONSENT), first)
+    occupancy = np.zeros((nseg, len(STAGES)))
+    occupancy[:, UNAWARE] = np.bincount(pop.segment, minlength=nseg)
+    return occupancy
 
 
 def cohort_retention(pop: Population, days: int, channels: list[str]):

@@ -726,12 +726,15 @@ def unconverted_journeys(pop, trans_all):
 
 
 @njit(parallel=True, cache=True)
-def assign_segments(segment, cum_share, key):
-    """Each customer's segment, drawn from its own stream (same on any thread count)."""
+def assign_segments(segment, cum_share, key, first):
+    """Each customer's segment, drawn from its own stream (same on any thread count).
+
+    ``first`` is the index in the whole market of ``segment[0]``: a shard of the market
+    draws exactly what the whole market would for the same customers."""
     n = segment.shape[0]
     nseg = cum_share.shape[0]
     for i in prange(n):
-        st = stream(key, i)
+        st = stream(key, first + i)
         u, st = uniform(st)
         g = 0
         while g < nseg - 1 and u >= cum_share[g]:
@@ -740,10 +743,11 @@ def assign_segments(segment, cum_share, key):
 
 
 @njit(parallel=True, cache=True)
-def assign_consent(flags, opt_out, key):
-    """Consent to personalised contact, drawn per customer from its own stream."""
+def assign_consent(flags, opt_out, key, first):
+    """Consent to personalised contact, drawn per customer from its own stream (``first``:
+    as for :func:`assign_segments`)."""
     for i in prange(flags.shape[0]):
-        st = stream(key, i)
+        st = stream(key, first + i)
         u, st = uniform(st)
         if u >= opt_out:
             flags[i] |= CONSENT
