@@ -115,6 +115,26 @@ CHANNEL_COUNTERS: tuple[Variable, ...] = (
         "active customers at the end of the day, by acquisition channel",
         "last",
     ),
+    Variable(
+        "base_margin",
+        "currency",
+        "gross margin of the orders of customers acquired before day 0 (`[initial]`); part "
+        "of gross_margin",
+    ),
+    Variable(
+        "base_programme_cost",
+        "currency",
+        "programme costs of customers acquired before day 0; part of programme_cost",
+    ),
+    Variable(
+        "base_churned", "customers", "customers acquired before day 0 lost; part of churned"
+    ),
+    Variable(
+        "base_active",
+        "customers",
+        "active customers acquired before day 0, at the end of the day; part of active",
+        "last",
+    ),
 )
 
 # -- counted by the kernels for the whole market, per day -----------------------------

@@ -42,7 +42,7 @@ BEGIN = "<!-- BEGIN generated: {} -->"
 END = "<!-- END generated: {} -->"
 MARKER = re.compile(r"<!-- (BEGIN|END) generated: ([\w.\-]+) -->")
 
-SUBTABLES = ("channels.reach", "channels.schedule")
+SUBTABLES = ("channels.reach", "channels.schedule", "initial.customers")
 """Nested tables documented in a section of their own (with prose of their own) rather
 than flattened into their parent's table; dotted paths from the top of the scenario."""
 

@@ -126,8 +126,8 @@ class Recorder:
         customers = self.channel("conversions").sum(axis=0)
         with np.errstate(all="ignore"):
             conv = np.where(unique_reached > 0, customers / unique_reached, np.nan)
-            churn = np.where(customers > 0, self.channel("churned").sum(axis=0) / customers,
-                             np.nan)
+            lost = self.channel("churned").sum(axis=0) - self.channel("base_churned").sum(axis=0)
+            churn = np.where(customers > 0, lost / customers, np.nan)
         customers = count(customers)
         unique_reached = count(unique_reached)
         states = ["start", *channels, "conversion", "no_conversion"]

@@ -19,7 +19,7 @@ import mesa
 import numba
 import numpy as np
 
-from simulation import counters, rng
+from simulation import counters, initial, rng
 from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
 from simulation.components import component_classes
 from simulation.events import EventLog, empty_log
@@ -28,9 +28,9 @@ from simulation.kernels.events import L_COUNT
 from simulation.metrics import MARGIN_COSTS, Recorder, describe
 from simulation.parameters import Rules, kernel_parameters
 from simulation.scenario import STAGES, Scenario, resolve_size, scheduled
-from simulation.state import UNAWARE, Population
+from simulation.state import MEMBER, Population
 
-SALT_STEP, SALT_SERVE, SALT_SEGMENT, SALT_CONSENT = 0, 1, 2, 3
+SALT_STEP, SALT_SERVE, SALT_SEGMENT, SALT_CONSENT, SALT_INITIAL = 0, 1, 2, 3, 4
 
 
 class MarketShell(mesa.Model):
@@ -211,7 +211,9 @@ class MarketModel(MarketShell):
         self.log = empty_log(self.n_chunks)
         self.waiting = np.zeros((self.n_chunks, nch), np.int64)
         self.recorder = Recorder(self.days, nch, nseg, self.counters.shape[1])
-        self.occupancy = populate(self.population, scenario, self.key, first=0)
+        self.occupancy = populate(self.population, scenario, self.key, 0, self.par, self.segp)
+        self.post_purchase.members = float(
+            np.count_nonzero(self.population.flags & MEMBER))
 
     def read_rules(self) -> None:
         self.capacity = np.array([-1 if c is None else c for c in self.rules.capacity], np.int64)
@@ -282,19 +284,25 @@ class MarketModel(MarketShell):
                             trans.sum(axis=0), unique, self.population)
 
 
-def populate(pop: Population, scenario: Scenario, key: int, first: int) -> np.ndarray:
-    """Each customer's state on day 0 (segment, consent), for the customers ``first``,
-    ``first + 1``, ... of the market, each from their own keyed stream: a part of the
-    market gets exactly what the whole would for the same customers. Returns their
-    occupancy by (segment, stage)."""
+def populate(pop: Population, scenario: Scenario, key: int, first: int, market: np.ndarray,
+             segp: np.ndarray) -> np.ndarray:
+    """Each customer's state on day 0 (segment, consent, and where ``[initial]`` says the
+    market is already running, their stage and purchase state), for the customers
+    ``first``, ``first + 1``, ... of the market, each from their own keyed stream: a part
+    of the market gets exactly what the whole would for the same customers. ``market``
+    and ``segp`` are the kernels' rule records. Returns the occupancy by (segment, stage)."""
     nseg = len(scenario.segments)
     cum = np.cumsum([s.share for s in scenario.segments])
     cum[-1] = 1.0
     K.assign_segments(pop.segment, cum, rng.day_key(key, 0, SALT_SEGMENT), first)
     K.assign_consent(pop.flags, scenario.post_purchase.opt_out_share,
                      rng.day_key(key, 0, SALT_CONSENT), first)
+    warm = initial.groups(scenario)
+    if not warm.empty:
+        K.warm_start(pop.arrays(), rng.day_key(key, 0, SALT_INITIAL), first, warm.cum,
+                     warm.kind, warm.channel, warm.tenure, warm.member_share, market, segp)
     occupancy = np.zeros((nseg, len(STAGES)))
-    occupancy[:, UNAWARE] = np.bincount(pop.segment, minlength=nseg)
+    np.add.at(occupancy, (pop.segment, pop.stage), 1.0)
     return occupancy
 
 
@@ -308,10 +316,10 @@ def cohort_retention(pop: Population, days: int, channels: list[str]):
     """
     import xarray as xr
 
-    from simulation.state import CHURNED, NO_CHANNEL
+    from simulation.state import CHURNED, EXISTING, NO_CHANNEL
 
     weeks = (days + 6) // 7
-    bought = pop.acq_channel != NO_CHANNEL
+    bought = (pop.acq_channel != NO_CHANNEL) & ((pop.flags & EXISTING) == 0)  # the run's
     acq = pop.acq_channel[bought].astype(np.int64)
     start = pop.acquired_day[bought].astype(np.int64)
     stage = pop.stage[bought]

@@ -150,6 +150,27 @@ def geometric_days(p, state):
     return 1 + int(np.log(1.0 - u) / np.log1p(-p)), state
 
 
+@njit(cache=True)
+def poisson(mean, state):
+    """A Poisson count of ``mean`` (by inversion; a rounded normal above a mean of 60,
+    where the two agree to well under a count) and the advanced state."""
+    if mean <= 0.0:
+        return 0, state
+    if mean > 60.0:
+        x, state = normal(state)
+        k = int(mean + np.sqrt(mean) * x + 0.5)
+        return (k if k > 0 else 0), state
+    limit = np.exp(-mean)
+    k = 0
+    p = 1.0
+    while True:
+        u, state = uniform(state)
+        p *= 1.0 - u
+        if p <= limit:
+            return k, state
+        k += 1
+
+
 def seed_key(seed: int) -> np.uint64:
     """The 64-bit key of a run seed."""
     return np.uint64(mix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) ^ np.uint64(0x2545F4914F6CDD1D)))

@@ -751,6 +751,48 @@ class PostPurchaseConfig(Strict):
     outreach: OutreachConfig = OutreachConfig()
 
 
+class Existing(Strict):
+    """One ``[[initial.customers]]`` entry: the customers a channel acquired before day 0."""
+
+    channel: str = Field(description="the channel that acquired them (a channel's name, or "
+                                     "`word_of_mouth`)")
+    segment: str | None = Field(
+        None, description="the segment they belong to; unset: spread over the segments by "
+                          "their shares")
+    active: NonNegFloat = Field(0.0, description="customers still active on day 0 (people)")
+    lapsed: NonNegFloat = Field(
+        0.0, description="former customers, churned before day 0 (people); a retention channel "
+                         "may win them back")
+    tenure_days: int = Field(
+        365, ge=1, le=MAX_DAY,
+        description="they were acquired at an even pace over the `tenure_days` days before "
+                    "day 0: a subscriber's next renewal and a repeat buyer's orders so far "
+                    "follow from it")
+
+
+class Initial(Strict):
+    """The ``[initial]`` table: the market on day 0, for a strategy tested from today.
+
+    Without it a run starts cold: no one aware, no customers. Shares are of the whole
+    market; counts are people. Customers are drawn at random across segments; each
+    existing customer's state is drawn from the scenario's own rules (a repeat buyer's
+    purchase rate and drop-out from their segment's, orders so far from the rate and tenure;
+    a one-time buyer's lapse and a subscriber's renewal phase from day 0 on)."""
+
+    aware: Probability = Field(0.0, description="share of the market aware of the product, "
+                                                 "neither considering nor a customer")
+    considering: Probability = Field(0.0, description="share of the market considering it")
+    customers: list[Existing] = Field(
+        default_factory=list,
+        description="`[[initial.customers]]` tables: customers by acquisition channel")
+    brand_equity: Probability | None = Field(
+        None, description="brand equity on day 0; unset: `brand.initial_equity` (the level it "
+                          "decays toward either way)")
+    community_members: NonNegFloat = Field(
+        0.0, description="community members on day 0 (people), drawn among the active "
+                         "customers; they count while `post_purchase.community.enabled`")
+
+
 class Change(Strict):
     """A scheduled change: from ``day`` on, the run behaves as if the scenario had the
     ``set`` values (``simulation/scenario.py``: :func:`scheduled`)."""
@@ -792,6 +834,7 @@ class Scenario(Strict):
     post_purchase: PostPurchaseConfig = PostPurchaseConfig()
     attribution: AttributionConfig = AttributionConfig()
     economics: Economics = Economics()
+    initial: Initial = Field(Initial(), description="the market on day 0 (see *A warm start*)")
     changes: list[Change] = Field(
         default_factory=list,
         description="scheduled changes, `[[changes]]` tables of `day` and `set` (see *Scheduled "
@@ -844,7 +887,34 @@ class Scenario(Strict):
                 raise ValueError(
                     f"segment '{s.name}' has an affinity for unknown channel(s) {unknown}"
                 )
+        self._check_initial(names | {WORD_OF_MOUTH})
         return self
+
+    def _check_initial(self, names: set[str]) -> None:
+        init = self.initial
+        _unique("initial.customers", [f"{e.channel} in {e.segment}" for e in init.customers])
+        segments = {s.name: s.share for s in self.segments}
+        for e in init.customers:
+            if e.channel not in names:
+                raise ValueError(f"initial.customers names unknown channel '{e.channel}'")
+            if e.segment is not None and e.segment not in segments:
+                raise ValueError(f"initial.customers names unknown segment '{e.segment}'")
+        size = self.market.size
+        spread = math.fsum(e.active + e.lapsed for e in init.customers if e.segment is None)
+        for name, share in segments.items():
+            own = math.fsum(e.active + e.lapsed for e in init.customers if e.segment == name)
+            taken = init.aware + init.considering + spread / size
+            if own > 0:
+                taken = math.inf if share == 0 else taken + own / (size * share)
+            if taken > 1.0 + 1e-9:
+                where = "" if len(segments) == 1 else f" in segment '{name}'"
+                raise ValueError(
+                    f"initial: aware + considering + customers is {taken:.4g} of the market"
+                    f"{where}, more than all of it")
+        active = math.fsum(e.active for e in init.customers)
+        if init.community_members > active:
+            raise ValueError(f"initial.community_members ({init.community_members:g}) exceeds "
+                             f"the active customers ({active:g})")
 
     # -- views the engine uses -------------------------------------------------
     @property
@@ -1097,6 +1167,7 @@ FIXED_DURING_RUN: dict[str, str] = {
     "description": "the run's label",
     "simulation": "the run's size, length and seed are fixed when it starts",
     "market": "the market's size is fixed when the run starts",
+    "initial": "it is the market on day 0",
     "changes": "a change cannot schedule changes",
     "attribution": "the attribution rules credit the whole run",
     "segments.*.name": "names identify the segments in the result",

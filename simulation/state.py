@@ -62,11 +62,13 @@ CUSTOMER_FIELDS: tuple[Field, ...] = (
     Field("revenue", np.float32, 1, "cumulative net revenue"),
     Field("margin", np.float32, 1, "cumulative gross margin"),
     Field("reached_mask", np.uint64, 1, "bit c set once channel c has reached the customer"),
-    Field("flags", np.uint8, 1, "bits: consent, onboarded, community member, reminder pending"),
+    Field("flags", np.uint8, 1, "bits: consent, onboarded, community member, reminder "
+          "pending, acquired before day 0"),
 )
 
-# Bits of ``flags``.
-CONSENT, ONBOARDED, MEMBER, REMINDER = 1, 2, 4, 8
+# Bits of ``flags``. EXISTING: a customer of the business before day 0 (``[initial]``),
+# whose money and churn the books keep apart from the customers the run acquires.
+CONSENT, ONBOARDED, MEMBER, REMINDER, EXISTING = 1, 2, 4, 8, 16
 
 BYTES_PER_CUSTOMER = sum(f.nbytes for f in CUSTOMER_FIELDS)
 

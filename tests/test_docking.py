@@ -83,7 +83,14 @@ def replicate_summaries(model_cls, scenario, seeds, agents=AGENTS, days=DAYS) ->
 def load(path: Path, overrides: dict):
     """The scenario as a market of AGENTS people: docking compares the backends' sample
     mechanics, with enough events per replicate to see a changed rule."""
-    scenario = simulation.load_scenario(path, [f"market.size={AGENTS}"])
+    scenario = simulation.load_scenario(path)
+    factor = AGENTS / scenario.market.size  # a warm start keeps its shares of the market
+    init = scenario.initial.model_dump()
+    for e in init["customers"]:
+        e["active"] *= factor
+        e["lapsed"] *= factor
+    init["community_members"] *= factor
+    scenario = with_overrides(scenario, {"market.size": AGENTS, "initial": init})
     return with_overrides(scenario, overrides) if overrides else scenario
 
 

@@ -18,7 +18,10 @@ or, with ``market=True``, for the whole market as one channel:
 - ``ltv_cac`` = ``ltv_projected`` / ``cac_loaded``.
 - ``payback_days``: the age at which a new customer's expected discounted margin covers
   ``cac_loaded`` (inf: never, at the observed rates).
-- ``contribution`` = gross margin - media spend - programme costs (the variable costs);
+- ``contribution`` = gross margin - media spend - programme costs (the variable costs)
+  of all the channel's customers, those it acquired before day 0 (``[initial]``)
+  included; every figure per new customer above reads the customers acquired in the
+  run only;
   ``profit`` = ``contribution`` - fixed costs (the channel's; the market's also counts
   the programme costs tied to no channel, which are no acquisition cost and no part of
   a customer's LTV).
@@ -40,6 +43,9 @@ import xarray as xr
 
 from simulation.analysis.common import per_channel, safe_div, scenario_of
 
+BASE = ("base_margin", "base_programme_cost", "base_active", "base_churned")
+"""The books of the customers acquired before day 0 (``[initial]``): in the channel's
+contribution and profit (its customers' money), not in the figures per new customer."""
 DEFAULT_HORIZON_DAYS = 3 * 365
 DEFAULT_DISCOUNT_RATE = 0.10
 """``[economics]`` defaults (simulation/scenario.py), for results stored without them."""
@@ -119,6 +125,7 @@ def unit_economics(ds: xr.Dataset, market: bool = False) -> xr.Dataset:
         "programme_cost": ds.get("programme_cost", zero),
         "active": active,
         "churned": ds.churned,
+        **{name: ds.get(name, zero) for name in BASE},
     })
     first_margin = m1.fillna(0.0) * ds.conversions.sum("day")
     overhead = 0.0  # fixed costs tied to no channel: in the market's profit only
@@ -127,20 +134,21 @@ def unit_economics(ds: xr.Dataset, market: bool = False) -> xr.Dataset:
         first_margin = first_margin.sum("channel").expand_dims(channel=["market"])
         if "programme_fixed_cost" in ds:
             overhead = ds.programme_fixed_cost.sum("day")
-    active_days = book.active.sum("day")
-    book = book.drop_vars("active").sum("day")
+    active_days = (book.active - book.base_active).sum("day")  # the run's customers'
+    book = book.drop_vars(["active", "base_active"]).sum("day")
     customers = book.customers
     spend = book.media_spend + book.fixed_cost
     acquisition = book.acquisition_fees + book.acquisition_programme_cost
     cac = _per_customer(spend, customers)
     cac_loaded = _per_customer(spend + acquisition, customers)
-    margin = book.gross_margin - book.programme_cost + acquisition
+    margin = (book.gross_margin - book.base_margin - (book.programme_cost - book.base_programme_cost)
+              + acquisition)
     ltv = safe_div(margin, customers)
     m1 = safe_div(first_margin, customers)
     m1 = xr.where(customers > 0, np.minimum(m1, ltv), m1)
     repeat = (margin - m1 * customers).clip(min=0.0)
     rate = safe_div(repeat, active_days).fillna(0.0)  # margin per active customer-day
-    hazard = safe_div(book.churned, active_days).clip(max=1.0).fillna(0.0)
+    hazard = safe_div(book.churned - book.base_churned, active_days).clip(max=1.0).fillna(0.0)
     kept = (1.0 - hazard) * (1.0 + discount_rate) ** (-1.0 / 365.0)  # survival x discount
     with np.errstate(divide="ignore", invalid="ignore"):
         expected_days = xr.where(kept < 1.0, kept * (1.0 - kept ** horizon_days) / (1.0 - kept),

@@ -119,7 +119,15 @@ def definitions(ds: xr.Dataset) -> str:
     econ = scenario_of(ds).get("economics", {})
     horizon = int(econ.get("horizon_days", DEFAULT_HORIZON_DAYS))
     rate = float(econ.get("discount_rate", DEFAULT_DISCOUNT_RATE))
-    return ("CAC = (media + fixed cost) / new customers; CAC loaded adds first-order "
+    line = ("CAC = (media + fixed cost) / new customers; CAC loaded adds first-order "
             "commissions, fees and onboarding; LTV = margin realised in the run per customer; "
             f"LTV proj. = over {horizon} days at {100 * rate:g}%/year; "
             "LTV/CAC = LTV proj. / CAC loaded; profit = margin - all its costs")
+    existing = scenario_of(ds).get("initial", {}).get("customers", [])
+    active = sum(float(e.get("active", 0.0)) for e in existing)
+    lapsed = sum(float(e.get("lapsed", 0.0)) for e in existing)
+    if active or lapsed:
+        line += (f"\nWarm start: {active:,.0f} active and {lapsed:,.0f} lapsed customers on day 0;"
+                 " their orders are in revenue and profit, while customers, CAC, LTV and churn"
+                 " are of the customers the run acquired")
+    return line

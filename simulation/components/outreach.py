@@ -47,6 +47,6 @@ class Outreach(Component):
         if h < o.threshold <= yesterday:
             a = customer.acquired_by
             model.ledger.add(counters.CH.outreach_contacts, a)
-            model.ledger.add(counters.CH.programme_cost, a, o.cost_per_contact)
+            customer.programme_cost(o.cost_per_contact)
             if o.health_boost > 0.0:
                 customer._set_health(day, h + o.health_boost)

@@ -31,7 +31,8 @@ class Positioning(Component):
         b = sc.brand
         self.initial = b.initial_equity if b.initial_equity is not None else INITIAL_EQUITY[
             sc.product.positioning]
-        self.equity = self.initial
+        today = sc.initial.brand_equity  # [initial]: the equity of a market already running
+        self.equity = self.initial if today is None else today
         self.history = np.zeros(model.days)
         self.configure(model, sc, 0)
 

@@ -48,6 +48,7 @@ from numba import njit, prange
 from simulation import counters
 from simulation.counters import MK
 from simulation.kernels import outreach
+from simulation.kernels.books import programme_cost
 from simulation.kernels.events import EV_CHURN, EV_PURCHASE, EV_TOUCH, log_event
 from simulation.parameters import BM_REPEAT, BM_SUBSCRIPTION
 from simulation.rng import (
@@ -57,6 +58,7 @@ from simulation.rng import (
     draw_bits,
     gamma,
     geometric_days,
+    poisson,
     stream,
     uniform,
 )
@@ -66,6 +68,7 @@ from simulation.state import (
     CHURNED,
     CONSENT,
     CONSIDERING,
+    EXISTING,
     F_ACQ_CHANNEL,
     F_ACQUIRED_DAY,
     F_DROPOUT,
@@ -130,6 +133,9 @@ D_ONBOARDING = decision_key("onboarding")
 D_REMINDER = decision_key("reminder_response")
 D_CHURN = decision_key("churn")
 D_FORGET = decision_key("forget")
+D_WARM_GROUP = decision_key("warm_start_group")
+D_WARM_AGE = decision_key("warm_start_age")
+D_WARM_ORDERS = decision_key("warm_start_orders")
 
 
 def channel_keys(names) -> np.ndarray:
@@ -195,6 +201,8 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base):
         cnt[CH.refunds * nch + a] += price
     pop[F_REVENUE][i] += rev
     pop[F_MARGIN][i] += m
+    if pop[F_FLAGS][i] & EXISTING:
+        cnt[CH.base_margin * nch + a] += m
     if pop[F_ORDERS][i] < 65535:
         pop[F_ORDERS][i] += 1
     log_event(log, ch, i, day, EV_PURCHASE, a, rev)
@@ -268,7 +276,7 @@ def _after_order(pop, i, a, day, nch, cnt, par, base):
     if par.share_rate > 0.0 and _draw(base, D_SHARE) < par.share_rate:
         cnt[CH.shares * nch + a] += 1.0
     if par.feedback_rate > 0.0:
-        cnt[CH.programme_cost * nch + a] += par.feedback_cost
+        programme_cost(pop, i, a, par.feedback_cost, cnt, nch)
         if _draw(base, D_FEEDBACK) < par.feedback_rate:
             cnt[CH.feedback * nch + a] += 1.0
             boost += par.feedback_boost
@@ -418,6 +426,8 @@ def _census(pop, i, day, par, mech, cnt, off, nch):
     community."""
     a = pop[F_ACQ_CHANNEL][i]
     cnt[CH.active * nch + a] += 1.0
+    if pop[F_FLAGS][i] & EXISTING:
+        cnt[CH.base_active * nch + a] += 1.0
     h = _health_now(pop, i, day, par.health_decay)
     h = outreach.contact_at_risk(pop, i, a, day, h, par.health_decay, mech.outreach[0], cnt,
                                 nch)
@@ -447,6 +457,8 @@ def _churn(pop, i, a, day, nch, cnt, log, ch, par):
     pop[F_STAGE][i] = CHURNED
     pop[F_NEXT_DAY][i] = day  # a churned customer's next_day keeps the day of churn
     cnt[CH.churned * nch + a] += 1.0
+    if flags[i] & EXISTING:
+        cnt[CH.base_churned * nch + a] += 1.0
     cnt[CH.health_at_churn * nch + a] += _health_now(pop, i, day, par.health_decay)
     if flags[i] & MEMBER:
         flags[i] &= ~np.uint8(MEMBER)
@@ -474,7 +486,7 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
     if flags[i] & REMINDER:
         flags[i] &= ~np.uint8(REMINDER)
         cnt[CH.reminders * nch + a] += 1.0
-        cnt[CH.programme_cost * nch + a] += par.reminder_cost
+        programme_cost(pop, i, a, par.reminder_cost, cnt, nch)
         if _draw(base, D_REMINDER) >= par.reminder_response:
             # not now: the next order chance comes at its own pace
             pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
@@ -751,6 +763,73 @@ def assign_consent(flags, opt_out, key, first):
         u, st = uniform(st)
         if u >= opt_out:
             flags[i] |= CONSENT
+
+
+WS_ACTIVE, WS_LAPSED, WS_AWARE, WS_CONSIDERING = range(4)
+"""Kinds of a warm start's groups (:func:`warm_start`)."""
+
+
+@njit(parallel=True, cache=True)
+def warm_start(pop, key, first, cum, kind, channel, tenure, member_share, market, segp):
+    """Day-0 state of a market that is already running (``[initial]``).
+
+    Customer ``first + i`` of segment g draws one uniform from their own stream and falls
+    into the group whose cumulative share ``cum[g, k]`` first exceeds it (beyond the last:
+    unaware).
+    ``kind[k]``: an existing active customer acquired through ``channel[k]`` over the
+    ``tenure[k]`` days before day 0, a lapsed one, or an aware or considering prospect.
+    An active customer's state comes from the run's own rules, as if its last simulated
+    day had been day -1: a repeat buyer's purchase rate and drop-out from the segment,
+    orders so far 1 + Poisson(rate x age), its next order chance (or reminder) a fresh
+    wait; a subscriber's next renewal from its age; a one-time buyer's lapse a fresh wait
+    (memoryless, so a stationary market stays stationary). Community members are drawn
+    among the active with probability ``member_share``.
+    """
+    stage = pop[F_STAGE]
+    n = stage.shape[0]
+    for i in prange(n):
+        par = market[0]  # read inside the loop, as in step_day
+        bm = int(par.business_model)
+        base = stream(key, first + i)
+        u = _draw(base, D_WARM_GROUP)
+        g = pop[F_SEGMENT][i]
+        k = 0
+        while k < cum.shape[1] and u >= cum[g, k]:
+            k += 1
+        if k == cum.shape[1]:
+            continue
+        what = kind[k]
+        if what == WS_AWARE:
+            stage[i] = AWARE
+            continue
+        if what == WS_CONSIDERING:
+            stage[i] = CONSIDERING
+            continue
+        pop[F_ACQ_CHANNEL][i] = channel[k]
+        pop[F_FLAGS][i] |= EXISTING
+        pop[F_ORDERS][i] = 1
+        if what == WS_LAPSED:
+            stage[i] = CHURNED
+            pop[F_NEXT_DAY][i] = 0
+            continue
+        stage[i] = ACTIVE
+        age = 1 + int(_draw(base, D_WARM_AGE) * tenure[k])  # days since the first order
+        if member_share > 0.0 and _draw(base, D_JOIN) < member_share:
+            pop[F_FLAGS][i] |= MEMBER
+        _set_health(pop, i, 0, par.initial_health)
+        if bm == BM_REPEAT:
+            lam, _ = gamma(segp[g].gamma_shape, decision(base, D_PURCHASE_RATE))
+            lam *= segp[g].gamma_scale
+            pop[F_PURCHASE_RATE][i] = lam
+            p, _ = beta(segp[g].beta_a, segp[g].beta_b, decision(base, D_DROPOUT))
+            pop[F_DROPOUT][i] = p
+            more, _ = poisson(lam * age, decision(base, D_WARM_ORDERS))
+            pop[F_ORDERS][i] = min(65535, 1 + more)
+        if bm == BM_SUBSCRIPTION:
+            period = int(par.period)
+            pop[F_NEXT_DAY][i] = (period - age % period) % period
+        else:
+            pop[F_NEXT_DAY][i] = _next_event(pop, i, -1, g, par, segp, base)
 
 
 @njit(parallel=True, cache=True)

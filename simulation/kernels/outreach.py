@@ -16,6 +16,7 @@ from numba import njit
 
 from simulation import counters
 from simulation.counters import Variable
+from simulation.kernels.books import programme_cost
 from simulation.state import CONSENT, F_FLAGS, F_HEALTH, F_HEALTH_DAY
 
 COUNTERS = (
@@ -55,7 +56,7 @@ def contact_at_risk(pop, i, a, day, h, decay, o, cnt, nch):
                                                                       o.threshold):
         return h
     cnt[counters.CH.outreach_contacts * nch + a] += 1.0
-    cnt[counters.CH.programme_cost * nch + a] += o.cost_per_contact
+    programme_cost(pop, i, a, o.cost_per_contact, cnt, nch)
     if o.health_boost <= 0.0:
         return h  # nothing to store (storing would re-round the decayed health)
     h = min(1.0, h + o.health_boost)

@@ -38,7 +38,12 @@ import math
 import mesa
 
 from simulation.counters import MK
-from simulation.kernels.day import CH  # counter layout of the result format only
+from simulation.kernels.day import (  # the result format's layout and codes only
+    CH,
+    WS_AWARE,
+    WS_CONSIDERING,
+    WS_LAPSED,
+)
 from simulation.kernels.events import EV_CHURN, EV_PURCHASE, EV_TOUCH
 from simulation.state import ACTIVE, AWARE, CHURNED, CONSIDERING, RING, UNAWARE
 
@@ -74,7 +79,40 @@ class Customer(mesa.Agent):
         self.reminder_planned = False     # repeat buyers: a reminder was planned at the last order
         self.onboarded = False
         self.member = False
+        self.existing = False             # a customer before day 0 ([initial]): the base
         self.logged = False               # in the event-export sample
+
+    def start_as(self, kind: int, channel: int, tenure: int, member_share: float) -> None:
+        """Day 0 of a market already running (``[initial]``): a prospect, or a customer
+        (active or lapsed) acquired through ``channel`` over the ``tenure`` days before day
+        0, whose state follows from the rules as if the last simulated day were day -1."""
+        if kind == WS_AWARE or kind == WS_CONSIDERING:
+            self.stage = AWARE if kind == WS_AWARE else CONSIDERING
+            return
+        self.existing = True
+        self.acquired_by = channel
+        self.orders = 1
+        if kind == WS_LAPSED:
+            self.stage = CHURNED
+            self.churn_day = 0
+            return
+        rules = self.model.rules
+        random = self.random.random
+        self.stage = ACTIVE
+        age = self.random.randint(1, tenure)
+        self.member = member_share > 0.0 and random() < member_share
+        self._set_health(0, rules.initial_health)
+        if rules.business_model == "repeat":
+            shape, scale = rules.purchase_rate[self.segment]
+            rate = self.random.gammavariate(shape, scale)
+            self.order_chance = 1.0 - math.exp(-rate)
+            a, b = rules.dropout[self.segment]
+            self.dropout = self.random.betavariate(a, b)
+            self.orders = 1 + _poisson(rate * age, random)
+        self._restart_cycle(-1)
+        if rules.business_model == "subscription":
+            # renewals every period since the first order, ``age`` days ago
+            self.cycle_start = (rules.period - age % rules.period) % rules.period - rules.period
 
     # -- the day ---------------------------------------------------------------------
 
@@ -217,7 +255,7 @@ class Customer(mesa.Agent):
         ledger = self.model.ledger
         rules = self.model.rules
         ledger.add(CH.reminders, a)
-        ledger.add(CH.programme_cost, a, rules.reminder_cost)
+        self.programme_cost(rules.reminder_cost)
         if self.random.random() < rules.reminder_response:
             ledger.add(CH.reminder_orders, a)
             self._order_opportunity(day)
@@ -341,6 +379,8 @@ class Customer(mesa.Agent):
             ledger.add(CH.returns, a)
             ledger.add(CH.refunds, a, price)
         margin = revenue - rules.unit_cost - rules.fulfilment_cost - return_cost - commission - fee
+        if self.existing:
+            ledger.add(CH.base_margin, a, margin)
         self.orders += 1
         self.revenue += revenue
         self.margin += margin
@@ -361,7 +401,7 @@ class Customer(mesa.Agent):
         if rules.share_rate > 0.0 and random() < rules.share_rate:
             ledger.add(CH.shares, a)
         if rules.feedback_rate > 0.0:
-            ledger.add(CH.programme_cost, a, rules.feedback_cost)
+            self.programme_cost(rules.feedback_cost)
             if random() < rules.feedback_rate:
                 ledger.add(CH.feedback, a)
                 boost += rules.feedback_boost
@@ -376,11 +416,21 @@ class Customer(mesa.Agent):
         self.stage = CHURNED
         self.churn_day = day
         ledger.add(CH.churned, a)
+        if self.existing:
+            ledger.add(CH.base_churned, a)
         ledger.add(CH.health_at_churn, a, self.health_on(day))
         if self.member:
             self.member = False
             ledger.add(CH.community_leaves, a)
         self._log(day, EV_CHURN, a, 0.0)
+
+    def programme_cost(self, cost: float) -> None:
+        """A programme's cost for this customer, booked to their acquisition channel (and
+        to its base, for a customer from before day 0)."""
+        ledger = self.model.ledger
+        ledger.add(CH.programme_cost, self.acquired_by, cost)
+        if self.existing:
+            ledger.add(CH.base_programme_cost, self.acquired_by, cost)
 
     # -- health --------------------------------------------------------------------------
 
@@ -430,3 +480,16 @@ class Customer(mesa.Agent):
     def _log(self, day: int, kind: int, c: int, amount: float) -> None:
         if self.logged:
             self.model.events.append((self.index, day, kind, c, amount))
+
+
+def _poisson(mean: float, random) -> int:
+    """A Poisson count by Knuth's product of uniforms (means here are at most a few hundred;
+    the product is kept in logs so it does not underflow)."""
+    limit = -mean
+    total = 0.0
+    k = 0
+    while True:
+        total += math.log(1.0 - random())
+        if total <= limit:
+            return k
+        k += 1

@@ -31,7 +31,7 @@ import sys
 import mesa
 import numpy as np
 
-from simulation import counters
+from simulation import counters, initial
 from simulation.counters import MK
 from simulation.kernels import day as K
 from simulation.kernels.day import CH
@@ -39,7 +39,7 @@ from simulation.metrics import Recorder
 from simulation.model import MarketShell
 from simulation.reference.customer import Customer
 from simulation.scenario import STAGES, Scenario
-from simulation.state import ACTIVE, CHURNED, UNAWARE, Population
+from simulation.state import ACTIVE, CHURNED, EXISTING, Population
 
 PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
 """NPS proxy: active customers at least this healthy promote, below the second detract."""
@@ -152,8 +152,18 @@ class ReferenceMarketModel(MarketShell):
         consent = [rand.random() >= opt_out for _ in range(self.n)]
         self.customers = Customer.create_agents(self, self.n, list(range(self.n)), segments,
                                                 consent)
+        warm = initial.groups(scenario)
+        if not warm.empty:
+            for customer in self.customers:
+                cum = warm.cum[customer.segment]
+                k = int(np.searchsorted(cum, rand.random(), side="right"))
+                if k < len(cum):
+                    customer.start_as(int(warm.kind[k]), int(warm.channel[k]),
+                                      int(warm.tenure[k]), warm.member_share)
         self.occupancy = np.zeros((nseg, len(STAGES)))
-        np.add.at(self.occupancy[:, UNAWARE], segments, 1.0)
+        for customer in self.customers:
+            self.occupancy[customer.segment, customer.stage] += 1.0
+        self.post_purchase.members = float(sum(c.member for c in self.customers))
         self.datacollector = mesa.DataCollector(model_reporters={
             **{name: _stage_reporter(s) for s, name in enumerate(STAGES)},
             "mean_health": lambda m: m.mean_health,
@@ -223,6 +233,8 @@ class ReferenceMarketModel(MarketShell):
                 for comp in self.components:
                     comp.customer_end_of_day(self, customer, day)
                 ledger.add(CH.active, customer.acquired_by)
+                if customer.existing:
+                    ledger.add(CH.base_active, customer.acquired_by)
                 h = customer.health_on(day)
                 health_sum += h
                 if h >= PROMOTER_HEALTH:
@@ -275,9 +287,11 @@ class ReferenceMarketModel(MarketShell):
             pop.margin[i] = a.margin
             pop.reached_mask[i] = a.reached
             pop.touches[i] = min(a.touches, 255)
+            pop.flags[i] = EXISTING if a.existing else 0
             if a.acquired_by is not None:
                 pop.acq_channel[i] = a.acquired_by
-                pop.acquired_day[i] = a.acquired_day
+                if a.acquired_day is not None:  # None: acquired before day 0
+                    pop.acquired_day[i] = a.acquired_day
             if a.stage == CHURNED:
                 pop.next_day[i] = a.churn_day
         return pop
