@@ -348,6 +348,22 @@ DERIVED: tuple[Variable, ...] = (
         dims=CHANNEL,
     ),
     Variable(
+        "standard_error",
+        "as the figure",
+        "the sample's standard error of each channel's whole-run customers, revenue and gross "
+        "margin (customers as independent draws: scale x sqrt(agents) x sd per customer)",
+        "none",
+        dims=("figure", "channel"),
+    ),
+    Variable(
+        "standard_error_total",
+        "as the figure",
+        "the sample's standard error of the market's whole-run customers, revenue and gross "
+        "margin (profit's is about gross margin's: the costs are the market's)",
+        "none",
+        dims=("figure",),
+    ),
+    Variable(
         "cohort_retention",
         "share",
         "share of a weekly acquisition cohort still a "

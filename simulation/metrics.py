@@ -15,7 +15,7 @@ from simulation import counters
 from simulation.analysis.economics import unit_economics
 from simulation.analysis.markov import markov_credit
 from simulation.counters import MK
-from simulation.kernels.day import ATTR_MODELS
+from simulation.kernels.day import ATTR_MODELS, MOMENTS
 from simulation.scenario import STAGES
 
 ATTRIBUTION_MODELS = ATTR_MODELS + ("markov",)
@@ -160,6 +160,42 @@ class Recorder:
             ds["attributed_revenue"].attrs["time_decay_half_life_days"] = half_life
         return ds
 
+
+
+SE_FIGURES = ("customers", "revenue", "gross_margin")
+"""The whole-run figures whose standard error of the sample a result carries."""
+
+
+def standard_errors(moments: np.ndarray, n: int, scale: float, channels: list[str]) -> dict:
+    """The sample's standard errors of the whole-run figures (``SE_FIGURES``), per channel
+    (``standard_error``) and for the market (``standard_error_total``), in market units.
+
+    ``moments`` are :func:`simulation.kernels.day.sample_moments`' sums over the sample
+    (by acquisition channel). A figure is ``scale`` times a sum of ``n`` per-customer
+    values ``x_i`` (1 for a new customer of the channel, their revenue, their gross
+    margin; 0 for the channel's figures of anyone else), so its standard error is
+    ``scale * sqrt(n) * sd(x)``, treating customers as independent draws (word of mouth
+    and capacities couple them; replicates with other seeds measure that too)."""
+    m = dict(zip(MOMENTS, moments, strict=True))
+    sums = {"customers": (m["new_customers"], m["new_customers"]),
+            "revenue": (m["revenue"], m["revenue_squared"]),
+            "gross_margin": (m["margin"], m["margin_squared"])}
+
+    def se(s1, s2):
+        if n < 2:
+            return np.full_like(np.asarray(s1, dtype=float), np.nan)
+        var = np.maximum(0.0, (s2 - s1 * s1 / n) / (n - 1))
+        return scale * np.sqrt(n * var)
+
+    per_channel = np.array([se(*sums[f]) for f in SE_FIGURES])
+    total = np.array([se(sums[f][0].sum(), sums[f][1].sum()) for f in SE_FIGURES])
+    figure = np.array(SE_FIGURES, dtype=object)
+    return {
+        "standard_error": xr.DataArray(per_channel, dims=("figure", "channel"),
+                                       coords={"figure": figure,
+                                               "channel": np.array(channels, dtype=object)}),
+        "standard_error_total": xr.DataArray(total, dims=("figure",), coords={"figure": figure}),
+    }
 
 
 def describe(ds: xr.Dataset) -> None:

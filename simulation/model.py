@@ -25,7 +25,7 @@ from simulation.components import component_classes
 from simulation.events import EventLog, empty_log
 from simulation.kernels import day as K
 from simulation.kernels.events import L_COUNT
-from simulation.metrics import MARGIN_COSTS, Recorder, describe
+from simulation.metrics import MARGIN_COSTS, Recorder, describe, standard_errors
 from simulation.parameters import Rules, kernel_parameters
 from simulation.scenario import STAGES, Scenario, resolve_size, scheduled
 from simulation.state import MEMBER, Population
@@ -185,6 +185,9 @@ class MarketShell(mesa.Model):
                                    self.result_attrs(backend, bytes_per_customer),
                                    self.result_extras(), self.scale)
         ds["cohort_retention"] = cohort_retention(population, self.days, self.channel_names)
+        n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
+        moments = K.sample_moments(population.arrays(), len(self.channel_names), n_chunks)
+        ds.update(standard_errors(moments.sum(axis=0), self.n, self.scale, self.channel_names))
         describe(ds)
         return ds
 

@@ -93,3 +93,34 @@ def test_figures_on_few_simulated_conversions_are_flagged():
         simulated = float(ds.conversions.sel(channel=channel).sum()) / ds.attrs["scale"]
         assert figures["simulated_conversions"] == pytest.approx(simulated) and simulated < 30
         assert figures["customers"] == pytest.approx(simulated * 40)
+
+
+def test_the_standard_error_a_result_carries_is_the_spread_across_seeds():
+    """Where customers are independent (list channels, no imitation, no capacity) the
+    sample's standard error is exact: over 16 seeds the figures spread as the results say
+    (the ratio of the seeds' standard deviation to the mean standard error within
+    [0.5, 1.5]: about three standard errors of a 16-seed estimate), in market units at a
+    scale of 4."""
+    from helpers import list_channel, market
+
+    data = market(
+        product={"price": 10.0, "unit_cost": 4.0, "business_model": "repeat"},
+        word_of_mouth={"enabled": True, "p": 0.02, "q": 0.0, "adoption": "aware"},
+        channels=[list_channel("consider", 0.3, ["aware"], consideration=0.1),
+                  list_channel("decide", 0.2, ["considering"], decision=0.1),
+                  list_channel("close", 0.1, ["considering"], decision=0.2)])
+    data["market"] = {"size": 80_000}
+    data["simulation"] = {"agents": 20_000, "days": 120}
+    sc = simulation.scenario.scenario_from_dict(data)
+    runs = [simulation.run(sc, seed=s) for s in range(16)]
+    figures = {"customers": lambda ds: ds.customers.values[1:3],
+               "revenue": lambda ds: ds.revenue.sum("day").values[1:3],
+               "gross_margin": lambda ds: ds.gross_margin.sum("day").values[1:3]}
+    for name, of in figures.items():
+        values = np.array([of(ds) for ds in runs])  # (seed, channel)
+        se = np.array([ds.standard_error.sel(figure=name).values[1:3] for ds in runs])
+        ratio = values.std(axis=0, ddof=1) / se.mean(axis=0)
+        assert ((ratio > 0.5) & (ratio < 1.5)).all(), (name, ratio)
+        total_sd = np.array([float(ds[name].sum()) for ds in runs]).std(ddof=1)
+        total_se = np.mean([float(ds.standard_error_total.sel(figure=name)) for ds in runs])
+        assert 0.5 < total_sd / total_se < 1.5, (name, total_sd / total_se)

@@ -103,10 +103,17 @@ def summary_table(ds: xr.Dataset) -> Table:
     for row in channel_summary(ds):
         table.add_row(*[escape(_fmt(key, row[key])) for _, key in COLUMNS])
     t = totals(ds)
-    table.caption = (f"revenue {t['revenue']:,.0f} · gross margin {t['gross_margin']:,.0f} · "
+    se = {f: "" for f in ("customers", "revenue", "gross_margin")}
+    if "standard_error_total" in ds:
+        se = {str(f): f" ± {float(v):,.0f}" for f, v in
+              zip(ds.figure.values, ds.standard_error_total.values, strict=True)}
+    table.caption = (f"revenue {t['revenue']:,.0f}{se['revenue']} · gross margin "
+                     f"{t['gross_margin']:,.0f}{se['gross_margin']} · "
                      f"spend {t['spend']:,.0f} · programmes {t['programmes']:,.0f} · "
-                     f"profit {t['profit']:,.0f} · "
-                     f"customers {t['customers']:,} ({t['active_at_end']:,} active at the end)\n"
+                     f"profit {t['profit']:,.0f}{se['gross_margin']} · "
+                     f"customers {t['customers']:,}{se['customers']} "
+                     f"({t['active_at_end']:,} active at the end)"
+                     + (" (± the sample's standard error)" if se['revenue'] else "") + "\n"
                      + definitions(ds))
     return table
 

@@ -832,6 +832,37 @@ def warm_start(pop, key, first, cum, kind, channel, tenure, member_share, market
             pop[F_NEXT_DAY][i] = _next_event(pop, i, -1, g, par, segp, base)
 
 
+MOMENTS = ("new_customers", "customers", "revenue", "revenue_squared", "margin", "margin_squared")
+"""What :func:`sample_moments` sums per acquisition channel."""
+
+
+@njit(parallel=True, cache=True)
+def sample_moments(pop, n_channels, n_chunks):
+    """Per chunk and acquisition channel, the sums the sample's standard errors are
+    computed from (``MOMENTS``): new customers, all customers (those from before day 0
+    too), and each customer's revenue and gross margin and their squares. By chunk, so
+    that the chunks' rows add up in the same order however the market is split."""
+    n = pop[F_STAGE].shape[0]
+    out = np.zeros((n_chunks, len(MOMENTS), n_channels))
+    for ch in prange(n_chunks):
+        lo = ch * CHUNK
+        hi = min(n, lo + CHUNK)
+        for i in range(lo, hi):
+            a = pop[F_ACQ_CHANNEL][i]
+            if a == NO_CHANNEL:
+                continue
+            if not (pop[F_FLAGS][i] & EXISTING):
+                out[ch, 0, a] += 1.0
+            out[ch, 1, a] += 1.0
+            r = np.float64(pop[F_REVENUE][i])
+            m = np.float64(pop[F_MARGIN][i])
+            out[ch, 2, a] += r
+            out[ch, 3, a] += r * r
+            out[ch, 4, a] += m
+            out[ch, 5, a] += m * m
+    return out
+
+
 @njit(parallel=True, cache=True)
 def unique_reach(reached_mask, n_channels, n_chunks):
     """Customers ever reached by each channel (popcount of the reach bitmasks, by chunk)."""
