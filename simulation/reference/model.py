@@ -36,7 +36,7 @@ from simulation.counters import MK
 from simulation.kernels import day as K
 from simulation.kernels.day import CH
 from simulation.metrics import Recorder
-from simulation.model import MarketShell
+from simulation.model import MarketShell, cohort_counts
 from simulation.reference.customer import Customer
 from simulation.scenario import STAGES, Scenario
 from simulation.state import ACTIVE, CHURNED, UNAWARE, Population
@@ -295,7 +295,7 @@ class ReferenceMarketModel(MarketShell):
         trans = self.attribution.transitions + transitions.transitions
         size = bytes_per_customer(self.customers[0]) if self.n else 0
         return self.dataset(backend, size, self.attribution.credit_by_model.copy(), trans, unique,
-                            self.population)
+                            cohort_counts(self.population, self.days, nch))
 
 
 def _stage_reporter(stage: int):
