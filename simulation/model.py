@@ -359,6 +359,12 @@ class Shard:
     def _threads(self):
         return numba_threads(self.threads)
 
+    def call(self, method: str, args: tuple):
+        """``method(*args)``: how a model calls a shard on a cluster worker, the arguments
+        as one message (Dask serialises each argument of an actor's call apart: a
+        day's ten small arrays took longer to send that way than the exchange itself)."""
+        return getattr(self, method)(*args)
+
     def starting_occupancy(self) -> np.ndarray:
         """Day 0's customers by (segment, stage)."""
         return self.occupancy

@@ -35,12 +35,23 @@ def shard_chunks(n_chunks: int, shards: int) -> list[tuple[int, int]]:
     if shards < 1:
         raise ScenarioError("--shards", "", f"must be at least 1, got {shards}")
     if shards > n_chunks:
-        raise ScenarioError("--shards", "", f"{shards} shards of a market of {n_chunks} "
-                            f"chunk(s) of {CHUNK:,} customers: at most {n_chunks}")
+        raise ScenarioError("--shards", "", f"{shards} is more than the market's {n_chunks} "
+                            f"chunk(s) of {CHUNK:,} customers (a shard holds whole chunks)")
     sizes = np.full(shards, n_chunks // shards)
     sizes[: n_chunks % shards] += 1
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def check_shards(scenario: Scenario, shards: int) -> None:
+    """Refuse, in one line, ``shards`` that cannot split ``scenario``'s market (as
+    resolved: its own agents): fewer than one, or more than its chunks."""
+    shard_chunks(market_chunks(scenario), shards)
+
+
+def market_chunks(scenario: Scenario) -> int:
+    """Chunks of ``CHUNK`` customers in the market ``scenario`` simulates (as resolved)."""
+    return (scenario.simulation.agents + CHUNK - 1) // CHUNK
 
 
 class ShardedMarketModel(MarketModel):
@@ -55,11 +66,10 @@ class ShardedMarketModel(MarketModel):
     def __init__(self, scenario: Scenario, scheduler, *, shards: int | None = None,
                  threads: int | None = None, agents: int | None = None,
                  days: int | None = None, seed: int | None = None):
-        n = resolve_size(scenario, agents, days, seed).simulation.agents
-        n_chunks = (n + CHUNK - 1) // CHUNK
+        n_chunks = market_chunks(resolve_size(scenario, agents, days, seed))
         if shards is not None:
             shard_chunks(n_chunks, shards)  # refuse before connecting
-        self.client = connect(scheduler)
+        self.client = connect(scheduler, direct=True)
         self.own_client = self.client is not scheduler
         self.actors: list = []
         try:
@@ -95,10 +105,13 @@ class ShardedMarketModel(MarketModel):
         return [future.result() for future in self.actors]
 
     def _on_shards(self, method: str, args: list[tuple]) -> list:
+        """Call ``method`` on every shard's actor at once (:meth:`Shard.call`: the
+        arguments travel as one message), then wait for them all."""
         # the actors' proxies find their client as the current one (this client is
         # nobody's default: a run may share its process with other clients)
         with self.client.as_current():
-            return super()._on_shards(method, args)
+            pending = [s.call(method, a) for s, a in zip(self.shards, args, strict=True)]
+            return self.gather(pending)
 
     def gather(self, pending: list) -> list:
         """Wait for the calls made on the shards' actors; their results in shard order."""
