@@ -59,7 +59,8 @@ class ShardedMarketModel(MarketModel):
     ``scheduler`` (an address, a ``distributed.Client`` or a cluster object); shard k on
     the k-th worker (round robin when there are more shards than workers). ``shards``
     defaults to the cluster's workers (at most one per chunk); ``threads`` caps each
-    shard's numba threads (default: its worker's threads). Call :meth:`close` at the end
+    shard's numba threads (default: its worker's threads). Shards on one worker take turns
+    (a Dask worker runs its actors' calls on one thread). Call :meth:`close` at the end
     (``simulation.run`` does): it releases the actors, and the client if this opened it.
     """
 
