@@ -96,3 +96,24 @@ def test_shards_need_a_scheduler():
     scenario = simulation.load_scenario(ALL_MECHANISMS)
     with pytest.raises(simulation.ScenarioError, match="--shards: needs --scheduler"):
         simulation.run(scenario, agents=100, days=1, shards=2)
+
+
+def test_every_customer_draw_is_keyed_by_the_market_index():
+    """A kernel that keyed a draw by the index in ``pop`` (``stream(key, i)``) would make a
+    shard draw another customer's numbers: the customer argument of every ``stream`` and
+    ``draw_bits`` call in the kernels is ``first + ...`` or a parameter that is already
+    the market index (``customer``)."""
+    import ast
+
+    calls = 0
+    for path in sorted((ROOT / "simulation" / "kernels").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("stream", "draw_bits")):
+                who = node.args[1]
+                keyed = (isinstance(who, ast.BinOp) and isinstance(who.left, ast.Name)
+                         and who.left.id == "first") or (
+                    isinstance(who, ast.Name) and who.id == "customer")
+                assert keyed, f"{path.name}:{node.lineno}: {ast.unparse(node)}"
+                calls += 1
+    assert calls >= 7  # step_day's three and its reach's, serve_leads', segments', consent's

@@ -7,7 +7,10 @@ races and every float sum is done in the same order whatever the thread count.
 Random numbers come from :mod:`simulation.rng` keyed by (day, customer, decision): each
 helper below derives the stream of its own decision from the customer-day's ``base``, so
 switching a programme on, or moving one channel's budget, never shifts another decision's
-draws (common random numbers across strategies).
+draws (common random numbers across strategies). The customer of a key is the index in the
+whole market, ``first + i`` for the ``i``-th customer of ``pop``: a shard of the market
+(``first`` > 0) draws what the whole would (``tests/test_shards.py`` checks every draw is
+keyed so).
 
 The population arrives as one tuple ``pop`` (``Population.arrays()``) indexed by the
 ``F_*`` constants of :mod:`simulation.state`: a constant index into a plain tuple is the
