@@ -109,6 +109,15 @@ def cmd_run(args) -> int:
     from simulation.scenario import inert_channels, late_changes
 
     scenario, resolved = _scenario(args)
+    if args.scheduler is not None and args.backend != "numba":
+        raise BadInput(f"--backend {args.backend}: steps every customer in this process; "
+                       "--scheduler shards the numba backend only")
+    if args.shards is not None:
+        if args.scheduler is None:
+            raise BadInput("--shards: needs --scheduler ADDRESS (the cluster that holds the shards)")
+        from simulation.sharded import check_shards
+
+        check_shards(resolved, args.shards)
     out = Path("results") / f"{Path(args.scenario).stem}.nc" if args.out is None else args.out
     console = _console()
     with OutputFiles(inputs=[args.scenario]) as outputs:
@@ -124,7 +133,8 @@ def cmd_run(args) -> int:
         try:
             ds = simulation.run(resolved, backend=args.backend, threads=args.threads, progress=progress,
                                 events_sample=args.events_sample,
-                                events_path=outputs.path("--events") if args.events else None)
+                                events_path=outputs.path("--events") if args.events else None,
+                                scheduler=args.scheduler, shards=args.shards)
         finally:
             progress.close()
         outputs.write("--out", netcdf_bytes(ds))
@@ -365,7 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=("numba", "mesa"), default="numba",
                      help="numba: the kernels (default); mesa: one Mesa agent per customer, "
                           "the reference for docking (up to ~100k customers, slow)")
-    run.add_argument("--threads", type=_positive, help="numba threads (results do not depend on it)")
+    run.add_argument("--threads", type=_positive, help="numba threads (results do not depend on "
+                     "it); with --scheduler, each shard's (default: its worker's threads)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="split the market into shards held by the workers of the Dask "
+                          "cluster at ADDRESS (the same result as on one machine)")
+    run.add_argument("--shards", type=_positive, metavar="N",
+                     help="shards of the market with --scheduler (default: one per worker; "
+                          "at most one per 16,384 customers)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table")
     run.set_defaults(func=cmd_run)
 

@@ -6,13 +6,17 @@ kernels. Each day:
 
 0. scheduled changes due today put their scenario in force (:meth:`MarketShell.take_effect`);
 1. every channel plans its reach from yesterday's audience (``ChannelAgent.plan``);
-2. ``step_day`` moves every customer (events, exposures, forgetting);
-3. leads queued at capacity-limited channels are served up to capacity;
+2. ``step_day`` moves every customer (events, exposures, forgetting), shard by shard
+   (:class:`Shard`: one in this process, or several on a Dask cluster's workers,
+   :mod:`simulation.sharded`), each returning its rows of the day's counters;
+3. leads queued at capacity-limited channels are served up to capacity (the quota of
+   each chunk set here, over the market's chunks: :meth:`MarketModel.lead_quota`);
 4. the day's counters are reduced, channels book their spend, the firm its P&L.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import mesa
@@ -22,9 +26,8 @@ import numpy as np
 from simulation import counters, initial, rng
 from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
 from simulation.components import component_classes
-from simulation.events import EventLog, empty_log
+from simulation.events import EventLog, empty_log, in_order, sample_mask
 from simulation.kernels import day as K
-from simulation.kernels.events import L_COUNT
 from simulation.metrics import MARGIN_COSTS, Recorder, describe, standard_errors
 from simulation.parameters import Rules, kernel_parameters
 from simulation.scenario import STAGES, Scenario, resolve_size, scheduled
@@ -148,6 +151,10 @@ class MarketShell(mesa.Model):
         """Gross margin booked so far to customers acquired through channel c."""
         return float(self.recorder.gross_margin()[: day + 1, c].sum())
 
+    def close(self) -> None:
+        """Release what the run holds outside this process (a sharded market: its shards
+        on the cluster); nothing for a market that lives here."""
+
     def run_model(self, progress=None) -> None:
         for _ in range(self.days - self.day):
             self.step()
@@ -179,44 +186,77 @@ class MarketShell(mesa.Model):
         return extras
 
     def dataset(self, backend: str, bytes_per_customer: int, attr, trans, unique,
-                population: Population):
-        """The result dataset, from the recorder and the backend's attribution and population."""
+                cohorts: np.ndarray, moments: np.ndarray):
+        """The result dataset, from the recorder and the backend's attribution, reach,
+        cohort counts (:func:`cohort_counts`) and the sample's moments
+        (:func:`simulation.kernels.day.sample_moments`, summed over the chunks)."""
         ds = self.recorder.dataset(self.channel_names, attr, trans, unique,
                                    self.result_attrs(backend, bytes_per_customer),
                                    self.result_extras(), self.scale)
-        ds["cohort_retention"] = cohort_retention(population, self.days, self.channel_names)
-        n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
-        moments = K.sample_moments(population.arrays(), len(self.channel_names), n_chunks)
-        ds.update(standard_errors(moments.sum(axis=0), self.n, self.scale, self.channel_names))
+        ds["cohort_retention"] = cohort_retention(cohorts, self.days)
+        ds.update(standard_errors(moments, self.n, self.scale, self.channel_names))
         describe(ds)
         return ds
 
 
 class MarketModel(MarketShell):
     """A market of ``agents`` customers stepped for ``days`` days under one scenario: the
-    customers are a struct-of-arrays population stepped by the numba kernels."""
+    customers are a struct-of-arrays population stepped by the numba kernels.
+
+    The customers live in :class:`Shard` objects, each a run of whole chunks of the
+    market: here one, the whole market, in this process. The day loop below is the only
+    one: :class:`simulation.sharded.ShardedMarketModel` runs it unchanged with its shards
+    on the workers of a Dask cluster, and differs only in where the shards live
+    (:meth:`open_shards`, :meth:`gather`). The driver keeps every per-chunk matrix in the
+    market's chunk order, so the recorder's sums, and the result, are the same bit for bit.
+    """
 
     def __init__(self, scenario: Scenario, *, agents: int | None = None, days: int | None = None,
                  seed: int | None = None):
         super().__init__(scenario, agents=agents, days=days, seed=seed)
         scenario = self.scenario
         self.key = rng.seed_key(self.seed_value)
-        self.population = Population(self.n)
         nch = len(self.marketers)
         nseg = len(scenario.segments)
         self.read_rules()
         self.channel_keys = K.channel_keys(self.channel_names)
         self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
         self.counters = np.zeros((self.n_chunks, counters.width(nch, nseg)))
-        self.attr = np.zeros((self.n_chunks, 2, len(K.ATTR_MODELS), nch))
-        self.trans = np.zeros((self.n_chunks, nch + 3, nch + 3))
-        self.events = None
-        self.log = empty_log(self.n_chunks)
         self.waiting = np.zeros((self.n_chunks, nch), np.int64)
         self.recorder = Recorder(self.days, nch, nseg, self.counters.shape[1])
-        self.occupancy = populate(self.population, scenario, self.key, 0, self.par, self.segp)
-        self.post_purchase.members = float(
-            np.count_nonzero(self.population.flags & MEMBER))
+        self.chunk_ranges = self.shard_chunks()
+        self.shards = self.open_shards([
+            (lo * K.CHUNK, min(self.n, hi * K.CHUNK) - lo * K.CHUNK) for lo, hi in self.chunk_ranges])
+        # day 0's occupancy and community members, summed over the shards (whole counts:
+        # the same in any order)
+        starts = self._on_shards("starting_state", [()] * len(self.shards))
+        self.occupancy = sum(occupancy for occupancy, _ in starts)
+        self.post_purchase.members = float(sum(members for _, members in starts))
+
+    def shard_chunks(self) -> list[tuple[int, int]]:
+        """The chunks each shard holds, (first, end) in the market's chunk order."""
+        return [(0, self.n_chunks)]
+
+    def open_shards(self, customers: list[tuple[int, int]]) -> list:
+        """A shard for each (first customer, count): here, in this process."""
+        nch = len(self.marketers)
+        return [Shard(self.scenario, self.key, first, count, nch, self.counters.shape[1],
+                      self.par, self.segp) for first, count in customers]
+
+    def gather(self, pending: list) -> list:
+        """The results of calls made on every shard (here they are the results already)."""
+        return pending
+
+    def _on_shards(self, method: str, args: list[tuple]) -> list:
+        """Call ``method`` on every shard, shard k with ``args[k]``, all at once; their
+        results in shard order."""
+        return self.gather([getattr(s, method)(*a) for s, a in zip(self.shards, args, strict=True)])
+
+    @property
+    def population(self) -> Population:
+        """The customers' state (the whole market's arrays, held in this process)."""
+        (shard,) = self.shards
+        return shard.population
 
     def read_rules(self) -> None:
         self.capacity = np.array([-1 if c is None else c for c in self.rules.capacity], np.int64)
@@ -226,28 +266,32 @@ class MarketModel(MarketShell):
         day = self.day
         self.plan_day(day)
         reachable = (self.reach > 0.0).any(axis=2)
-        self.counters.fill(0.0)
-        self.waiting.fill(0)
-        pop = self.population.arrays()
-        if self.events is not None:
-            self.log[L_COUNT].fill(0)
         key = rng.day_key(self.key, day, SALT_STEP)
         exposure = np.stack([rng.odds(self.reach), rng.odds(self.reach * self.eff)], axis=-1)
         chday = rng.day_decision_keys(key, self.channel_keys)
-        K.step_day(day, key, pop, exposure, reachable, chday, self.forget, self.par,
-                   self.mechanisms, self.segp, self.chp, self.counters, self.attr, self.trans,
-                   self.waiting, self.log)
+        today = (day, key, exposure, reachable, chday, self.forget, self.par, self.mechanisms,
+                 self.segp, self.chp)
+        rows = self._on_shards("step", [today] * len(self.shards))
+        for (lo, hi), (cnt, waiting) in zip(self.chunk_ranges, rows, strict=True):
+            self.counters[lo:hi] = cnt
+            self.waiting[lo:hi] = waiting
         if (self.capacity >= 0).any():
-            self._serve_leads(day, pop)
-        if self.events is not None:
-            self.events.collect(self.log)
+            quota = self.lead_quota(day)
+            key = rng.day_key(self.key, day, SALT_SERVE)
+            rows = self._on_shards("serve", [
+                (day, key, quota[lo:hi], self.eff, self.par, self.mechanisms, self.segp, self.chp)
+                for lo, hi in self.chunk_ranges])
+            for (lo, hi), cnt in zip(self.chunk_ranges, rows, strict=True):
+                self.counters[lo:hi] = cnt
         self.recorder.record(day, self.counters)
         self.occupancy = self.recorder.occupancy(day).copy()
         self.book_day(day)
         self.day += 1
 
-    def _serve_leads(self, day: int, pop: tuple) -> None:
-        """Split each channel's daily capacity over chunks, starting at a rotating chunk."""
+    def lead_quota(self, day: int) -> np.ndarray:
+        """Leads each chunk serves today per channel: each channel's capacity split over
+        the chunks' waiting leads, chunk by chunk in the market's order from a rotating
+        chunk (so no chunk is always served last)."""
         waiting = self.waiting
         quota = np.zeros_like(waiting)
         order = np.roll(np.arange(self.n_chunks), -(day % self.n_chunks))
@@ -259,9 +303,7 @@ class MarketModel(MarketShell):
                 left -= take
                 if left == 0:
                     break
-        K.serve_leads(day, rng.day_key(self.key, day, SALT_SERVE), quota, pop, self.eff,
-                      self.par, self.mechanisms, self.segp, self.chp, self.counters, self.attr,
-                      self.trans, self.log)
+        return quota
 
     def sample_events(self, sample: int) -> None:
         """Log every event of ``sample`` customers drawn uniformly (for ``--events``).
@@ -271,20 +313,114 @@ class MarketModel(MarketShell):
         """
         if self.day != 0:
             raise RuntimeError("sample_events must be called before the run starts")
-        self.events = EventLog(self.n, self.n_chunks, len(self.marketers), sample, self.key)
-        self.log = self.events.buffers
+        mask = sample_mask(self.n, sample, self.key)
+        self._on_shards("sample_events", [
+            (mask[lo * K.CHUNK: hi * K.CHUNK],) for lo, hi in self.chunk_ranges])
 
     def event_columns(self) -> tuple[np.ndarray, ...]:
         """customer, day, kind, channel, amount of the sampled customers' events."""
-        return self.events.columns()
+        return in_order(self._on_shards("drained_events", [()] * len(self.shards)))
 
     def results(self, backend: str = "numba"):
-        nch = len(self.marketers)
-        unique = K.unique_reach(self.population.reached_mask, nch, self.n_chunks)
-        trans = self.trans.copy()
-        K.unconverted_journeys(self.population.arrays(), trans)
-        return self.dataset(backend, self.population.nbytes // self.n, self.attr.sum(axis=0),
-                            trans.sum(axis=0), unique, self.population)
+        parts = self._on_shards("totals", [(self.days,)] * len(self.shards))
+        attr = np.concatenate([p[0] for p in parts])  # per chunk, in the market's order
+        trans = np.concatenate([p[1] for p in parts])
+        unique = sum(p[2] for p in parts)
+        cohorts = sum(p[3] for p in parts)
+        moments = np.concatenate([p[4] for p in parts])  # per chunk, in the market's order
+        nbytes = sum(p[5] for p in parts)
+        return self.dataset(backend, nbytes // self.n, attr.sum(axis=0), trans.sum(axis=0),
+                            unique, cohorts, moments.sum(axis=0))
+
+
+class Shard:
+    """The customers ``first`` ... ``first + count - 1`` of a market, in whole chunks, and
+    what the kernels accumulate over them (the day's counter rows, the leads waiting,
+    attribution credit, journey transitions, the event log of sampled customers).
+
+    The model sends each day's plan (small arrays) and gets back the shard's rows of the
+    per-chunk counters: the population never leaves the shard. Every draw is keyed by the
+    market index (``first + i``), so a shard steps its customers exactly as the whole
+    market would. Day 0 comes from :func:`populate`. ``threads`` caps the numba threads
+    of each call (a shard on a cluster worker; None: leave them as they are).
+    """
+
+    def __init__(self, scenario: Scenario, key, first: int, count: int, n_channels: int,
+                 width: int, market: np.ndarray, segp: np.ndarray, threads: int | None = None):
+        self.first = int(first)
+        self.threads = threads
+        self.population = Population(count)
+        n_chunks = (count + K.CHUNK - 1) // K.CHUNK
+        self.n_chunks = n_chunks
+        self.n_channels = n_channels
+        self.counters = np.zeros((n_chunks, width))
+        self.attr = np.zeros((n_chunks, 2, len(K.ATTR_MODELS), n_channels))
+        self.trans = np.zeros((n_chunks, n_channels + 3, n_channels + 3))
+        self.waiting = np.zeros((n_chunks, n_channels), np.int64)
+        self.events: EventLog | None = None
+        self.log = empty_log(n_chunks)
+        with self._threads():
+            self.occupancy = populate(self.population, scenario, key, self.first, market, segp)
+
+    def _threads(self):
+        return numba_threads(self.threads)
+
+    def call(self, method: str, args: tuple):
+        """``method(*args)``: how a model calls a shard on a cluster worker, the arguments
+        as one message (Dask serialises each argument of an actor's call apart: a
+        day's ten small arrays took longer to send that way than the exchange itself)."""
+        return getattr(self, method)(*args)
+
+    def starting_state(self) -> tuple[np.ndarray, int]:
+        """Day 0's customers by (segment, stage), and its community members."""
+        return self.occupancy, int(np.count_nonzero(self.population.flags & MEMBER))
+
+    def step(self, day, key, exposure, reachable, chday, forget, par, mech, segp, chp):
+        """The customers' day (:func:`simulation.kernels.day.step_day`): returns the shard's
+        rows of the day's counters and of the leads waiting at each channel."""
+        if self.events is not None:
+            self.events.collect(self.log)  # yesterday's
+        self.counters.fill(0.0)
+        self.waiting.fill(0)
+        with self._threads():
+            K.step_day(day, key, self.first, self.population.arrays(), exposure, reachable,
+                       chday, forget, par, mech, segp, chp, self.counters, self.attr,
+                       self.trans, self.waiting, self.log)
+        return self.counters, self.waiting
+
+    def serve(self, day, key, quota, eff, par, mech, segp, chp):
+        """Serve the shard's waiting leads up to its chunks' ``quota`` rows
+        (:func:`simulation.kernels.day.serve_leads`): returns its counter rows."""
+        with self._threads():
+            K.serve_leads(day, key, self.first, quota, self.population.arrays(), eff, par,
+                          mech, segp, chp, self.counters, self.attr, self.trans, self.log)
+        return self.counters
+
+    def sample_events(self, mask: np.ndarray) -> None:
+        """Log the events of the customers ``mask`` marks (the shard's slice of
+        :func:`simulation.events.sample_mask`)."""
+        self.events = EventLog(mask, self.n_chunks, self.n_channels, self.first)
+        self.log = self.events.buffers
+
+    def drained_events(self) -> tuple[np.ndarray, ...]:
+        """The sampled customers' events so far (market indices)."""
+        self.events.collect(self.log)
+        return self.events.drained()
+
+    def totals(self, days: int) -> tuple:
+        """What the result needs of the shard's customers, as counts that add up across
+        shards: attribution credit and journey transitions per chunk (with the journeys
+        that never converted ended), customers ever reached per channel, the cohort
+        table's counts (:func:`cohort_counts`), the sample's moments per chunk
+        (:func:`simulation.kernels.day.sample_moments`), and the population's bytes."""
+        pop = self.population
+        with self._threads():
+            trans = self.trans.copy()
+            K.unconverted_journeys(pop.arrays(), trans)
+            unique = K.unique_reach(pop.reached_mask, self.n_channels, self.n_chunks)
+            moments = K.sample_moments(pop.arrays(), self.n_channels, self.n_chunks)
+        return (self.attr, trans, unique, cohort_counts(pop, days, self.n_channels), moments,
+                pop.nbytes)
 
 
 def populate(pop: Population, scenario: Scenario, key: int, first: int, market: np.ndarray,
@@ -309,16 +445,16 @@ def populate(pop: Population, scenario: Scenario, key: int, first: int, market: 
     return occupancy
 
 
-def cohort_retention(pop: Population, days: int, channels: list[str]):
-    """Share of each weekly acquisition cohort still a customer k weeks after acquisition,
-    by acquisition channel (NaN where the run ended before week k of the cohort).
+def cohort_counts(pop: Population, days: int, n_channels: int) -> np.ndarray:
+    """Customers of each acquisition channel's weekly cohort by the number of whole weeks
+    they stayed customers: ``counts[channel, cohort_week, weeks]`` (``weeks`` capped at
+    the run's weeks). Counts of a part of the market add up to the whole's, so a sharded
+    run sends this table, never per-customer arrays; :func:`cohort_retention` turns it
+    into shares. Vectorised over the population.
 
-    A customer is retained at week k if still a customer at the end of day
+    A customer stays through week k if still a customer at the end of day
     ``acquired + 7k``: churned (the last time) after that day, or active at the end.
-    Vectorised over the population.
     """
-    import xarray as xr
-
     from simulation.state import CHURNED, EXISTING, NO_CHANNEL
 
     weeks = (days + 6) // 7
@@ -331,14 +467,21 @@ def cohort_retention(pop: Population, days: int, channels: list[str]):
     # until the day before its churn day, an active one through the last day of the run
     lived = np.where(stage == CHURNED, (churn_day - start + 6) // 7, (days - 1 - start) // 7 + 1)
     lived = np.clip(lived, 0, weeks)
-    cohort = start // 7
-    nch = len(channels)
-    size = np.zeros((nch, weeks))
-    np.add.at(size, (acq, cohort), 1.0)
-    ended = np.zeros((nch, weeks, weeks + 1))
-    np.add.at(ended, (acq, cohort, lived), 1.0)
+    counts = np.zeros((n_channels, weeks, weeks + 1))
+    np.add.at(counts, (acq, start // 7, lived), 1.0)
+    return counts
+
+
+def cohort_retention(counts: np.ndarray, days: int):
+    """Share of each weekly acquisition cohort still a customer k weeks after acquisition,
+    by acquisition channel (NaN where the run ended before week k of the cohort), from
+    :func:`cohort_counts`'s table (summed over the market's shards)."""
+    import xarray as xr
+
+    weeks = counts.shape[1]
+    size = counts.sum(axis=2)  # every member stayed some number of weeks, 0 ... weeks
     # retained at week k = cohort size - those whose retained span ended at or before k
-    retained = size[:, :, None] - np.cumsum(ended, axis=2)[:, :, :weeks]
+    retained = size[:, :, None] - np.cumsum(counts, axis=2)[:, :, :weeks]
     with np.errstate(invalid="ignore", divide="ignore"):
         share = retained / size[:, :, None]
     k = np.arange(weeks)
@@ -357,3 +500,17 @@ def set_threads(threads: int | None) -> int:
     if threads is not None:
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     return previous
+
+
+@contextlib.contextmanager
+def numba_threads(threads: int | None):
+    """``threads`` numba threads inside the block (None: as they are). The count is the
+    calling thread's own in numba, so a shard on a cluster worker sets it on each call."""
+    if threads is None:
+        yield
+        return
+    previous = set_threads(threads)
+    try:
+        yield
+    finally:
+        set_threads(previous)

@@ -7,7 +7,10 @@ races and every float sum is done in the same order whatever the thread count.
 Random numbers come from :mod:`simulation.rng` keyed by (day, customer, decision): each
 helper below derives the stream of its own decision from the customer-day's ``base``, so
 switching a programme on, or moving one channel's budget, never shifts another decision's
-draws (common random numbers across strategies).
+draws (common random numbers across strategies). The customer of a key is the index in the
+whole market, ``first + i`` for the ``i``-th customer of ``pop``: a shard of the market
+(``first`` > 0) draws what the whole would (``tests/test_shards.py`` checks every draw is
+keyed so).
 
 The population arrives as one tuple ``pop`` (``Population.arrays()``) indexed by the
 ``F_*`` constants of :mod:`simulation.state`: a constant index into a plain tuple is the
@@ -514,7 +517,7 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
 
 
 @njit(cache=True, inline="always")
-def _reaching(g, s, exposure, chday, nch, i):
+def _reaching(g, s, exposure, chday, nch, customer):
     """Which channels reach the customer today, and which of them would move them on.
 
     Each channel draws one uniform ``u`` from its own stream, keyed by its name and the
@@ -522,7 +525,8 @@ def _reaching(g, s, exposure, chday, nch, i):
     if ``u < r`` and its effect works if ``u < r e``: given a reach, ``u / r`` is uniform,
     so the effect has probability ``e`` as its own draw would, and both sets only grow
     with the channel's reach (a higher budget reaches and moves everyone a lower one
-    did). ``exposure[g, s, c]`` holds ``r`` and ``r e`` as :func:`simulation.rng.odds`.
+    did). ``exposure[g, s, c]`` holds ``r`` and ``r e`` as :func:`simulation.rng.odds`;
+    ``customer`` is the index in the whole market (the draw's key, as for :func:`stream`).
 
     Returns bit masks (reached, effective). This is the common path of every reachable
     customer, kept small; what the reaching channels do is :func:`_exposures`, called
@@ -533,7 +537,7 @@ def _reaching(g, s, exposure, chday, nch, i):
     for c in range(nch):
         k = exposure[g, s, c, 0]
         if k > 0:
-            u = draw_bits(chday[c], i)
+            u = draw_bits(chday[c], customer)
             if u < k:
                 bit = np.uint64(1) << np.uint64(c)
                 mask |= bit
@@ -599,11 +603,14 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
 
 
 @njit(parallel=True, cache=True)
-def step_day(day, key, pop, exposure, reachable, chday, forget, market, mech, segp, chp,
+def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, mech, segp, chp,
              cnt_all, attr_all, trans_all, waiting, log):
     """Step every customer through ``day``; counters of the day go to ``cnt_all[chunk]``.
 
-    ``reachable[g, s]`` says whether any channel can reach segment g in stage s today."""
+    ``reachable[g, s]`` says whether any channel can reach segment g in stage s today.
+    ``first`` is the index in the whole market of ``pop``'s customer 0: every draw is
+    keyed by the market index, so a shard of the market (:mod:`simulation.shards`) draws
+    exactly what the whole would for the same customers (0 when ``pop`` is the whole)."""
     segment = pop[F_SEGMENT]
     stage = pop[F_STAGE]
     next_day = pop[F_NEXT_DAY]
@@ -643,7 +650,7 @@ def step_day(day, key, pop, exposure, reachable, chday, forget, market, mech, se
             done = False
             base = np.uint64(0)  # the customer-day's stream, drawn from only when needed
             if has_lead or has_event:
-                base = stream(key, i)
+                base = stream(key, first + i)
             # 1. a waiting lead may be lost
             if has_lead:
                 c = lead[i] - 1
@@ -660,19 +667,19 @@ def step_day(day, key, pop, exposure, reachable, chday, forget, market, mech, se
             if not done:
                 moved = False
                 if reachable[g, s]:
-                    mask, works = _reaching(g, s, exposure, chday, nch, i)
+                    mask, works = _reaching(g, s, exposure, chday, nch, first + i)
                     if mask and not (flags[i] & CONSENT):
                         # personalised contact only reaches customers who consented
                         mask &= ~personal
                         works &= ~personal
                     if mask:
                         reached_mask[i] |= mask
-                        base = stream(key, i)
+                        base = stream(key, first + i)
                         moved = _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr,
                                            trans, log, ch, par, segp, chp, base)
                 s = stage[i]
                 if (not moved and (s == AWARE or s == CONSIDERING) and forget[s] > 0.0
-                        and _draw(stream(key, i), D_FORGET) < forget[s]):
+                        and _draw(stream(key, first + i), D_FORGET) < forget[s]):
                     _forget(pop, i, s, cnt, market_off)
             s = stage[i]
             cnt[stage_off + g * 5 + s] += 1.0
@@ -683,9 +690,11 @@ def step_day(day, key, pop, exposure, reachable, chday, forget, market, mech, se
 
 
 @njit(parallel=True, cache=True)
-def serve_leads(day, key, quota, pop, eff, market, mech, segp, chp, cnt_all, attr_all, trans_all,
-                log):
-    """Serve waiting leads up to each chunk's quota (in customer order): close or release them."""
+def serve_leads(day, key, first, quota, pop, eff, market, mech, segp, chp, cnt_all, attr_all,
+                trans_all, log):
+    """Serve waiting leads up to each chunk's quota (in customer order): close or release them.
+
+    ``first``: the market index of ``pop``'s customer 0, as for :func:`step_day`."""
     stage = pop[F_STAGE]
     lead = pop[F_LEAD]
     n = stage.shape[0]
@@ -709,7 +718,7 @@ def serve_leads(day, key, quota, pop, eff, market, mech, segp, chp, cnt_all, att
             left[c] -= 1
             g = pop[F_SEGMENT][i]
             cnt[CH.leads_served * nch + c] += 1.0
-            base = stream(key, i)
+            base = stream(key, first + i)
             lead[i] = 0
             _touch(pop, i, c, day, trans, log, ch)  # the sales conversation is a touch
             if _draw(base, D_LEAD_SERVED) < eff[g, CONSIDERING, c]:

@@ -36,7 +36,7 @@ from simulation.counters import MK
 from simulation.kernels import day as K
 from simulation.kernels.day import CH
 from simulation.metrics import Recorder
-from simulation.model import MarketShell
+from simulation.model import MarketShell, cohort_counts
 from simulation.reference.customer import Customer
 from simulation.scenario import STAGES, Scenario
 from simulation.state import ACTIVE, CHURNED, EXISTING, Population
@@ -308,8 +308,10 @@ class ReferenceMarketModel(MarketShell):
                 transitions.journey_end(a.journey_last, converted=False)
         trans = self.attribution.transitions + transitions.transitions
         size = bytes_per_customer(self.customers[0]) if self.n else 0
+        pop = self.population
+        moments = K.sample_moments(pop.arrays(), nch, (self.n + K.CHUNK - 1) // K.CHUNK)
         return self.dataset(backend, size, self.attribution.credit_by_model.copy(), trans, unique,
-                            self.population)
+                            cohort_counts(pop, self.days, nch), moments.sum(axis=0))
 
 
 def _stage_reporter(stage: int):

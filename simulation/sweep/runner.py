@@ -33,6 +33,7 @@ from typing import Any
 import xarray as xr
 
 from simulation import memory
+from simulation.cluster import connect
 from simulation.io import read_netcdf, write_netcdf
 from simulation.outputs import OutputError, check_directory, write_file
 from simulation.scenario import ScenarioError
@@ -126,20 +127,6 @@ def run_local(tasks: Iterable[Task], jobs: int, threads: int, pool=None) -> Iter
         if running:  # interrupted: end the runs under way (their files are written
             # atomically, so a run cut short leaves only a temporary that resume clears)
             pool.shutdown(wait=False, kill_workers=True)
-
-
-def connect(scheduler) -> Any:
-    """A dask.distributed Client for an address (or a Client/cluster object as given)."""
-    from distributed import Client
-
-    if isinstance(scheduler, Client):
-        return scheduler
-    if hasattr(scheduler, "scheduler_address"):  # a LocalCluster or other cluster object
-        scheduler = scheduler.scheduler_address
-    try:
-        return Client(scheduler, timeout="15s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ScenarioError("--scheduler", "", f"cannot connect to {scheduler}: {exc}") from None
 
 
 def run_dask(tasks: Iterable[Task], client) -> Iterator[tuple]:
