@@ -348,6 +348,14 @@ DERIVED: tuple[Variable, ...] = (
         dims=CHANNEL,
     ),
     Variable(
+        "stage_count_start",
+        "customers",
+        "customers in each journey stage at the start of day 0: all unaware, or the warm "
+        "start's (`[initial]`)",
+        "none",
+        dims=("stage",),
+    ),
+    Variable(
         "standard_error",
         "as the figure",
         "the sample's standard error of each channel's whole-run customers, revenue and gross "

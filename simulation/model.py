@@ -194,6 +194,9 @@ class MarketShell(mesa.Model):
                                    self.result_attrs(backend, bytes_per_customer),
                                    self.result_extras(), self.scale)
         ds["cohort_retention"] = cohort_retention(cohorts, self.days)
+        start = self.start_occupancy.sum(axis=0) * self.scale
+        ds["stage_count_start"] = ("stage", start.round().astype(np.int64) if self.scale == 1.0
+                                   else start)
         ds.update(standard_errors(moments, self.n, self.scale, self.channel_names))
         describe(ds)
         return ds
@@ -231,6 +234,7 @@ class MarketModel(MarketShell):
         # the same in any order)
         starts = self._on_shards("starting_state", [()] * len(self.shards))
         self.occupancy = sum(occupancy for occupancy, _ in starts)
+        self.start_occupancy = self.occupancy.copy()
         self.post_purchase.members = float(sum(members for _, members in starts))
 
     def shard_chunks(self) -> list[tuple[int, int]]:

@@ -163,6 +163,7 @@ class ReferenceMarketModel(MarketShell):
         self.occupancy = np.zeros((nseg, len(STAGES)))
         for customer in self.customers:
             self.occupancy[customer.segment, customer.stage] += 1.0
+        self.start_occupancy = self.occupancy.copy()
         self.post_purchase.members = float(sum(c.member for c in self.customers))
         self.datacollector = mesa.DataCollector(model_reporters={
             **{name: _stage_reporter(s) for s, name in enumerate(STAGES)},
