@@ -42,12 +42,19 @@ class Variable:
         return self.unit not in MONEY_UNITS and self.unit not in REAL_UNITS
 
 
+RULE_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+"""The rule-based attribution models, in the order the kernels and counters keep them."""
 MONEY_UNITS = ("currency",)
-REAL_UNITS = ("health units summed over churners",)
+REAL_UNITS = ("health units summed over churners", "credited conversions")
 
 # -- counted by the kernels, per acquisition (or reaching) channel and day ------------
 CHANNEL_COUNTERS: tuple[Variable, ...] = (
     Variable("reached", "customers", "customers reached by the channel that day"),
+    *(Variable(f"credit_{model}", "credited conversions",
+               f"conversions credited to the channel by {model.replace('_', ' ')} attribution "
+               f"(for roll-out gates and guardrails; the run's totals are "
+               f"attributed_conversions)", stored=False)
+      for model in RULE_MODELS),
     Variable(
         "conversions",
         "customers",
@@ -419,7 +426,7 @@ def market_offset(n_channels: int, n_segments: int) -> int:
 def variables() -> dict[str, Variable]:
     """Every result variable by name, with its dimensions: the counters, then the derived
     figures."""
-    out = {v.name: replace(v, dims=DAY_CHANNEL) for v in CHANNEL_COUNTERS}
+    out = {v.name: replace(v, dims=DAY_CHANNEL) for v in CHANNEL_COUNTERS if v.stored}
     out.update({v.name: replace(v, dims=DAY) for v in MARKET_COUNTERS if v.stored})
     out.update({v.name: v for v in DERIVED})
     return out

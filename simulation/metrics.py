@@ -82,6 +82,8 @@ class Recorder:
             "stage_count_by_segment": (("day", "segment", "stage"), count(occ)),
         }
         for v in counters.CHANNEL_COUNTERS:
+            if not v.stored:
+                continue
             values = self.channel(v.name)
             data[v.name] = (dc, count(values) if v.is_count else values * scale)
         data.update(extras)

@@ -507,6 +507,11 @@ class Economics(Strict):
     )
 
 
+Credit = Literal["first_touch", "last_touch", "linear", "time_decay", "position_based"]
+"""The attribution models a roll-out gate or a guardrail may count customers by (the
+rule-based ones: their credit is known day by day)."""
+
+
 class Rollout(Strict):
     """Staged roll-out: channels in ``order`` launch one at a time, each once the previous
     one has passed its validation window (days and conversions) without a guardrail pausing it."""
@@ -522,7 +527,15 @@ class Rollout(Strict):
     )
     validation_conversions: int = Field(
         0, ge=0, le=MAX_COUNT,
-        description="customers the previous channel must have won before the next launches"
+        description="customers the previous channel must have won before the next launches, "
+                    "as `credit` counts them"
+    )
+    credit: Credit = Field(
+        "last_touch",
+        description="how a channel's customers are counted for the gate: an attribution model "
+                    "(`last_touch` credits an awareness channel with almost none; "
+                    "`first_touch`, `linear`, `time_decay` or `position_based` credit what it "
+                    "started)",
     )
 
 
@@ -563,6 +576,11 @@ class Guardrail(Strict):
     every_days: int = Field(
         7, ge=1, le=MAX_DAY,
         description="checked on every `every_days`-th day since the channel's launch"
+    )
+    credit: Credit = Field(
+        "last_touch",
+        description="how the channel's customers are counted (CAC, conversion rate and the "
+                    "`validation_conversions`): an attribution model, as for `rollout.credit`",
     )
 
     @model_validator(mode="after")

@@ -50,12 +50,19 @@ def population_with(journeys: list[list[tuple[int, int]]]) -> Population:
 def kernel_credit(touches: list[tuple[int, int]], day: int, half_life: float = 7.0):
     """attr[model, channel] credited by the kernel for one conversion.
 
-    The revenue twin (first-order revenue 10.0) must carry exactly the same weights.
+    The revenue twin (first-order revenue 10.0) must carry exactly the same weights, and
+    so must the day's credit counters (roll-out gates and guardrails read them).
     """
+    from simulation.counters import CH, width
+
     pop = population_with([touches])
     attr = np.zeros((2, len(ATTR_MODELS), NCH))
-    _credit(pop.arrays(), 0, day, attr, half_life, 10.0)
+    cnt = np.zeros(width(NCH, 1))
+    _credit(pop.arrays(), 0, day, attr, half_life, 10.0, cnt, NCH)
     np.testing.assert_allclose(attr[1], 10.0 * attr[0])
+    for m, model in enumerate(ATTR_MODELS):
+        block = getattr(CH, f"credit_{model}")
+        np.testing.assert_array_equal(cnt[block * NCH:(block + 1) * NCH], attr[0, m])
     return attr[0]
 
 

@@ -109,6 +109,37 @@ def test_rollout_also_waits_for_conversions():
     assert start == max(first_ok + 1, 5)
 
 
+def test_a_gate_counts_customers_by_the_credit_it_names():
+    """An awareness channel first in the roll-out wins no last-touch customers, so a gate
+    on last touch never opens; on first touch, the next channel launches the day after
+    the awareness channel's first-touch customers (counted by hand from each customer's
+    first touch and first order) reach the gate."""
+    from simulation.model import MarketModel
+
+    channels = [social("awareness", effects={"awareness": 0.2}),
+                shop("consider", effects={"consideration": 0.2}, freq=0.3,
+                     reach={"model": "list", "frequency": 0.3, "audience": ["aware"]}),
+                shop("closer"), social("second")]
+    gate = {"order": ["awareness", "second"], "validation_days": 5,
+            "validation_conversions": 50}
+    last = run(scenario(channels=channels, rollout=gate), agents=20_000, days=80)
+    assert float(last.budget.sel(channel="second").sum()) == 0  # never launches
+    sc = own_market(scenario(channels=channels, rollout={**gate, "credit": "first_touch"}),
+                    20_000)
+    model = MarketModel(sc, days=80)
+    model.run_model()
+    ds = model.results()
+    pop = model.population
+    first = (pop.first_channel == 0) & (pop.acq_channel != 255)
+    by_day = np.bincount(pop.acquired_day[first].astype(int), minlength=80)[:80]
+    first_ok = int(np.argmax(np.cumsum(by_day) >= 50))
+    assert np.cumsum(by_day)[-1] >= 50
+    start = int(np.argmax(ds.budget.sel(channel="second").values > 0))
+    assert start == max(first_ok + 1, 5)
+    assert float(ds.attributed_conversions.sel(attribution_model="first_touch",
+                                               channel="awareness")) == by_day.sum()
+
+
 def test_guardrail_pauses_expensive_channel_only_after_validation_window():
     sc = scenario(channels=[social("costly", budget=2_000.0), shop()],
                   guardrails=[{"channel": "costly", "metric": "cac", "above": 1.0,

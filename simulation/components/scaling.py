@@ -40,6 +40,12 @@ def scheduled_budget(cfg: Channel, t: int) -> float:
     return max(0.0, b)
 
 
+def credited(model, credit: str) -> np.ndarray:
+    """(day, channel) customers credited to each channel by the attribution model
+    ``credit`` so far: what a roll-out gate or a guardrail counts."""
+    return model.recorder.channel(f"credit_{credit}")
+
+
 class Scaling(Component):
     """Which channels run today and with what budget."""
 
@@ -84,7 +90,7 @@ class Scaling(Component):
         if self.launched[prev] < 0 or self.paused[prev]:
             return False
         ran = day - self.launched[prev]
-        won = model.scale * model.recorder.channel("conversions")[: day, prev].sum()
+        won = model.scale * credited(model, self.rollout_cfg.credit)[: day, prev].sum()
         return (ran >= self.rollout_cfg.validation_days
                 and won >= self.rollout_cfg.validation_conversions)
 
@@ -118,8 +124,7 @@ class Scaling(Component):
                 ran = self.days_since_launch(c, day) + 1
                 if ran < rule.validation_days or ran % rule.every_days:
                     continue
-                rec = model.recorder
-                won_total = model.scale * rec.channel("conversions")[: day + 1, c].sum()
+                won_total = model.scale * credited(model, rule.credit)[: day + 1, c].sum()
                 if won_total < rule.validation_conversions:
                     continue
                 value = self.metric(model, rule, c, day)
@@ -142,7 +147,7 @@ class Scaling(Component):
         """The guardrail's metric over the trailing window (ltv_cac: realised LTV so far)."""
         rec = model.recorder
         lo = max(0, day + 1 - rule.lookback_days)
-        won = model.scale * rec.channel("conversions")[lo : day + 1, c].sum()  # people
+        won = model.scale * credited(model, rule.credit)[lo : day + 1, c].sum()  # people
         spend = (rec.media[lo : day + 1, c] + rec.fixed[lo : day + 1, c]).sum()
         if rule.metric == "conversion_rate":
             reached = rec.channel("reached")[lo : day + 1, c].sum()

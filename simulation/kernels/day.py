@@ -107,7 +107,7 @@ CHUNK = 1 << 14
 PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
 # Attribution models computed in the kernel: attr[0, model, channel] credits conversions,
 # attr[1, model, channel] the first order's net revenue with the same weights.
-ATTR_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+ATTR_MODELS = counters.RULE_MODELS
 
 NEVER_DAY = int(NEVER)
 
@@ -353,7 +353,7 @@ def _path(pop, i, chans, days):
 
 
 @njit(cache=True)
-def _credit(pop, i, day, attr, half_life, revenue):
+def _credit(pop, i, day, attr, half_life, revenue, cnt, nch):
     """Credit one conversion (and its first order's ``revenue``) to the touches on the
     customer's path under each rule-based model.
 
@@ -388,6 +388,7 @@ def _credit(pop, i, day, attr, half_life, revenue):
         for k in range(length):
             attr[0, m, chans[k]] += w[m, k]
             attr[1, m, chans[k]] += w[m, k] * revenue
+            cnt[(CH.credit_first_touch + m) * nch + chans[k]] += w[m, k]  # the day's credit
 
 
 @njit(cache=True)
@@ -414,7 +415,7 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
     cnt[CH.first_order_revenue * nch + c] += rev
     cnt[CH.first_order_margin * nch + c] += margin
     cnt[CH.acquisition_fees * nch + c] += fees
-    _credit(pop, i, day, attr, par.half_life, rev)
+    _credit(pop, i, day, attr, par.half_life, rev, cnt, nch)
     trans[_journey_state(pop, i), trans.shape[0] - 2] += 1.0  # the journey ends: conversion
     pop[F_TOUCHES][i] = 0
     boost = _after_order(pop, i, c, day, nch, cnt, par, base)

@@ -332,7 +332,7 @@ class Customer(mesa.Agent):
         ledger.add(CH.first_order_revenue, c, revenue)
         ledger.add(CH.first_order_margin, c, margin)
         ledger.add(CH.acquisition_fees, c, fees)
-        model.attribution.credit(journey, day, revenue)
+        model.attribution.credit(journey, day, revenue, ledger)
         model.attribution.journey_end(self.journey_last, converted=True)
         self._reset_journey()
         self._set_health(day, health + self._after_order(c))

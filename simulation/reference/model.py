@@ -95,14 +95,18 @@ class Attribution:
             position = [0.4] + [0.2 / (n - 2)] * (n - 2) + [0.4]
         return [first, last, linear, time_decay, position]  # the order of K.ATTR_MODELS
 
-    def credit(self, journey: list[tuple[int, int]], day: int, revenue: float) -> None:
-        """Rule-based credit of one conversion over the journey the customer remembers."""
+    def credit(self, journey: list[tuple[int, int]], day: int, revenue: float,
+               ledger: Ledger) -> None:
+        """Rule-based credit of one conversion over the journey the customer remembers;
+        the day's credit also goes to the ledger (roll-out gates and guardrails read it)."""
         if not journey:
             return
         for m, shares in enumerate(self.weights(journey, day)):
+            block = getattr(CH, f"credit_{K.ATTR_MODELS[m]}")
             for (c, _), share in zip(journey, shares, strict=True):
                 self.credit_by_model[0, m, c] += share
                 self.credit_by_model[1, m, c] += share * revenue
+                ledger.add(block, c, share)
 
     def journey_step(self, previous: int | None, c: int) -> None:
         """A touch by channel c on an acquisition journey whose last touch was by channel
