@@ -29,6 +29,7 @@ class ChannelAgent(mesa.Agent):
         self.effects = np.zeros((nseg, len(STAGES)))
         self.media_spend = 0.0
         self.budget = 0.0
+        self.price_factor = 1.0
         self.running = False
         self.configure(scenario)
 
@@ -65,6 +66,9 @@ class ChannelAgent(mesa.Agent):
                                * model.post_purchase.decision_lift())
         eff[:, ACTIVE] = cfg.effects.retention * align * scale
         eff[:, CHURNED] = cfg.effects.retention * base * scale * pf * brand
+        demand = model.season["demand"][model.day]  # the calendar's demand
+        eff[:, CONSIDERING] *= demand
+        eff[:, CHURNED] *= demand
         np.minimum(eff, 1.0, out=eff)
         return eff
 
@@ -88,20 +92,23 @@ class ChannelAgent(mesa.Agent):
         # ``scale`` of them, and budgets, visitors and contact counts are the market's
         weight = self.model.scale * float(
             (occupancy[:, self.audience].sum(axis=1) * self.affinity).sum())
+        organic = model.season["reach"][day]  # the calendar's multipliers
+        self.price_factor = model.season["media_price"][day]
+        frequency = r.frequency * organic
         if r.model == "list":
-            contacts = r.frequency * weight
+            contacts = frequency * weight
         elif r.model == "cpm":
-            contacts = self.budget / r.cpm * 1000.0 if r.cpm > 0 else 0.0
+            contacts = self.budget / (r.cpm * self.price_factor) * 1000.0
         elif r.model == "cpc":
-            contacts = self.budget / r.cpc if r.cpc > 0 else 0.0
+            contacts = self.budget / (r.cpc * self.price_factor)
         else:
-            contacts = r.daily_visitors
+            contacts = r.daily_visitors * organic
         exposures = contacts / weight if weight > 0 else 0.0
         self._effects(model, exposures, scaling.days_since_launch(self.index, day))
         if not self.running or contacts <= 0.0 or weight <= 0.0:
             return self.reach
         if r.model == "list":
-            p = np.minimum(1.0, r.frequency * self.affinity)
+            p = np.minimum(1.0, frequency * self.affinity)
         else:
             p = -np.expm1(-contacts * self.affinity / weight)
         self.reach[:, self.audience] = np.minimum(p, r.max_daily_reach)[:, None]
@@ -114,7 +121,7 @@ class ChannelAgent(mesa.Agent):
         r = self.config.reach
         people = reached * self.model.scale  # simulated customers reached, in market people
         if r.model == "cpc":
-            self.media_spend = people * r.cpc
+            self.media_spend = people * r.cpc * self.price_factor
         elif r.model == "list":
             self.media_spend = people * r.cost_per_contact
         if not self.running:

@@ -30,7 +30,7 @@ from simulation.events import EventLog, empty_log, in_order, sample_mask
 from simulation.kernels import day as K
 from simulation.metrics import MARGIN_COSTS, Recorder, describe, standard_errors
 from simulation.parameters import Rules, kernel_parameters
-from simulation.scenario import STAGES, Scenario, resolve_size, scheduled
+from simulation.scenario import STAGES, Scenario, resolve_size, scheduled, seasonal_factors
 from simulation.state import MEMBER, Population
 
 SALT_STEP, SALT_SERVE, SALT_SEGMENT, SALT_CONSENT, SALT_INITIAL = 0, 1, 2, 3, 4
@@ -57,6 +57,7 @@ class MarketShell(mesa.Model):
         super().__init__(seed=self.seed_value)
         self.scenario = scenario
         self.scale = scenario.scale  # people each simulated customer stands for
+        self.season = seasonal_factors(scenario, self.days)  # demand, reach, media_price
         self.in_force = scenario  # today's: the run's, with the changes that took effect
         # the scenario in force from each change's day on, validated now; days the run reaches
         self.pending_changes = [(d, sc) for d, sc in scheduled(scenario) if d < self.days]
@@ -194,6 +195,9 @@ class MarketShell(mesa.Model):
                                    self.result_attrs(backend, bytes_per_customer),
                                    self.result_extras(), self.scale)
         ds["cohort_retention"] = cohort_retention(cohorts, self.days)
+        start = self.scenario.simulation.start_date
+        if start is not None:  # the calendar: each day's date
+            ds = ds.assign_coords(date=("day", np.datetime64(start, "D") + np.arange(self.days)))
         start = self.start_occupancy.sum(axis=0) * self.scale
         ds["stage_count_start"] = ("stage", start.round().astype(np.int64) if self.scale == 1.0
                                    else start)

@@ -16,11 +16,13 @@ validated when the scenario loads.
 from __future__ import annotations
 
 import copy
+import datetime
 import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import tomli_w
 from pydantic import (
     BaseModel,
@@ -89,6 +91,11 @@ class Simulation(Strict):
     seed: int = Field(
         0, ge=0, le=2**63 - 1,
         description="random seed; a seed gives the same result on any thread count",
+    )
+    start_date: datetime.date | None = Field(
+        None, strict=False,
+        description="the date of day 0 (`2026-11-02`); the result's days carry their dates, "
+                    "and `[seasonality]` reads their weekday and month",
     )
 
 
@@ -811,6 +818,45 @@ class Initial(Strict):
                          "customers; they count while `post_purchase.community.enabled`")
 
 
+Multiplier = Annotated[float, Field(ge=0.0, le=1000.0, allow_inf_nan=False)]
+
+
+class Profile(Strict):
+    """Multipliers by weekday and by month: a day's factor is ``weekly[weekday] ×
+    monthly[month]`` of its date (``simulation.start_date``)."""
+
+    weekly: list[Multiplier] = Field(
+        default_factory=lambda: [1.0] * 7, min_length=7, max_length=7,
+        description="Monday … Sunday")
+    monthly: list[Multiplier] = Field(
+        default_factory=lambda: [1.0] * 12, min_length=12, max_length=12,
+        description="January … December")
+
+    @property
+    def flat(self) -> bool:
+        return all(x == 1.0 for x in self.weekly + self.monthly)
+
+
+class Seasonality(Strict):
+    """The ``[seasonality]`` table: how demand, reach and media prices move with the
+    calendar. Needs ``simulation.start_date``."""
+
+    demand: Profile = Field(
+        Profile(), description="decision and win-back effects (a first order, a return)")
+    reach: Profile = Field(
+        Profile(), description="organic visitors (`fixed`) and list contacts (`list`) a day")
+    media_price: Profile = Field(
+        Profile(), description="the price of reach: `cpm` and `cpc` (a budget buys less when "
+                               "it is higher)")
+
+    @model_validator(mode="after")
+    def _prices_positive(self):
+        if 0.0 in self.media_price.weekly + self.media_price.monthly:
+            raise ValueError("seasonality.media_price multipliers must be above 0 (a free "
+                             "impression would be infinite reach)")
+        return self
+
+
 class Change(Strict):
     """A scheduled change: from ``day`` on, the run behaves as if the scenario had the
     ``set`` values (``simulation/scenario.py``: :func:`scheduled`)."""
@@ -853,6 +899,9 @@ class Scenario(Strict):
     attribution: AttributionConfig = AttributionConfig()
     economics: Economics = Economics()
     initial: Initial = Field(Initial(), description="the market on day 0 (see *A warm start*)")
+    seasonality: Seasonality = Field(
+        Seasonality(), description="weekly and monthly multipliers (see *Calendar and "
+                                   "seasonality*)")
     changes: list[Change] = Field(
         default_factory=list,
         description="scheduled changes, `[[changes]]` tables of `day` and `set` (see *Scheduled "
@@ -906,6 +955,10 @@ class Scenario(Strict):
                     f"segment '{s.name}' has an affinity for unknown channel(s) {unknown}"
                 )
         self._check_initial(names | {WORD_OF_MOUTH})
+        seasonal = [name for name, p in self.seasonality if not p.flat]
+        if seasonal and self.simulation.start_date is None:
+            raise ValueError(f"seasonality.{seasonal[0]} needs simulation.start_date (the "
+                             f"weekday and month of each day)")
         return self
 
     def _check_initial(self, names: set[str]) -> None:
@@ -1168,6 +1221,20 @@ def with_overrides(scenario: Scenario, overrides: dict[str, Any], source: str = 
     return scenario_from_dict(_drop_none(data), source)
 
 
+def seasonal_factors(scenario: Scenario, days: int) -> dict[str, np.ndarray]:
+    """Each day's multiplier of demand, reach and media prices (ones without a calendar)."""
+    start = scenario.simulation.start_date
+    out = {}
+    for name, profile in scenario.seasonality:
+        if start is None or profile.flat:
+            out[name] = np.ones(days)
+            continue
+        dates = [start + datetime.timedelta(days=d) for d in range(days)]
+        out[name] = np.array([profile.weekly[t.weekday()] * profile.monthly[t.month - 1]
+                              for t in dates])
+    return out
+
+
 def resolve_size(scenario: Scenario, agents: int | None = None, days: int | None = None,
                  seed: int | None = None, source: str = "arguments") -> Scenario:
     """The scenario as it will run: ``[simulation]`` with the given size and seed, validated."""
@@ -1186,6 +1253,7 @@ FIXED_DURING_RUN: dict[str, str] = {
     "simulation": "the run's size, length and seed are fixed when it starts",
     "market": "the market's size is fixed when the run starts",
     "initial": "it is the market on day 0",
+    "seasonality": "the calendar's multipliers are set for the whole run",
     "changes": "a change cannot schedule changes",
     "attribution": "the attribution rules credit the whole run",
     "segments.*.name": "names identify the segments in the result",

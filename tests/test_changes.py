@@ -107,6 +107,29 @@ def test_a_budget_change_spends_as_the_budget_from_the_start():
     np.testing.assert_array_equal(b.budget.sel(channel="paid_social").values[D:], 400.0)
 
 
+def test_a_change_wins_over_a_budget_schedule():
+    """A ramp from 100 to 1,000 over 100 days: a budget set on day D holds from D on (the
+    ramp stops); a new schedule set on day D starts on day D, from the budget in force."""
+    ramp = {"channels.paid_social.schedule": {"kind": "linear", "end_budget": 1000.0,
+                                              "ramp_days": 100},
+            "channels.paid_social.daily_budget": 100.0}
+    base = with_overrides(simulation.load_scenario(DEFAULT), ramp)
+
+    def budget(sc):
+        return run(MarketModel, sc, agents=2_000).budget.sel(channel="paid_social").values
+
+    ramped = budget(base)
+    np.testing.assert_allclose(ramped, 100.0 + 9.0 * np.arange(60))
+    held = budget(with_changes(base, (D, {"channels.paid_social.daily_budget": 50.0})))
+    np.testing.assert_array_equal(held[:D], ramped[:D])
+    np.testing.assert_array_equal(held[D:], 50.0)
+    restarted = budget(with_changes(base, (D, {"channels.paid_social.schedule.ramp_days": 10,
+                                               "channels.paid_social.daily_budget": 200.0})))
+    np.testing.assert_array_equal(restarted[:D], ramped[:D])
+    np.testing.assert_allclose(restarted[D:], np.minimum(200.0 + 80.0 * np.arange(60 - D),
+                                                         1000.0))
+
+
 def test_later_changes_build_on_earlier_ones_in_day_order():
     base = simulation.load_scenario(DEFAULT)
     sc = with_changes(base, (50, {"channels.search.daily_budget": 300.0}),

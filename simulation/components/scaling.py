@@ -61,6 +61,8 @@ class Scaling(Component):
         self.paused = np.zeros(n, bool)
         self.held = np.full(n, np.nan)  # budget frozen by a 'hold' guardrail
         self.multiplier = np.ones(n)
+        self.schedule_from = np.full(n, -1)  # day a changed schedule starts; -1: the launch
+        self.set_budget = np.full(n, np.nan)  # a daily budget a change set: it wins
         self.budget = np.zeros((model.days, n + 1))
         self.action = np.zeros((model.days, n + 1), np.int8)
         self.running_days = np.zeros((model.days, n + 1), np.int8)
@@ -68,7 +70,19 @@ class Scaling(Component):
 
     def configure(self, model, sc: Scenario, day: int) -> None:
         """Channels, roll-out and guardrails from ``day`` on; launches, pauses, holds and
-        multipliers already decided stay (a channel re-enabled resumes its schedule)."""
+        multipliers already decided stay (a channel re-enabled resumes its schedule).
+
+        A change wins over a budget schedule on and after its day: a new ``daily_budget``
+        alone is the channel's budget from then on (the schedule no longer ramps it); a
+        new ``schedule`` starts on the change's day, from the ``daily_budget`` then in
+        force."""
+        if day > 0:
+            for c, (old, new) in enumerate(zip(self.channels, sc.channels, strict=True)):
+                if new.schedule != old.schedule:
+                    self.schedule_from[c] = day
+                    self.set_budget[c] = np.nan
+                elif new.daily_budget != old.daily_budget:
+                    self.set_budget[c] = new.daily_budget
         self.channels = sc.channels
         # a disabled channel drops out of the roll-out: the next one waits for the one before
         self.rollout = [self.index[name] for name in sc.rollout.order
@@ -110,7 +124,10 @@ class Scaling(Component):
             if not self.running(c, day):
                 continue
             self.running_days[day, c] = 1
-            b = scheduled_budget(self.channels[c], self.days_since_launch(c, day))
+            t = day - max(self.launched[c], self.schedule_from[c])
+            b = scheduled_budget(self.channels[c], t)
+            if not math.isnan(self.set_budget[c]):
+                b = self.set_budget[c]
             if not math.isnan(self.held[c]):
                 b = self.held[c]
             self.budget[day, c] = b * self.multiplier[c]
