@@ -25,6 +25,7 @@ import numpy as np
 
 from simulation.cluster import connect
 from simulation.kernels.day import CHUNK
+from simulation.memory import BASE_BYTES
 from simulation.model import MarketModel, Shard
 from simulation.scenario import Scenario, ScenarioError, resolve_size
 
@@ -52,6 +53,30 @@ def check_shards(scenario: Scenario, shards: int) -> None:
 def market_chunks(scenario: Scenario) -> int:
     """Chunks of ``CHUNK`` customers in the market ``scenario`` simulates (as resolved)."""
     return (scenario.simulation.agents + CHUNK - 1) // CHUNK
+
+
+def shard_bytes_per_customer(scenario: Scenario) -> float:
+    """What a shard holds per customer: the population's arrays and the customer's share
+    of the chunks' accumulators (:func:`simulation.memory.run_bytes` without the result,
+    which the driver builds)."""
+    from simulation.memory import run_bytes
+
+    return (run_bytes(scenario) - BASE_BYTES) / scenario.simulation.agents
+
+
+def check_workers(customers: dict[str, int], limits: dict[str, int],
+                  per_customer: float) -> None:
+    """Refuse, in one line, shards that would not fit their workers' memory limits (a limit
+    of 0: none set). A worker that runs out mid-run would be restarted by its nanny and
+    the run lost after minutes; this says so before any customer is drawn."""
+    for worker, count in customers.items():
+        need = BASE_BYTES + count * per_customer
+        limit = limits.get(worker, 0)
+        if count and limit and need > limit:
+            raise ScenarioError(
+                "--scheduler", "", f"worker {worker} would hold {count:,} customers, about "
+                f"{need / 2**30:.1f} GB, over its memory limit of {limit / 2**30:.1f} GB: "
+                "add workers or shards, or simulate fewer customers (--agents)")
 
 
 class ShardedMarketModel(MarketModel):
@@ -95,6 +120,12 @@ class ShardedMarketModel(MarketModel):
         """One actor per shard, each created on its worker with its customers' day 0."""
         nch = len(self.marketers)
         width = self.counters.shape[1]
+        held = dict.fromkeys(self.workers, 0)
+        for k, (_, count) in enumerate(customers):
+            held[self.workers[k % len(self.workers)]] += count
+        limits = {w: info.get("memory_limit") or 0
+                  for w, info in self.client.scheduler_info()["workers"].items()}
+        check_workers(held, limits, shard_bytes_per_customer(self.scenario))
         run = uuid.uuid4().hex[:8]
         for k, (first, count) in enumerate(customers):
             worker = self.workers[k % len(self.workers)]

@@ -127,3 +127,17 @@ def test_every_customer_draw_is_keyed_by_the_market_index():
                 assert keyed, f"{path.name}:{node.lineno}: {ast.unparse(node)}"
                 calls += 1
     assert calls >= 7  # step_day's three and its reach's, serve_leads', segments', consent's
+
+
+def test_shards_that_would_not_fit_their_workers_are_refused():
+    """A worker's memory limit against what its shards hold (the population's bytes per
+    customer and a process's base): one line naming the worker, before anything runs."""
+    from simulation.scenario import ScenarioError
+    from simulation.sharded import check_workers, shard_bytes_per_customer
+
+    per = shard_bytes_per_customer(simulation.load_scenario(ALL_MECHANISMS))
+    assert 55 <= per < 200  # the population's 55 bytes, and a share of the accumulators
+    check_workers({"a": 10_000_000, "b": 0}, {"a": 8 * 2**30, "b": 1}, per)
+    check_workers({"a": 10**9}, {"a": 0}, per)  # no limit set
+    with pytest.raises(ScenarioError, match="worker a would hold 100,000,000 customers"):
+        check_workers({"a": 100_000_000}, {"a": 4 * 2**30}, per)
