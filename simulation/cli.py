@@ -60,10 +60,10 @@ _non_negative = _integer_at_least(0, "non-negative")
 
 
 def cmd_validate(args) -> int:
-    from simulation.scenario import inert_channels, late_changes, load_scenario
+    from simulation.scenario import load_scenario, scenario_warnings
 
     scenario = load_scenario(args.scenario, args.set)
-    for warning in inert_channels(scenario) + late_changes(scenario):
+    for warning in scenario_warnings(scenario):
         _warn(f"{args.scenario}: {warning}")
     _console().print(f"{args.scenario}: ok ({scenario.name}: {len(scenario.segments)} segment(s), "
                      f"{len(scenario.channels)} channel(s), {scenario.simulation.agents:,} customers "
@@ -106,7 +106,7 @@ def cmd_run(args) -> int:
     from simulation.analysis.summary import summary_table
     from simulation.io import netcdf_bytes
     from simulation.outputs import OutputFiles
-    from simulation.scenario import inert_channels, late_changes
+    from simulation.scenario import scenario_warnings
 
     scenario, resolved = _scenario(args)
     if args.scheduler is not None and args.backend != "numba":
@@ -126,7 +126,7 @@ def cmd_run(args) -> int:
             outputs.add("--plot", args.plot, PLOT_BYTES)
         if args.events is not None:
             outputs.add("--events", args.events, memory.events_bytes(resolved, args.events_sample))
-        for warning in inert_channels(resolved) + late_changes(resolved):
+        for warning in scenario_warnings(resolved):
             _warn(f"{args.scenario}: {warning}")
         progress = ProgressBar(console, f"simulating {scenario.name}", "days",
                                enabled=not args.quiet, delay=1.0)

@@ -626,20 +626,24 @@ class Messaging(Strict):
 
 
 class Onboarding(Strict):
+    """A welcome programme for new customers: a healthier start and a lower churn hazard at
+    the decisions to leave it shapes (``kernels.day._onboarding_covers``)."""
+
     enabled: bool = Field(False, description="switch")
     reach: Probability = Field(
         1.0, description="share of new customers enrolled (drawn at the first order)"
     )
-    days: int = Field(
-        14, ge=1, le=90,
-        description="length of the programme; descriptive: the effect lasts `effect_days`",
-    )
     churn_reduction: Probability = Field(
         0.3,
         description="the churn hazard (renewal churn, drop-out, lapse) × `1 − churn_reduction` "
-                    "while within `effect_days` of the first order",
+                    "within `effect_days` of the first order, and at the first renewal "
+                    "(subscription) or first drop-out chance (repeat) wherever it falls",
     )
-    effect_days: int = Field(30, ge=1, le=MAX_DAY, description="how long the reduction lasts")
+    effect_days: int = Field(
+        30, ge=1, le=MAX_DAY,
+        description="how long the reduction lasts after the first order (the programme's "
+                    "length, e.g. 14; it always covers the first renewal or drop-out chance)",
+    )
     health_boost: Probability = Field(
         0.1, description="added to the enrolled customer's initial health"
     )
@@ -1030,12 +1034,94 @@ def _why_inert(scenario: Scenario, c: Channel, days: int) -> str | None:
     return None
 
 
+PROGRAMMES = ("onboarding", "reminders", "feedback", "community", "outreach")
+"""Post-purchase programmes with an ``enabled`` switch (checked by :func:`inert_programmes`)."""
+
+
+def inert_programmes(scenario: Scenario) -> list[str]:
+    """Why each enabled post-purchase programme of ``scenario`` (as resolved) would change
+    nothing in the run, or only cost: one sentence per programme. Valid, but almost always
+    a mistake, so the commands warn (as for :func:`inert_channels`, a programme switched on
+    or given an effect by a scheduled change is judged by every scenario in force while it
+    is enabled)."""
+    days = scenario.simulation.days
+    in_force = [scenario] + [sc for day, sc in scheduled(scenario) if day < days]
+    reasons = []
+    for name in PROGRAMMES:
+        whys = [_why_programme_inert(sc, name) for sc in in_force
+                if getattr(sc.post_purchase, name).enabled]
+        if whys and all(whys):
+            reasons.append(f"post_purchase.{name} is enabled but {whys[0]}; set "
+                           f"post_purchase.{name}.enabled = false to keep it off on purpose")
+    return reasons
+
+
+def _why_programme_inert(scenario: Scenario, name: str) -> str | None:
+    pp = scenario.post_purchase
+    model = scenario.product.business_model
+    # health sets a renewal's or drop-out's hazard only through churn_sensitivity, and a
+    # one-time buyer's lapse not at all
+    health_idle = ("a one-time buyer's lapse does not depend on health" if model == "one_time"
+                   else "health.churn_sensitivity is 0, so health does not change churn"
+                   if scenario.health.churn_sensitivity == 0 else None)
+    nobody_consents = ("no customer consents to personalised contact "
+                       "(post_purchase.opt_out_share = 1)" if pp.opt_out_share >= 1.0 else None)
+    if name == "onboarding":
+        o = pp.onboarding
+        if o.reach == 0:
+            return "it enrols no one (reach = 0)"
+        if o.churn_reduction == 0 and (o.health_boost == 0 or health_idle):
+            because = "its health_boost is 0" if o.health_boost == 0 else health_idle
+            return f"it changes no one's churn: churn_reduction is 0 and {because}"
+    elif name == "reminders":
+        r = pp.reminders
+        if model != "repeat":
+            return (f"reminders act only on repeat purchases (product.business_model is "
+                    f"'{model}')")
+        if nobody_consents:
+            return f"it reaches no one: {nobody_consents}"
+        if r.response == 0 and r.dropout_reduction == 0:
+            return "it changes nothing: response and dropout_reduction are 0"
+    elif name == "feedback":
+        f = pp.feedback
+        if f.response_rate == 0 or f.health_boost == 0:
+            return "surveys cost without effect: response_rate or health_boost is 0"
+        if health_idle:
+            return f"surveys cost without keeping anyone: {health_idle}"
+    elif name == "community":
+        c = pp.community
+        if c.join_rate == 0 and scenario.initial.community_members == 0:
+            return "no one joins it (join_rate = 0 and no initial.community_members)"
+        if c.churn_reduction == 0 and c.advocacy_boost == 0:
+            return "it changes nothing: churn_reduction and advocacy_boost are 0"
+    elif name == "outreach":
+        o = pp.outreach
+        if nobody_consents:
+            return f"it contacts no one: {nobody_consents}"
+        if o.threshold == 0 or scenario.health.decay == 0:
+            return ("it contacts no one: health never falls below threshold = 0"
+                    if o.threshold == 0 else
+                    "it contacts no one: health.decay is 0, so health never falls below the "
+                    "threshold")
+        if o.health_boost == 0:
+            return "contacts cost without effect: health_boost is 0"
+        if health_idle:
+            return f"contacts cost without keeping anyone: {health_idle}"
+    return None
+
+
 def late_changes(scenario: Scenario) -> list[str]:
     """A sentence for each scheduled change whose day the run never reaches (valid: the
     same scenario may run longer, but at this length the change does nothing)."""
     days = scenario.simulation.days
     return [f"changes[{i}] is on day {c.day}, after the run's last day ({days - 1}), so it "
             f"never takes effect" for i, c in enumerate(scenario.changes) if c.day >= days]
+
+
+def scenario_warnings(scenario: Scenario) -> list[str]:
+    """What ``run`` and ``validate`` warn about in a valid scenario (as resolved): channels
+    that reach no one, programmes that change nothing, changes the run never reaches."""
+    return inert_channels(scenario) + inert_programmes(scenario) + late_changes(scenario)
 
 
 def _unique(what: str, names: list[str]) -> None:
@@ -1135,6 +1221,14 @@ def _format_loc(loc: tuple, data: dict) -> str:
     return ".".join(out)
 
 
+REMOVED_FIELDS = {
+    "post_purchase.onboarding.days": "removed: it had no effect; the programme's effect lasts "
+                                     "`effect_days` (set that to the programme's length)",
+}
+"""Fields a scenario no longer has, by dotted name (channels and segments by name), with
+what replaces them: a file that still sets one gets this line instead of "unknown key"."""
+
+
 def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     """Validate raw scenario data, its scheduled changes included (:func:`scheduled`)."""
     try:
@@ -1146,7 +1240,7 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = REMOVED_FIELDS.get(field, "unknown key")
         extra = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
         raise ScenarioError(source, field, msg + extra) from None
     if scenario.changes:

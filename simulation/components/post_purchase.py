@@ -5,7 +5,8 @@ community membership, shares); this component turns the scenario's programmes in
 kernel parameters, adds the per-order costs to fulfilment, and each day works out
 the community's network value and the word of mouth that shares and members add.
 
-- onboarding: enrolled new customers churn less for ``effect_days`` and start healthier;
+- onboarding: enrolled new customers start healthier and churn less within
+  ``effect_days`` and at their first renewal or drop-out chance (``kernels.day``);
 - delivery and packaging: satisfaction moves health at every order; packaging quality
   makes orders shared (unboxing), which feeds word of mouth;
 - flexible returns: decision effects lift, more orders come back (refund + return cost);

@@ -214,17 +214,40 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base):
 
 @njit(cache=True, inline="always")
 def _in_onboarding(pop, i, day, par):
+    """Whether an enrolled customer is within onboarding's ``effect_days`` of the first order."""
     return (pop[F_FLAGS][i] & ONBOARDED) != 0 and day - pop[F_ACQUIRED_DAY][i] <= par.onboarding_days
+
+
+@njit(cache=True, inline="always")
+def _onboarding_covers(pop, i, day, par):
+    """Whether onboarding cuts the hazard of an enrolled customer's decision to leave today.
+
+    Within ``effect_days`` of the first order, and at the customer's first decision to
+    leave wherever it falls: a subscriber's first renewal (one payment so far), a repeat
+    buyer's first order chance at which a drop-out is possible (two orders so far). A
+    subscriber or repeat buyer decides to leave only at those events, so a programme of
+    the first weeks acts through the first renewal or drop-out chance it shapes; without
+    this, an effect shorter than the billing period (or the time to a second order
+    chance) would never meet a decision. A one-time buyer's lapse is a daily hazard,
+    which the window alone covers (:func:`_next_event`).
+    """
+    if not (pop[F_FLAGS][i] & ONBOARDED):
+        return False
+    if day - pop[F_ACQUIRED_DAY][i] <= par.onboarding_days:
+        return True
+    first_decision = 1 if int(par.business_model) == BM_SUBSCRIPTION else 2
+    return pop[F_ORDERS][i] == first_decision
 
 
 @njit(cache=True)
 def _churn_multiplier(pop, i, day, g, par, segp):
-    """Churn hazard multiplier: segment, health, onboarding and community membership."""
+    """Churn hazard multiplier of a renewal or an order chance: segment, health, onboarding
+    (:func:`_onboarding_covers`) and community membership."""
     m = segp[g].churn_multiplier
     if par.health_sensitivity > 0.0:
         h = _health_now(pop, i, day, par.health_decay)
         m *= np.exp(par.health_sensitivity * (0.5 - h))
-    if _in_onboarding(pop, i, day, par):
+    if _onboarding_covers(pop, i, day, par):
         m *= 1.0 - par.onboarding_churn_cut
     if pop[F_FLAGS][i] & MEMBER:
         m *= 1.0 - par.community_churn_cut

@@ -282,11 +282,25 @@ class Customer(mesa.Agent):
         m = rules.churn_multiplier[self.segment]
         if rules.health_sensitivity > 0.0:
             m *= math.exp(rules.health_sensitivity * (0.5 - self.health_on(day)))
-        if self.onboarded and day - self.acquired_day <= rules.onboarding_days:
+        if self.onboarded and self._onboarding_covers(day):
             m *= 1.0 - rules.onboarding_churn_cut
         if self.member:
             m *= 1.0 - self.model.community_churn_cut
         return m
+
+    def _onboarding_covers(self, day: int) -> bool:
+        """Onboarding covers an enrolled customer's decisions to leave within its
+        ``effect_days`` of the first order, and the first such decision wherever it falls:
+        a subscriber's first renewal, a repeat buyer's first order chance that can end in a
+        drop-out (the one after the first repeat order). Subscribers and repeat buyers
+        decide only at those events, so a programme shorter than the time to the first one
+        still shapes it."""
+        rules = self.model.rules
+        if day - self.acquired_day <= rules.onboarding_days:
+            return True
+        if rules.business_model == "subscription":
+            return self.orders == 1   # no renewal paid yet
+        return rules.business_model == "repeat" and self.orders == 2
 
     def _restart_cycle(self, day: int) -> None:
         """After an order: the purchase cycle starts again today."""

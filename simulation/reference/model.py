@@ -39,7 +39,7 @@ from simulation.metrics import Recorder
 from simulation.model import MarketShell, cohort_counts
 from simulation.reference.customer import Customer
 from simulation.scenario import STAGES, Scenario
-from simulation.state import ACTIVE, CHURNED, EXISTING, Population
+from simulation.state import ACTIVE, CHURNED, CONSENT, EXISTING, MEMBER, ONBOARDED, Population
 
 PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
 """NPS proxy: active customers at least this healthy promote, below the second detract."""
@@ -292,7 +292,8 @@ class ReferenceMarketModel(MarketShell):
             pop.margin[i] = a.margin
             pop.reached_mask[i] = a.reached
             pop.touches[i] = min(a.touches, 255)
-            pop.flags[i] = EXISTING if a.existing else 0
+            pop.flags[i] = ((EXISTING if a.existing else 0) | (ONBOARDED if a.onboarded else 0)
+                            | (CONSENT if a.consented else 0) | (MEMBER if a.member else 0))
             if a.acquired_by is not None:
                 pop.acq_channel[i] = a.acquired_by
                 if a.acquired_day is not None:  # None: acquired before day 0
