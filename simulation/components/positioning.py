@@ -52,8 +52,9 @@ class Positioning(Component):
         # (channel, segment): each segment pays and compares its own plan's price (or the
         # product's); a channel's discount lowers what it pays, word of mouth gives none
         terms = sc.segment_terms()
-        ratio = np.array([t.price / t.reference_price for t in terms])
-        self.price_ratio = np.array([ratio * (1.0 - c.discount) for c in sc.channels] + [ratio])
+        self.price_ratio = np.array(
+            [[t.price * (1.0 - c.discount) / t.reference_price for t in terms]
+             for c in sc.channels] + [[t.price / t.reference_price for t in terms]])
         self.uniform_message = sc.messaging.strategy == "uniform"
         self.creative_cost = 0.0 if self.uniform_message else sc.messaging.cost_per_channel_per_day
 
