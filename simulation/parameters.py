@@ -3,7 +3,7 @@
 :class:`Rules` is what a customer's day obeys (prices, costs, purchase cycle, health,
 programmes), read from the scenario and the post-purchase component once. The Mesa
 reference backend reads it as it is; :func:`kernel_parameters` lays the same values
-out as named records for the numba kernels (``par.price``, ``segp[g].churn_multiplier``,
+out as named records for the numba kernels (``par.unit_cost``, ``segp[g].price``,
 ``chp[c].commission``). The mechanisms added through the component protocol bring
 their own parameters (``Component.kernel_parameters``).
 """
@@ -29,10 +29,11 @@ class Rules(NamedTuple):
     """The scenario's customer-level rules, by name, read once from the scenario.
 
     Per-channel tuples list the scenario's channels, then word of mouth; per-segment
-    tuples the segments; ``forget`` the stages."""
+    tuples the segments; ``forget`` the stages. A customer's price and subscription terms
+    are their segment's (its plan's, else the product's: ``Scenario.segment_terms``)."""
 
     business_model: str
-    price: float
+    price: tuple[float, ...]              # per segment: an order's price before discounts
     unit_cost: float
     fulfilment_cost: float
     return_rate: float
@@ -43,8 +44,8 @@ class Rules(NamedTuple):
     lead_decay: tuple[float, ...]
     capacity: tuple[int | None, ...]      # per channel: leads served a day, None unlimited
     personalised: tuple[bool, ...]        # per channel: reaches consenting customers only
-    period: int
-    subscription_churn: float
+    period: tuple[int, ...]               # per segment: days between renewals
+    subscription_churn: tuple[float, ...]  # per segment: probability of cancelling at a renewal
     lapse_rate: float
     purchase_rate: tuple[tuple[float, float], ...]  # per segment: gamma (shape, scale)
     dropout: tuple[tuple[float, float], ...]        # per segment: beta (a, b)
@@ -77,9 +78,10 @@ class Rules(NamedTuple):
     def from_scenario(cls, sc: Scenario, post_purchase: PostPurchase) -> Rules:
         p, h, pp = sc.product, sc.health, sc.post_purchase
         free = (0.0,)  # word of mouth: no commission, fee or discount
+        terms = sc.segment_terms()
         return cls(
             business_model=p.business_model,
-            price=p.price,
+            price=tuple(t.price for t in terms),
             unit_cost=p.unit_cost,
             fulfilment_cost=p.fulfilment_cost + post_purchase.per_order_cost(),
             return_rate=post_purchase.return_rate(p.return_rate),
@@ -90,8 +92,8 @@ class Rules(NamedTuple):
             lead_decay=tuple(c.lead_decay for c in sc.channels) + free,
             capacity=tuple(c.capacity for c in sc.channels) + (None,),
             personalised=tuple(c.personalised for c in sc.channels) + (False,),
-            period=p.subscription.period_days,
-            subscription_churn=p.subscription.churn,
+            period=tuple(t.period_days for t in terms),
+            subscription_churn=tuple(t.churn for t in terms),
             lapse_rate=p.one_time.lapse_rate,
             # a mean of one order per mean_days: rate ~ Gamma(shape, 1 / (shape * mean_days))
             purchase_rate=tuple((s.purchase_rate.shape,
@@ -127,8 +129,8 @@ class Rules(NamedTuple):
 
 
 MARKET = np.dtype([(name, np.float64) for name in (
-    "business_model", "price", "unit_cost", "fulfilment_cost", "return_rate", "return_cost",
-    "period", "subscription_churn", "lapse_rate", "word_of_mouth_target", "initial_health",
+    "business_model", "unit_cost", "fulfilment_cost", "return_rate", "return_cost",
+    "lapse_rate", "word_of_mouth_target", "initial_health",
     "health_decay", "order_boost", "health_sensitivity", "satisfaction_boost", "share_rate",
     "onboarding_reach", "onboarding_churn_cut", "onboarding_days", "onboarding_boost",
     "onboarding_cost", "reminders", "reminder_cycle", "reminder_response",
@@ -137,7 +139,10 @@ MARKET = np.dtype([(name, np.float64) for name in (
 """The kernels' market record: the scalar rules, the business model as its code, and
 ``community_churn_cut``, which the post-purchase component sets each day."""
 SEGMENT = np.dtype([(name, np.float64) for name in (
-    "gamma_shape", "gamma_scale", "beta_a", "beta_b", "churn_multiplier")])
+    "gamma_shape", "gamma_scale", "beta_a", "beta_b", "churn_multiplier", "price", "period",
+    "subscription_churn")])
+"""The kernels' record per segment: purchase cycle, churn multiplier, and the price and
+subscription terms of the segment's plan (or the product's)."""
 CHANNEL = np.dtype([(name, np.float64) for name in (
     "commission", "fee_per_order", "capacity", "lead_decay", "price_multiplier", "personalised")])
 
@@ -154,7 +159,8 @@ def kernel_parameters(rules: Rules) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     segments = np.zeros(len(rules.churn_multiplier), SEGMENT)
     segments["gamma_shape"], segments["gamma_scale"] = np.array(rules.purchase_rate).T
     segments["beta_a"], segments["beta_b"] = np.array(rules.dropout).T
-    segments["churn_multiplier"] = rules.churn_multiplier
+    for name in ("churn_multiplier", "price", "period", "subscription_churn"):
+        segments[name] = getattr(rules, name)
     channels = np.zeros(len(rules.commission), CHANNEL)
     for name in CHANNEL.names:
         values = getattr(rules, name)

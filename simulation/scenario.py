@@ -6,7 +6,7 @@ exists. Errors name the file and the dotted field path, because the person who
 reads them is editing a TOML file, not reading a traceback.
 
 ``--set path=value`` overrides use the same dotted names as the TOML, with list
-entries (segments, channels) addressed by their ``name``:
+entries (segments, channels, plans) addressed by their ``name``:
 ``channels.search.daily_budget=500``. Values are parsed as TOML literals, never
 evaluated as code. Scheduled changes (``[[changes]]``) are the same overrides with a
 day: :func:`scheduled` turns them into the scenario in force from each change's day,
@@ -20,7 +20,7 @@ import datetime
 import math
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 import tomli_w
@@ -114,8 +114,10 @@ class Market(Strict):
 
 
 class Subscription(Strict):
-    period_days: int = Field(30, ge=1, le=3650, description="days between renewals")
-    churn: Probability = Field(0.05, description="probability of cancelling at a renewal")
+    period_days: int = Field(30, ge=1, le=3650,
+                             description="days between renewals (a plan may set its own)")
+    churn: Probability = Field(0.05, description="probability of cancelling at a renewal (a plan "
+                                                 "may set its own)")
 
 
 class OneTime(Strict):
@@ -130,12 +132,13 @@ class Product(Strict):
         "commodity", description="picks which `fit` value of each channel applies"
     )
     price: PositiveFloat = Field(
-        20.0, description="price of one order, or of one subscription period"
+        20.0, description="price of one order, or of one subscription period (a segment on a "
+                          "plan pays the plan's: `[[plans]]`)"
     )
     reference_price: PositiveFloat | None = Field(
         None,
         description="what customers compare against (unset: `price`); the price factor uses `price "
-                    "/ reference_price`",
+                    "/ reference_price` (a segment on a plan: the plan's)",
     )
     unit_cost: Money = Field(0.0, description="cost of goods per order")
     fulfilment_cost: Money = Field(
@@ -158,6 +161,50 @@ class Product(Strict):
     )
     subscription: Subscription = Subscription()
     one_time: OneTime = OneTime()
+
+
+class PlanConfig(Strict):
+    """A ``[[plans]]`` entry: a price point of the product that segments buy on (``Config``:
+    ``Plan`` is a sweep's plan of runs).
+
+    A segment names its plan (``segments.NAME.plan``); its customers then pay the plan's
+    price on every order (times their acquisition channel's discount), compare it with the
+    plan's reference price, and, for a subscription, renew on the plan's period and churn.
+    Terms a plan leaves unset are the product's. Resolved per segment by
+    :meth:`Scenario.segment_terms`, which every reader of a price uses."""
+
+    name: Name = Field(
+        description="letters, digits and `_`, starting with a letter; unique among the plans; "
+                    "what `segments.NAME.plan` refers to"
+    )
+    price: PositiveFloat = Field(
+        description="price of one order, or of one subscription period, on this plan"
+    )
+    reference_price: PositiveFloat | None = Field(
+        None,
+        description="what the plan's customers compare its price against (unset: the plan's "
+                    "own `price`); the price factor uses `price / reference_price`",
+    )
+    period_days: int | None = Field(
+        None, ge=1, le=3650,
+        description="subscription: days between renewals on this plan (unset: "
+                    "`product.subscription.period_days`)",
+    )
+    churn: Probability | None = Field(
+        None,
+        description="subscription: probability of cancelling at a renewal on this plan (unset: "
+                    "`product.subscription.churn`)",
+    )
+
+
+class Terms(NamedTuple):
+    """What a segment's customers pay and compare against, and how their subscription runs:
+    the segment's plan's terms, or the product's (:meth:`Scenario.segment_terms`)."""
+
+    price: float
+    reference_price: float
+    period_days: int
+    churn: float
 
 
 class GammaRate(Strict):
@@ -197,8 +244,9 @@ class Segment(Strict):
     price_sensitivity: NonNegFloat = Field(
         1.0,
         description="price elasticity: price factor `(price × (1 − discount) / reference_price) ** "
-                    "−elasticity` on decisions and win-backs, with `elasticity = price_sensitivity "
-                    "× max(0, 1 − brand_sensitivity × (equity − 0.5))`",
+                    "−elasticity` on decisions and win-backs, with the segment's price and "
+                    "reference price (its plan's, else the product's) and `elasticity = "
+                    "price_sensitivity × max(0, 1 − brand_sensitivity × (equity − 0.5))`",
     )
     affinity: dict[str, NonNegFloat] = Field(
         default_factory=dict,
@@ -208,6 +256,11 @@ class Segment(Strict):
     dropout: BetaDropout = BetaDropout()
     churn_multiplier: NonNegFloat = Field(
         1.0, description="multiplies subscription churn, repeat drop-out and one-time lapse rate"
+    )
+    plan: Name | None = Field(
+        None,
+        description="the `[[plans]]` entry its customers buy on: the plan's price, reference "
+                    "price and subscription terms instead of `[product]`'s; unset: the product's",
     )
     brand_sensitivity: NonNegFloat = Field(
         0.0,
@@ -890,6 +943,11 @@ class Scenario(Strict):
     simulation: Simulation = Simulation()
     market: Market = Market()
     product: Product = Product()
+    plans: list[PlanConfig] = Field(
+        default_factory=list,
+        description="price points of the product, `[[plans]]` tables that segments name (see "
+                    "*Plans*)",
+    )
     segments: list[Segment] = Field(default_factory=lambda: [Segment(name="everyone", share=1.0)])
     channels: list[Channel] = Field(default_factory=list)
     word_of_mouth: WordOfMouth = WordOfMouth()
@@ -934,6 +992,12 @@ class Scenario(Strict):
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"segment shares must sum to 1 (they sum to {total:g})")
         _unique("segments", [s.name for s in self.segments])
+        _unique("plans", [p.name for p in self.plans])
+        plans = {p.name for p in self.plans}
+        for s in self.segments:
+            if s.plan is not None and s.plan not in plans:
+                raise ValueError(f"segment '{s.name}' names unknown plan '{s.plan}' "
+                                 f"(plans: {sorted(plans) or 'none'})")
         _unique("channels", [c.name for c in self.channels])
         names = {c.name for c in self.channels}
         if WORD_OF_MOUTH in names:
@@ -992,6 +1056,27 @@ class Scenario(Strict):
                              f"the active customers ({active:g})")
 
     # -- views the engine uses -------------------------------------------------
+    def segment_terms(self) -> list[Terms]:
+        """Each segment's price, reference price and subscription terms, in segment order:
+        its plan's, each unset term the product's (a plan without a reference price is
+        compared with its own price). The one place a segment's price is decided: the
+        kernels, the reference backend, the price factor and the economics read it here."""
+        p = self.product
+        plans = {plan.name: plan for plan in self.plans}
+        product = Terms(p.price, p.reference_price or p.price, p.subscription.period_days,
+                        p.subscription.churn)
+        out = []
+        for s in self.segments:
+            plan = plans.get(s.plan) if s.plan is not None else None
+            if plan is None:
+                out.append(product)
+                continue
+            out.append(Terms(
+                plan.price, plan.reference_price or plan.price,
+                plan.period_days if plan.period_days is not None else product.period_days,
+                plan.churn if plan.churn is not None else product.churn))
+        return out
+
     @property
     def channel_names(self) -> list[str]:
         """Channels of the result dataset: the scenario's, then word of mouth."""
@@ -1151,9 +1236,10 @@ def parse_value(text: str) -> Any:
         return text
 
 
-NAMED_LISTS = ("channels", "segments")
+NAMED_LISTS = ("channels", "segments", "plans")
 """Lists whose entries are addressed by name: an override changes an entry's fields, never
-the list (which would silently drop or reorder channels and segments)."""
+the list (which would silently drop or reorder channels and segments); a list that is
+empty or absent may be set whole (``plans = [...]`` in a variant): nothing is dropped."""
 
 
 def _merge(table: dict, value: dict) -> None:
@@ -1187,7 +1273,7 @@ def apply_override(data: dict, path: str, value: Any, source: str = "--set") -> 
             continue
         if not isinstance(node, dict):
             raise ScenarioError(source, ".".join(walked[:-1]), "is not a table")
-        if last and i == 0 and part in NAMED_LISTS:
+        if last and i == 0 and part in NAMED_LISTS and node.get(part):
             raise ScenarioError(source, path, f"cannot replace every entry of {part}; set a "
                                 f"field of one entry ({part}.NAME.FIELD=...)")
         if last and isinstance(value, dict) and isinstance(node.get(part), dict):
@@ -1356,6 +1442,9 @@ FIXED_DURING_RUN: dict[str, str] = {
     "product.business_model": "the customers already acquired buy under it",
     "product.positioning": "it sets the brand equity of day 0",
     "product.subscription.period_days": "each renewal is scheduled a period ahead",
+    "plans.*.name": "segments name their plan",
+    "plans.*.period_days": "each renewal is scheduled a period ahead",
+    "segments.*.plan": "it sets the segment's renewal period; change the plan's price instead",
     "brand.initial_equity": "it is the brand equity of day 0",
     "health.decay": "health declines from the day it was last set, so a new decay would "
                     "reach back before the change",
@@ -1434,13 +1523,14 @@ def _fixed_during_run(path: str, before: dict, after: dict) -> str | None:
 
 
 def _changed(before: Any, after: Any, parts: list[str]):
-    """``(path parts, old, new)`` of every leaf that differs; channels and segments by name."""
+    """``(path parts, old, new)`` of every leaf that differs; entries of the named lists
+    (channels, segments, plans) by name."""
     if isinstance(before, dict) and isinstance(after, dict):
         for key in sorted(before.keys() | after.keys()):
             if before.get(key) != after.get(key):
                 yield from _changed(before.get(key), after.get(key), [*parts, key])
     elif (isinstance(before, list) and isinstance(after, list) and len(before) == len(after)
-          and parts in (["channels"], ["segments"])):
+          and parts in [[name] for name in NAMED_LISTS]):
         for old, new in zip(before, after, strict=True):
             yield from _changed(old, new, [*parts, str(old.get("name"))])
     else:

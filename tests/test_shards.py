@@ -37,12 +37,15 @@ WARM = {"aware": 0.1, "considering": 0.02, "community_members": 500.0, "customer
     {"channel": "search", "segment": "enthusiasts", "active": 2_000.0, "lapsed": 500.0},
     {"channel": "email", "active": 1_500.0, "tenure_days": 60}]}
 """A warm start, so that day 0's draws are also keyed by the market index."""
+PLAN = {"name": "club", "price": 31.0, "reference_price": 29.0}
+"""A plan for one segment: each shard's orders and price factors read its segment's."""
 
 
 def _run(tmp_path, name, **kw):
     """A run of every mechanism on its own market, started warm, with its event export."""
     scenario = own_market(simulation.load_scenario(ALL_MECHANISMS), AGENTS)
-    scenario = with_overrides(scenario, {"initial": WARM})
+    scenario = with_overrides(scenario, {"initial": WARM, "plans": [PLAN],
+                                         "segments.enthusiasts.plan": PLAN["name"]})
     events = tmp_path / f"{name}.parquet"
     ds = simulation.run(scenario, days=DAYS, seed=5, events_sample=2_000, events_path=events,
                         **kw)

@@ -31,7 +31,8 @@ drops it); a channel that neither spends nor wins has NaN (nothing to say).
 
 Where a result lacks a counter the kernel does not (yet) record, the figure is
 estimated from the stored scenario and named in ``attrs["estimated"]``: first-order
-revenue and margin (price, return rate, unit costs and the channel's fees), and
+revenue and margin (the segments' prices weighted by the channel's reach, return rate,
+unit costs and the channel's fees), and
 active customers by acquisition channel (net acquisitions, scaled each day to the
 exact total of active customers).
 """
@@ -41,7 +42,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from simulation.analysis.common import per_channel, safe_div, scenario_of
+from simulation.analysis.common import WORD_OF_MOUTH, channels, per_channel, safe_div, scenario_of
+from simulation.scenario import ScenarioError, scenario_from_dict
 
 BASE = ("base_margin", "base_programme_cost", "base_active", "base_churned")
 """The books of the customers acquired before day 0 (``[initial]``): in the channel's
@@ -60,11 +62,33 @@ def first_order_revenue(ds: xr.Dataset) -> tuple[xr.DataArray, bool]:
     """Revenue of a first order per new customer, by acquisition channel; (value, estimated)."""
     if "first_order_revenue" in ds:
         return safe_div(ds.first_order_revenue.sum("day"), ds.conversions.sum("day")), False
-    p = _product(ds)
-    price = float(p.get("price", 0.0))
-    rr = float(p.get("return_rate", 0.0))
+    rr = float(_product(ds).get("return_rate", 0.0))
     discount = per_channel(ds, "discount")
-    return price * (1.0 - rr) * (1.0 - discount), True
+    return list_price(ds) * (1.0 - rr) * (1.0 - discount), True
+
+
+def list_price(ds: xr.Dataset) -> xr.DataArray | float:
+    """Price before discounts of the customers each channel acquires, estimated from the
+    stored scenario: the segments' prices (their plans', else the product's) averaged with
+    the weights the channel's reach gives them, share x affinity (word of mouth: share).
+
+    A stored scenario that no longer validates (an older format) gives the product's price."""
+    data = scenario_of(ds)
+    try:
+        sc = scenario_from_dict(data) if data else None
+    except ScenarioError:
+        sc = None
+    if sc is None:
+        return float(data.get("product", {}).get("price", 0.0))
+    prices = np.array([t.price for t in sc.segment_terms()])
+    share = np.array([s.share for s in sc.segments])
+    values = []
+    for name in channels(ds):
+        w = share if name == WORD_OF_MOUTH else share * np.array(
+            [s.affinity.get(name, 1.0) for s in sc.segments])
+        w = w if w.sum() > 0 else share
+        values.append(float((w * prices).sum() / w.sum()))
+    return xr.DataArray(np.array(values), coords={"channel": ds.channel}, dims="channel")
 
 
 def acquisition_fees(ds: xr.Dataset) -> tuple[xr.DataArray, bool]:

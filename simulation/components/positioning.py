@@ -7,7 +7,9 @@ positioning signal times the share of the market it reached: premium signals pul
 toward its initial level. Equity acts on segments that value it
 (``brand_sensitivity`` b): decision and win-back effects are multiplied by
 ``1 + b (E - 0.5)``, and the price elasticity by ``1 - b (E - 0.5)`` (price
-tolerance). Channel-product fit and message alignment multiply a channel's
+tolerance). The price factor compares each segment's own price with its own reference
+(its plan's, else the product's: a segment on an enterprise plan is not measured against
+the small teams' price). Channel-product fit and message alignment multiply a channel's
 effects; a channel-specific message makes alignment 1 at a creative cost.
 """
 
@@ -47,9 +49,12 @@ class Positioning(Component):
              for c in sc.channels] + [0.0])
         self.sensitivity = np.array([s.brand_sensitivity for s in sc.segments])
         self.elasticity = np.array([s.price_sensitivity for s in sc.segments])
-        ref = sc.product.reference_price or sc.product.price
-        self.price_ratio = np.array([sc.product.price * (1.0 - c.discount) / ref for c in sc.channels]
-                                    + [sc.product.price / ref])
+        # (channel, segment): each segment pays and compares its own plan's price (or the
+        # product's); a channel's discount lowers what it pays, word of mouth gives none
+        terms = sc.segment_terms()
+        self.price_ratio = np.array(
+            [[t.price * (1.0 - c.discount) / t.reference_price for t in terms]
+             for c in sc.channels] + [[t.price / t.reference_price for t in terms]])
         self.uniform_message = sc.messaging.strategy == "uniform"
         self.creative_cost = 0.0 if self.uniform_message else sc.messaging.cost_per_channel_per_day
 
@@ -61,7 +66,8 @@ class Positioning(Component):
         return np.maximum(0.0, 1.0 + self.sensitivity * (self.equity - 0.5))
 
     def price_factor(self, c: int) -> np.ndarray:
-        """Per segment: ``(price / reference) ** -elasticity`` on channel c, elasticity
+        """Per segment: ``(price × (1 − discount) / reference) ** -elasticity`` on channel c,
+        with the segment's price and reference (its plan's, else the product's), elasticity
         softened by equity for segments that value the brand."""
         eps = self.elasticity * np.maximum(0.0, 1.0 - self.sensitivity * (self.equity - 0.5))
         return self.price_ratio[c] ** (-eps)

@@ -17,8 +17,8 @@ The population arrives as one tuple ``pop`` (``Population.arrays()``) indexed by
 one form whose writes numba never loses inside ``prange`` (a named tuple's attributes,
 ``pop.health[i] = h``, can be; ``tests/test_rng_state.py`` keeps that checked). Counters
 are addressed by name, ``cnt[CH.orders * nch + c]`` (:mod:`simulation.counters`). The
-rules are named records (:mod:`simulation.parameters`): ``par.price`` (the market),
-``segp[g].churn_multiplier`` (per segment), ``chp[c].commission`` (per channel); a
+rules are named records (:mod:`simulation.parameters`): ``par.unit_cost`` (the market),
+``segp[g].price`` (per segment: its plan's), ``chp[c].commission`` (per channel); a
 mechanism's own, ``mech.<name>[0]``.
 The accumulators of a chunk
 (``cnt``: the day's counters, ``attr``: rule-based attribution credit, ``trans``: journey
@@ -178,12 +178,13 @@ def _schedule(day, wait):
 
 
 @njit(cache=True)
-def _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base):
-    """One order by customer i, booked to acquisition channel a (at that channel's price).
+def _book_order(pop, i, a, day, nch, cnt, log, ch, par, segp, chp, base):
+    """One order by customer i, booked to acquisition channel a: the price of the customer's
+    segment (its plan's, else the product's) at that channel's discount.
 
     Returns the order's net revenue, gross margin and channel fees.
     """
-    price = par.price * chp[a].price_multiplier
+    price = segp[pop[F_SEGMENT][i]].price * chp[a].price_multiplier
     returned = False
     if par.return_rate > 0.0:
         returned = _draw(base, D_RETURN) < par.return_rate
@@ -266,7 +267,7 @@ def _next_event(pop, i, day, g, par, segp, base):
     """
     bm = int(par.business_model)
     if bm == BM_SUBSCRIPTION:
-        return _schedule(day, int(par.period))
+        return _schedule(day, int(segp[g].period))
     st = decision(base, D_WAIT)
     if bm == BM_REPEAT:
         lam = pop[F_PURCHASE_RATE][i]
@@ -434,7 +435,7 @@ def _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, 
         cnt[CH.programme_cost * nch + c] += par.onboarding_cost
         cnt[CH.acquisition_programme_cost * nch + c] += par.onboarding_cost
         health += par.onboarding_boost
-    rev, margin, fees = _book_order(pop, i, c, day, nch, cnt, log, ch, par, chp, base)
+    rev, margin, fees = _book_order(pop, i, c, day, nch, cnt, log, ch, par, segp, chp, base)
     cnt[CH.first_order_revenue * nch + c] += rev
     cnt[CH.first_order_margin * nch + c] += margin
     cnt[CH.acquisition_fees * nch + c] += fees
@@ -521,7 +522,7 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
         cnt[CH.reminder_orders * nch + a] += 1.0
     u = _draw(base, D_CHURN)
     if bm == BM_SUBSCRIPTION:
-        churn = u < par.subscription_churn * _churn_multiplier(pop, i, day, g, par, segp)
+        churn = u < segp[g].subscription_churn * _churn_multiplier(pop, i, day, g, par, segp)
     elif bm == BM_REPEAT:
         # BG/NBD: a customer drops out only after a repeat purchase, so the first chance
         # after the first order is always an order
@@ -532,7 +533,7 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
     if churn:
         _churn(pop, i, a, day, nch, cnt, log, ch, par)
         return CHURNED
-    _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base)
+    _book_order(pop, i, a, day, nch, cnt, log, ch, par, segp, chp, base)
     boost = _after_order(pop, i, a, day, nch, cnt, par, base)
     h = _health_now(pop, i, day, par.health_decay) + par.order_boost + boost
     _set_health(pop, i, day, h)
@@ -616,7 +617,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
             pop[F_TOUCHES][i] = 0
             cnt[CH.winbacks * nch + c] += 1.0
             a = pop[F_ACQ_CHANNEL][i]
-            _book_order(pop, i, a, day, nch, cnt, log, ch, par, chp, base)
+            _book_order(pop, i, a, day, nch, cnt, log, ch, par, segp, chp, base)
             boost = _after_order(pop, i, a, day, nch, cnt, par, base)
             _set_health(pop, i, day, par.initial_health + boost)
             pop[F_NEXT_DAY][i] = _next_event(pop, i, day, g, par, segp, base)
@@ -655,7 +656,7 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
             personal |= np.uint64(1) << np.uint64(c)
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
-        par = market[0]  # the rules (a record: par.price, ...), read inside the loop
+        par = market[0]  # the rules (a record: par.unit_cost, ...), read inside the loop
         cnt = cnt_all[ch]
         attr = attr_all[ch]
         trans = trans_all[ch]
@@ -859,7 +860,7 @@ def warm_start(pop, key, first, cum, kind, channel, tenure, member_share, market
             more, _ = poisson(lam * age, decision(base, D_WARM_ORDERS))
             pop[F_ORDERS][i] = min(65535, 1 + more)
         if bm == BM_SUBSCRIPTION:
-            period = int(par.period)
+            period = int(segp[g].period)
             pop[F_NEXT_DAY][i] = (period - age % period) % period
         else:
             pop[F_NEXT_DAY][i] = _next_event(pop, i, -1, g, par, segp, base)

@@ -111,8 +111,9 @@ class Customer(mesa.Agent):
             self.orders = 1 + _poisson(rate * age, random)
         self._restart_cycle(-1)
         if rules.business_model == "subscription":
-            # renewals every period since the first order, ``age`` days ago
-            self.cycle_start = (rules.period - age % rules.period) % rules.period - rules.period
+            # renewals every period (the segment's plan's) since the first order, ``age`` days ago
+            period = rules.period[self.segment]
+            self.cycle_start = (period - age % period) % period - period
 
     # -- the day ---------------------------------------------------------------------
 
@@ -223,9 +224,9 @@ class Customer(mesa.Agent):
         rules = self.model.rules
         random = self.random.random
         if rules.business_model == "subscription":
-            if day - self.cycle_start < rules.period:
+            if day - self.cycle_start < rules.period[self.segment]:
                 return False
-            if random() < rules.subscription_churn * self.churn_multiplier(day):
+            if random() < rules.subscription_churn[self.segment] * self.churn_multiplier(day):
                 self._churn(day)
             else:
                 self._reorder(day)
@@ -371,12 +372,13 @@ class Customer(mesa.Agent):
         self._restart_cycle(day)
 
     def _book_order(self, a: int, day: int) -> tuple[float, float, float]:
-        """One order, booked to acquisition channel a at that channel's price.
+        """One order at the customer's segment's price (its plan's, else the product's),
+        booked to acquisition channel a at that channel's discount.
 
         Returns its net revenue, gross margin and the channel's commission and fee."""
         rules = self.model.rules
         ledger = self.model.ledger
-        price = rules.price * rules.price_multiplier[a]
+        price = rules.price[self.segment] * rules.price_multiplier[a]
         returned = rules.return_rate > 0.0 and self.random.random() < rules.return_rate
         revenue = 0.0 if returned else price
         commission = rules.commission[a] * revenue

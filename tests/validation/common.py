@@ -41,11 +41,27 @@ def check_money_adds_up(ds: xr.Dataset, model) -> None:
     p = sc.product
     tot = ds.sum("day")
     kept = tot.orders - tot.returns
-    # each channel's customers pay that channel's price (its discount off the list price)
-    price = p.price * np.array([1.0 - c.discount for c in sc.channels] + [1.0])
+    nch = ds.sizes["channel"]
+    # a customer pays their segment's price (its plan's, else the product's) at their
+    # acquisition channel's discount on every order: their revenue is a whole number of
+    # kept orders at that price, and the kept orders add up to each channel's count
+    multiplier = np.array([1.0 - c.discount for c in sc.channels] + [1.0])
+    segment_price = np.array([t.price for t in sc.segment_terms()])
+    pop = model.population
+    acq = pop.acq_channel.astype(np.int64)
+    bought = acq != 255
+    unit = segment_price[pop.segment[bought].astype(np.int64)] * multiplier[acq[bought]]
+    orders_paid = pop.revenue[bought].astype(np.float64) / unit
+    whole = np.rint(orders_paid)
+    assert np.abs(orders_paid - whole).max(initial=0.0) < 0.05  # the ledgers are float32
+    np.testing.assert_array_equal(np.bincount(acq[bought], weights=whole, minlength=nch), kept)
+    np.testing.assert_allclose(tot.revenue, np.bincount(acq[bought], weights=whole * unit,
+                                                        minlength=nch), rtol=1e-9, atol=1e-6)
+    # a refund is one order's price: between the cheapest and the dearest segment's
+    lowest, highest = segment_price.min() * multiplier, segment_price.max() * multiplier
+    assert (tot.refunds >= tot.returns * lowest * (1 - 1e-9) - 1e-6).all()
+    assert (tot.refunds <= tot.returns * highest * (1 + 1e-9) + 1e-6).all()
     per_order = model.post_purchase.per_order_cost()  # delivery, packaging, tracking
-    np.testing.assert_allclose(tot.revenue, kept * price, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(tot.refunds, tot.returns * price, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(tot.cogs, tot.orders * p.unit_cost, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(tot.fulfilment_cost, tot.orders * (p.fulfilment_cost + per_order),
                                rtol=1e-9, atol=1e-6)
@@ -71,10 +87,6 @@ def check_money_adds_up(ds: xr.Dataset, model) -> None:
         + (tot.orders * pp.feedback.cost_per_survey if pp.feedback.enabled else 0.0))
     np.testing.assert_allclose(tot.programme_cost, expected_programmes, rtol=1e-9, atol=1e-6)
     # per-customer ledgers (float32, kept by the kernels) agree with the channel totals
-    pop = model.population
-    acq = pop.acq_channel.astype(np.int64)
-    bought = acq != 255
-    nch = ds.sizes["channel"]
     by_rev = np.bincount(acq[bought], weights=pop.revenue[bought].astype(np.float64), minlength=nch)
     by_gm = np.bincount(acq[bought], weights=pop.margin[bought].astype(np.float64), minlength=nch)
     scale = max(1.0, float(np.abs(tot.revenue).max()))
@@ -152,6 +164,14 @@ def scenarios(draw):
         "dropout": {"a": draw(st.floats(0.3, 3.0)), "b": draw(st.floats(0.3, 10.0))},
         "churn_multiplier": draw(st.floats(0.0, 3.0)),
     } for g in range(n_seg)]
+    plans = []
+    if draw(st.booleans()):  # the last segment on a plan of its own
+        plan = {"name": "premium", "price": draw(st.floats(1.0, 300.0)),
+                "reference_price": draw(st.one_of(st.none(), st.floats(1.0, 300.0))),
+                "period_days": draw(st.one_of(st.none(), st.integers(1, 40))),
+                "churn": draw(st.one_of(st.none(), prob))}
+        plans = [{k: v for k, v in plan.items() if v is not None}]
+        segments[-1]["plan"] = "premium"
     p_wom = draw(small_prob)
     return {
         "product": {"price": draw(st.floats(1.0, 100.0)), "reference_price": draw(st.floats(1.0, 100.0)),
@@ -160,6 +180,7 @@ def scenarios(draw):
                     "business_model": draw(st.sampled_from(["one_time", "repeat", "subscription"])),
                     "subscription": {"period_days": draw(st.integers(1, 40)), "churn": draw(prob)},
                     "one_time": {"lapse_rate": draw(small_prob)}},
+        "plans": plans,
         "segments": segments,
         "channels": [draw(channels(i)) for i in range(n_ch)],
         "word_of_mouth": {"enabled": draw(st.booleans()), "p": p_wom,
