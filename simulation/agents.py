@@ -39,7 +39,8 @@ class ChannelAgent(mesa.Agent):
         config = scenario.channels[self.index]
         self.config = config
         self.affinity = np.array([s.affinity.get(config.name, 1.0) for s in scenario.segments])
-        self.audience = np.array([st in config.reach.audience_stages() for st in STAGES])
+        self.audience = np.array([st in config.reach.audience_stages(config.keeps_list)
+                                  for st in STAGES])
         self.fit = getattr(config.fit, scenario.product.archetype)
 
     def _effects(self, model, exposures: float, days_live: int) -> np.ndarray:

@@ -42,7 +42,7 @@ BEGIN = "<!-- BEGIN generated: {} -->"
 END = "<!-- END generated: {} -->"
 MARKER = re.compile(r"<!-- (BEGIN|END) generated: ([\w.\-]+) -->")
 
-SUBTABLES = ("channels.reach", "channels.schedule", "initial.customers")
+SUBTABLES = ("channels.reach", "channels.schedule", "channels.list", "initial.customers")
 """Nested tables documented in a section of their own (with prose of their own) rather
 than flattened into their parent's table; dotted paths from the top of the scenario."""
 
@@ -55,9 +55,13 @@ class DocsError(ValueError):
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model of a field that is a table or a list of tables, else None."""
+    """The pydantic model of a field that is a table, an optional table or a list of
+    tables, else None."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        present = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _model_of(present[0]) if len(present) == 1 else None
     if typing.get_origin(annotation) is list:
         (item,) = typing.get_args(annotation)
         return _model_of(item)

@@ -33,7 +33,7 @@ from simulation.parameters import Rules, kernel_parameters
 from simulation.scenario import STAGES, Scenario, resolve_size, scheduled, seasonal_factors
 from simulation.state import MEMBER, Population
 
-SALT_STEP, SALT_SERVE, SALT_SEGMENT, SALT_CONSENT, SALT_INITIAL = 0, 1, 2, 3, 4
+SALT_STEP, SALT_SERVE, SALT_SEGMENT, SALT_CONSENT, SALT_INITIAL, SALT_LIST = 0, 1, 2, 3, 4, 5
 
 
 class MarketShell(mesa.Model):
@@ -444,6 +444,9 @@ def populate(pop: Population, scenario: Scenario, key: int, first: int, market: 
     K.assign_segments(pop.segment, cum, rng.day_key(key, 0, SALT_SEGMENT), first)
     K.assign_consent(pop.flags, scenario.post_purchase.opt_out_share,
                      rng.day_key(key, 0, SALT_CONSENT), first)
+    chance, needs_consent = initial_list_chance(scenario)
+    if chance > 0.0:
+        K.assign_list(pop.flags, chance, needs_consent, rng.day_key(key, 0, SALT_LIST), first)
     warm = initial.groups(scenario)
     if not warm.empty:
         K.warm_start(pop.arrays(), rng.day_key(key, 0, SALT_INITIAL), first, warm.cum,
@@ -451,6 +454,19 @@ def populate(pop: Population, scenario: Scenario, key: int, first: int, market: 
     occupancy = np.zeros((nseg, len(STAGES)))
     np.add.at(occupancy, (pop.segment, pop.stage), 1.0)
     return occupancy
+
+
+def initial_list_chance(scenario: Scenario) -> tuple[float, bool]:
+    """Each eligible customer's chance of being on the firm's list on day 0, and whether
+    only the consenting are eligible (a personalised list channel): ``initial.list_size``
+    over the eligible people, so the expected list is the size asked for."""
+    c = scenario.list_channel()
+    size = scenario.initial.list_size
+    if c < 0 or size <= 0.0:
+        return 0.0, False
+    consent = scenario.channels[c].personalised
+    share = 1.0 - scenario.post_purchase.opt_out_share if consent else 1.0
+    return min(1.0, size / (scenario.market.size * share)), consent
 
 
 def cohort_counts(pop: Population, days: int, n_channels: int) -> np.ndarray:

@@ -73,6 +73,12 @@ class Rules(NamedTuple):
     feedback_cost: float
     join_rate: float
     half_life: float                      # time-decay attribution, days
+    list_channel: int                     # the channel sending to the firm's list; -1 none
+    opt_in_visit: tuple[float, ...]       # per channel: chance a reach by it joins the list
+    list_opt_in_consideration: float
+    list_opt_in_purchase: float
+    list_unsubscribe: float               # per contact of the list channel, fatigue included
+    list_needs_consent: bool              # a personalised list: only the consenting join
 
     @classmethod
     def from_scenario(cls, sc: Scenario, post_purchase: PostPurchase) -> Rules:
@@ -125,7 +131,29 @@ class Rules(NamedTuple):
             feedback_cost=pp.feedback.cost_per_survey,
             join_rate=pp.community.join_rate if pp.community.enabled else 0.0,
             half_life=sc.attribution.half_life_days,
+            **list_rules(sc),
         )
+
+
+def list_rules(sc: Scenario) -> dict:
+    """The firm's list (a channel's ``list`` table) as customer-level rules: who joins at
+    a visit, a consideration step and an order, and the unsubscribe chance per contact,
+    ``unsubscribe × (1 + fatigue × frequency)``. No list: every chance 0."""
+    c = sc.list_channel()
+    none = (0.0,) * (len(sc.channels) + 1)
+    if c < 0:
+        return dict(list_channel=-1, opt_in_visit=none, list_opt_in_consideration=0.0,
+                    list_opt_in_purchase=0.0, list_unsubscribe=0.0, list_needs_consent=False)
+    ch = sc.channels[c]
+    cfg = ch.list
+    return dict(
+        list_channel=c,
+        opt_in_visit=tuple(cfg.opt_in_visit.get(x.name, 0.0) for x in sc.channels) + (0.0,),
+        list_opt_in_consideration=cfg.opt_in_consideration,
+        list_opt_in_purchase=cfg.opt_in_purchase,
+        list_unsubscribe=min(1.0, cfg.unsubscribe * (1.0 + cfg.fatigue * ch.reach.frequency)),
+        list_needs_consent=ch.personalised,
+    )
 
 
 MARKET = np.dtype([(name, np.float64) for name in (
@@ -135,7 +163,8 @@ MARKET = np.dtype([(name, np.float64) for name in (
     "onboarding_reach", "onboarding_churn_cut", "onboarding_days", "onboarding_boost",
     "onboarding_cost", "reminders", "reminder_cycle", "reminder_response",
     "reminder_dropout_cut", "reminder_cost", "feedback_rate", "feedback_boost", "feedback_cost",
-    "join_rate", "half_life", "community_churn_cut")])
+    "join_rate", "half_life", "list_channel", "list_opt_in_consideration",
+    "list_opt_in_purchase", "list_unsubscribe", "list_needs_consent", "community_churn_cut")])
 """The kernels' market record: the scalar rules, the business model as its code, and
 ``community_churn_cut``, which the post-purchase component sets each day."""
 SEGMENT = np.dtype([(name, np.float64) for name in (
@@ -144,7 +173,8 @@ SEGMENT = np.dtype([(name, np.float64) for name in (
 """The kernels' record per segment: purchase cycle, churn multiplier, and the price and
 subscription terms of the segment's plan (or the product's)."""
 CHANNEL = np.dtype([(name, np.float64) for name in (
-    "commission", "fee_per_order", "capacity", "lead_decay", "price_multiplier", "personalised")])
+    "commission", "fee_per_order", "capacity", "lead_decay", "price_multiplier", "personalised",
+    "opt_in_visit")])
 
 
 def kernel_parameters(rules: Rules) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

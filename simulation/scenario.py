@@ -305,7 +305,10 @@ class Reach(Strict):
     cpc: budget buys clicks from the audience that searches; each click is paid.
     fixed: a number of daily visitors (organic, marketplace browsing), no media cost.
     list: each contact in the audience is reached with probability ``frequency`` a day
-    (email, a sales follow-up list), each contact paid ``cost_per_contact``.
+    (email, a sales follow-up list), each contact paid ``cost_per_contact``. With a
+    ``list`` table on the channel (:class:`ContactList`) the contacts are the people on
+    the firm's list, who joined it; without one, everyone in the audience (a sales team
+    following up prospects).
     """
 
     model: Literal["cpm", "cpc", "fixed", "list"] = Field(
@@ -326,18 +329,56 @@ class Reach(Strict):
     audience: list[Literal["unaware", "aware", "considering", "active", "churned"]] | None = Field(
         None,
         description="stages the channel can reach; unset: by model, `cpm` and `fixed` all five, "
-                    "`cpc` `aware considering churned`, `list` `considering active churned`",
+                    "`cpc` `aware considering churned`, `list` `considering active churned` "
+                    "(all five for a channel with a `list` table: the list is its audience)",
     )
 
-    def audience_stages(self) -> tuple[str, ...]:
+    def audience_stages(self, keeps_list: bool = False) -> tuple[str, ...]:
+        """The stages reached; ``keeps_list``: the channel sends to the firm's list (a
+        ``list`` table), so by default whoever is on it, in any stage."""
         if self.audience is not None:
             return tuple(self.audience)
+        if keeps_list:
+            return STAGES
         return {
             "cpm": STAGES,
             "cpc": ("aware", "considering", "churned"),
             "fixed": STAGES,
             "list": ("considering", "active", "churned"),
         }[self.model]
+
+
+class ContactList(Strict):
+    """A channel's ``list`` table: the channel contacts only the people on the firm's list
+    (email, SMS), who joined it by opting in, and leave it by unsubscribing.
+
+    There is one list (a customer is on it or not: ``flags`` bit LISTED); at most one
+    channel declares it. People join at a visit (a reach by one of the channels named in
+    ``opt_in_visit``), when a channel moves them into consideration (a trial, a sign-up),
+    and at each order; each contact by the list channel makes its receiver unsubscribe with
+    chance ``unsubscribe × (1 + fatigue × reach.frequency)``: the more often the list is
+    mailed, the more each mail costs in subscribers. A ``personalised`` list channel's list
+    holds only customers who consented (``post_purchase.opt_out_share``): a customer who
+    opted out never joins. ``initial.list_size`` puts people on it on day 0."""
+
+    opt_in_visit: dict[str, Probability] = Field(
+        default_factory=dict,
+        description="per channel name: the chance that a customer the channel reaches (a "
+                    "visit to the site, the shop) joins the list, e.g. `{ website = 0.03 }`; "
+                    "channels not named sign no one up",
+    )
+    opt_in_consideration: Probability = Field(
+        0.0, description="chance that a customer moved into consideration (a trial, a "
+                         "sign-up) joins the list")
+    opt_in_purchase: Probability = Field(
+        0.0, description="chance that an order (first, repeat, renewal, win-back) of a "
+                         "customer not on the list adds them to it (the checkout's box)")
+    unsubscribe: Probability = Field(
+        0.0, description="chance that a contact makes its receiver leave the list, at a "
+                         "frequency of 0 (see `fatigue`)")
+    fatigue: NonNegFloat = Field(
+        0.0, description="per-contact unsubscribe chance `unsubscribe × (1 + fatigue × "
+                         "reach.frequency)` (at most 1): frequent mailing costs subscribers")
 
 
 class Schedule(Strict):
@@ -485,6 +526,24 @@ class Channel(Strict):
                     "affinity-weighted audience member",
     )
     novelty: Novelty = Novelty()
+    list: ContactList | None = Field(  # noqa: A003 (the TOML key; last, as it shadows list)
+        None,
+        description="the firm's list this channel sends to (`reach.model = \"list\"` only): "
+                    "it then contacts only the people on the list; unset: everyone in its "
+                    "audience (a sales team's prospects)",
+    )
+
+    @model_validator(mode="after")
+    def _list_needs_list_reach(self):
+        if self.list is not None and self.reach.model != "list":
+            raise ValueError(f"a list table needs reach.model = 'list' (not "
+                             f"'{self.reach.model}'): only a list channel sends to a list")
+        return self
+
+    @property
+    def keeps_list(self) -> bool:
+        """Whether the channel contacts only the people on the firm's list."""
+        return self.list is not None
 
 
 class WordOfMouth(Strict):
@@ -873,6 +932,10 @@ class Initial(Strict):
     community_members: NonNegFloat = Field(
         0.0, description="community members on day 0 (people), drawn among the active "
                          "customers; they count while `post_purchase.community.enabled`")
+    list_size: NonNegFloat = Field(
+        0.0, description="people on the firm's list on day 0 (a channel's `list` table), "
+                         "drawn at random across the market (among the consenting for a "
+                         "`personalised` list channel)")
 
 
 Multiplier = Annotated[float, Field(ge=0.0, le=1000.0, allow_inf_nan=False)]
@@ -1027,7 +1090,36 @@ class Scenario(Strict):
         if seasonal and self.simulation.start_date is None:
             raise ValueError(f"seasonality.{seasonal[0]} needs simulation.start_date (the "
                              f"weekday and month of each day)")
+        self._check_list(names)
         return self
+
+    def _check_list(self, names: set[str]) -> None:
+        keepers = [c for c in self.channels if c.keeps_list]
+        if len(keepers) > 1:
+            raise ValueError(f"channels {[c.name for c in keepers]} each have a list table; "
+                             f"the firm keeps one list, so at most one channel may")
+        if not keepers:
+            if self.initial.list_size > 0:
+                raise ValueError("initial.list_size needs a channel with a list table")
+            return
+        lister = keepers[0]
+        unknown = sorted(set(lister.list.opt_in_visit) - names)
+        if unknown:
+            raise ValueError(f"channels.{lister.name}.list.opt_in_visit names unknown "
+                             f"channel(s) {unknown}")
+        if lister.name in lister.list.opt_in_visit:
+            raise ValueError(f"channels.{lister.name}.list.opt_in_visit names the list "
+                             f"channel itself: it reaches only those already on the list")
+        eligible = self.market.size * (
+            1.0 - self.post_purchase.opt_out_share if lister.personalised else 1.0)
+        if self.initial.list_size > eligible * (1.0 + 1e-9):
+            who = "consenting people" if lister.personalised else "people in the market"
+            raise ValueError(f"initial.list_size ({self.initial.list_size:g}) exceeds the "
+                             f"{who} ({eligible:g})")
+
+    def list_channel(self) -> int:
+        """Index of the channel that keeps the firm's list, or -1."""
+        return next((c for c, ch in enumerate(self.channels) if ch.keeps_list), -1)
 
     def _check_initial(self, names: set[str]) -> None:
         init = self.initial
@@ -1114,6 +1206,10 @@ def _why_inert(scenario: Scenario, c: Channel, days: int) -> str | None:
         return "has reach.daily_visitors = 0"
     if c.reach.model == "list" and c.reach.frequency == 0:
         return "has reach.frequency = 0"
+    if c.keeps_list and scenario.initial.list_size == 0 and not (
+            any(v > 0 for v in c.list.opt_in_visit.values()) or c.list.opt_in_consideration > 0
+            or c.list.opt_in_purchase > 0):
+        return "sends to a list no one can join (no list.opt_in_* chance, no initial.list_size)"
     if not any(s.affinity.get(c.name, 1.0) > 0 for s in scenario.segments):
         return "has affinity 0 in every segment"
     return None

@@ -63,12 +63,13 @@ CUSTOMER_FIELDS: tuple[Field, ...] = (
     Field("margin", np.float32, 1, "cumulative gross margin"),
     Field("reached_mask", np.uint64, 1, "bit c set once channel c has reached the customer"),
     Field("flags", np.uint8, 1, "bits: consent, onboarded, community member, reminder "
-          "pending, acquired before day 0"),
+          "pending, acquired before day 0, on the firm's list"),
 )
 
 # Bits of ``flags``. EXISTING: a customer of the business before day 0 (``[initial]``),
 # whose money and churn the books keep apart from the customers the run acquires.
-CONSENT, ONBOARDED, MEMBER, REMINDER, EXISTING = 1, 2, 4, 8, 16
+# LISTED: on the firm's list (a channel's ``list`` table), which the list channel mails.
+CONSENT, ONBOARDED, MEMBER, REMINDER, EXISTING, LISTED = 1, 2, 4, 8, 16, 32
 
 BYTES_PER_CUSTOMER = sum(f.nbytes for f in CUSTOMER_FIELDS)
 

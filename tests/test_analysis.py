@@ -255,10 +255,11 @@ def test_saas_case_flags_direct_sales(saas_run):
 def test_each_rule_fires_where_the_figures_say_so(default_run):
     base = diagnose(default_run)
     ds = default_run.copy(deep=True)
-    # email's customers churn five times as often
-    ds["churned"] = ds.churned.where(ds.channel != "email", ds.churned * 5)
-    assert "high_churn" in kinds(diagnose(ds), "email")
-    assert "high_churn" not in kinds(base, "email")
+    # search's customers churn five times as often (email, which mails only its list, wins
+    # too few at this size to be judged)
+    ds["churned"] = ds.churned.where(ds.channel != "search", ds.churned * 5)
+    assert "high_churn" in kinds(diagnose(ds), "search")
+    assert "high_churn" not in kinds(base, "search")
     # search reaches 30x as many people without converting more of them
     ds = default_run.copy(deep=True)
     ds["unique_reached"] = ds.unique_reached.where(ds.channel != "search",

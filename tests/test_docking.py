@@ -64,6 +64,9 @@ def summary(ds) -> dict[str, float]:
     out["revenue"] = float(ds.revenue.sum())
     out["churned"] = float(ds.churned.sum())
     out["outreach_contacts"] = float(ds.outreach_contacts.sum())
+    out["list_size@end"] = float(ds.list_size.isel(day=-1).sum())
+    out["list_opt_ins"] = float(ds.list_opt_ins.sum())
+    out["list_unsubscribes"] = float(ds.list_unsubscribes.sum())
     return out
 
 
@@ -90,6 +93,7 @@ def load(path: Path, overrides: dict):
         e["active"] *= factor
         e["lapsed"] *= factor
     init["community_members"] *= factor
+    init["list_size"] *= factor
     scenario = with_overrides(scenario, {"market.size": AGENTS, "initial": init})
     return with_overrides(scenario, overrides) if overrides else scenario
 

@@ -33,7 +33,8 @@ def cluster():
         yield local
 
 
-WARM = {"aware": 0.1, "considering": 0.02, "community_members": 500.0, "customers": [
+WARM = {"aware": 0.1, "considering": 0.02, "community_members": 500.0, "list_size": 4000.0,
+        "customers": [
     {"channel": "search", "segment": "enthusiasts", "active": 2_000.0, "lapsed": 500.0},
     {"channel": "email", "active": 1_500.0, "tenure_days": 60}]}
 """A warm start, so that day 0's draws are also keyed by the market index."""

@@ -55,6 +55,9 @@ replicates = 2
 agents = 2000
 days = 30
 
+[set]                       # prospects on day 0, so that a month wins customers
+initial.considering = 0.02
+
 [[variants]]
 name = "base"
 

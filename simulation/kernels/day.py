@@ -50,7 +50,7 @@ from numba import njit, prange
 
 from simulation import counters
 from simulation.counters import MK
-from simulation.kernels import outreach
+from simulation.kernels import mailing_list, outreach
 from simulation.kernels.books import programme_cost
 from simulation.kernels.events import EV_CHURN, EV_PURCHASE, EV_TOUCH, log_event
 from simulation.parameters import BM_REPEAT, BM_SUBSCRIPTION
@@ -93,6 +93,7 @@ from simulation.state import (
     F_SEGMENT,
     F_STAGE,
     F_TOUCHES,
+    LISTED,
     MEMBER,
     NEVER,
     NO_CHANNEL,
@@ -207,6 +208,7 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, segp, chp, base):
     pop[F_MARGIN][i] += m
     if pop[F_FLAGS][i] & EXISTING:
         cnt[CH.base_margin * nch + a] += m
+    mailing_list.opt_in_at_order(pop, i, a, nch, cnt, par, base)
     if pop[F_ORDERS][i] < 65535:
         pop[F_ORDERS][i] += 1
     log_event(log, ch, i, day, EV_PURCHASE, a, rev)
@@ -574,11 +576,16 @@ def _reaching(g, s, exposure, chday, nch, customer):
 @njit(cache=True, inline="always")
 def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, par, segp,
                chp, base):
-    """What the channels in ``mask`` (those reaching customer i today) do: each reach is
-    counted and is a touch; the first in ``works`` (:func:`_reaching`) moves the customer
-    one stage on. Returns whether a channel moved the customer on.
+    """What the channels in ``mask`` (those reaching customer i today) do: a visit may
+    sign the customer up to the firm's list; each reach is counted and is a touch; the
+    first in ``works`` (:func:`_reaching`) moves the customer one stage on; last, the list
+    channel's contact may make them unsubscribe. Returns whether a channel moved the
+    customer on.
     """
     moved = False
+    lc = int(par.list_channel)
+    if lc >= 0:
+        mailing_list.opt_in_at_visits(pop, i, mask, nch, cnt, par, chp, base)
     for c in range(nch):
         if not (mask >> np.uint64(c)) & np.uint64(1):
             continue
@@ -607,9 +614,11 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
                 pop[F_STAGE][i] = target
                 if target == CONSIDERING:
                     cnt[CH.moved_considering * nch + c] += 1.0
+                    mailing_list.opt_in_at_consideration(pop, i, c, nch, cnt, par, base)
         elif s == AWARE:
             pop[F_STAGE][i] = CONSIDERING
             cnt[CH.moved_considering * nch + c] += 1.0
+            mailing_list.opt_in_at_consideration(pop, i, c, nch, cnt, par, base)
         elif s == CONSIDERING:
             _convert(pop, i, c, day, g, nch, cnt, attr, trans, log, ch, par, segp, chp, base)
         elif s == CHURNED:
@@ -624,6 +633,8 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
         else:  # ACTIVE: a retention touch lifts health
             h = _health_now(pop, i, day, par.health_decay) + par.order_boost
             _set_health(pop, i, day, h)
+    if lc >= 0 and (mask >> np.uint64(lc)) & np.uint64(1):
+        mailing_list.contacted(pop, i, lc, nch, cnt, par, base)
     return moved
 
 
@@ -654,6 +665,10 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
             has_capacity = True
         if chp[c].personalised > 0.0:
             personal |= np.uint64(1) << np.uint64(c)
+    # the channel sending to the firm's list reaches only those on it (LISTED)
+    lc = int(market[0].list_channel)
+    listbit = np.uint64(1) << np.uint64(lc) if lc >= 0 else np.uint64(0)
+    list_size = CH.list_size * nch + lc
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
         par = market[0]  # the rules (a record: par.unit_cost, ...), read inside the loop
@@ -669,6 +684,8 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
             has_lead = s == CONSIDERING and lead[i] > 0
             if not reachable[g, s] and forget[s] <= 0.0 and not has_event and not has_lead:
                 cnt[stage_off + g * 5 + s] += 1.0
+                if listbit and flags[i] & LISTED:
+                    cnt[list_size] += 1.0
                 if s == ACTIVE:
                     _census(pop, i, day, par, mech, cnt, market_off, nch)
                 continue
@@ -697,6 +714,9 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
                         # personalised contact only reaches customers who consented
                         mask &= ~personal
                         works &= ~personal
+                    if mask & listbit and not (flags[i] & LISTED):
+                        mask &= ~listbit
+                        works &= ~listbit
                     if mask:
                         reached_mask[i] |= mask
                         base = stream(key, first + i)
@@ -708,6 +728,8 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
                     _forget(pop, i, s, cnt, market_off)
             s = stage[i]
             cnt[stage_off + g * 5 + s] += 1.0
+            if listbit and flags[i] & LISTED:
+                cnt[list_size] += 1.0
             if s == ACTIVE:
                 _census(pop, i, day, par, mech, cnt, market_off, nch)
             elif has_capacity and s == CONSIDERING and lead[i] > 0:
@@ -747,10 +769,13 @@ def serve_leads(day, key, first, quota, pop, eff, market, mech, segp, chp, cnt_a
             lead[i] = 0
             _touch(pop, i, c, day, trans, log, ch)  # the sales conversation is a touch
             if _draw(base, D_LEAD_SERVED) < eff[g, CONSIDERING, c]:
+                listed = pop[F_FLAGS][i] & LISTED
                 _convert(pop, i, c, day, g, nch, cnt, attr_all[ch], trans, log, ch, par,
                          segp, chp, base)
                 cnt[stage_off + g * 5 + CONSIDERING] -= 1.0
                 cnt[stage_off + g * 5 + ACTIVE] += 1.0
+                if not listed and pop[F_FLAGS][i] & LISTED:  # joined at the order
+                    cnt[CH.list_size * nch + int(par.list_channel)] += 1.0
                 _census(pop, i, day, par, mech, cnt, stage_off + 5 * nseg, nch)
 
 
@@ -797,6 +822,19 @@ def assign_consent(flags, opt_out, key, first):
         u, st = uniform(st)
         if u >= opt_out:
             flags[i] |= CONSENT
+
+
+@njit(parallel=True, cache=True)
+def assign_list(flags, chance, needs_consent, key, first):
+    """The firm's list on day 0 (``initial.list_size``): each customer (each consenting one,
+    for a personalised list) is on it with probability ``chance``, drawn from their own
+    stream (``first``: as for :func:`assign_segments`)."""
+    for i in prange(flags.shape[0]):
+        if needs_consent and not (flags[i] & CONSENT):
+            continue
+        u, _ = uniform(stream(key, first + i))
+        if u < chance:
+            flags[i] |= LISTED
 
 
 WS_ACTIVE, WS_LAPSED, WS_AWARE, WS_CONSIDERING = range(4)

@@ -22,9 +22,12 @@ A customer's day, in order (the order is part of the rules):
    the day;
 2. an active customer's purchase-cycle event, if one falls today (renewal, order chance
    or replenishment reminder, lapse), is the day;
-3. otherwise every channel reaching the customer's segment and stage may reach them;
-   each reach is counted, and a touch on the journey of a prospect (or of a lapsed
-   customer); the first reaching channel whose effect works moves them one stage on;
+3. otherwise every channel reaching the customer's segment and stage may reach them
+   (the list channel only if they are on the firm's list); each channel with an opt-in
+   chance that reached them may sign them up to the list; each reach is counted, and a
+   touch on the journey of a prospect (or of a lapsed customer); the first reaching
+   channel whose effect works moves them one stage on; a contact by the list channel may
+   make them unsubscribe;
 4. an aware or considering customer whom nothing moved may forget.
 
 Leads still waiting at the end of their day join their channel's queue; the model
@@ -80,6 +83,7 @@ class Customer(mesa.Agent):
         self.onboarded = False
         self.member = False
         self.existing = False             # a customer before day 0 ([initial]): the base
+        self.listed = False               # on the firm's list (the list channel mails it)
         self.logged = False               # in the event-export sample
 
     def start_as(self, kind: int, channel: int, tenure: int, member_share: float) -> None:
@@ -145,12 +149,24 @@ class Customer(mesa.Agent):
             return False
         random = model.random.random
         ledger = model.ledger
+        rules = model.rules
         moved = False
-        for c, reach, effect, queues, personalised in offers:
+        reaching = []
+        for offer in offers:
+            c, reach, _, _, personalised = offer
             if random() >= reach:
                 continue
             if personalised and not self.consented:
                 continue  # personalised contact reaches only those who consented
+            if c == rules.list_channel and not self.listed:
+                continue  # the list channel mails only the people on the list
+            reaching.append(offer)
+        if rules.list_channel >= 0:
+            for c, *_ in reaching:  # a visit may sign them up, each channel its own chance
+                if rules.opt_in_visit[c] > 0.0 and self.may_join():
+                    if random() < rules.opt_in_visit[c]:
+                        self.join_list(c)
+        for c, _, effect, queues, _ in reaching:
             ledger.add(CH.reached, c)
             self.reached |= 1 << c
             if stage != UNAWARE and stage != ACTIVE:
@@ -167,7 +183,28 @@ class Customer(mesa.Agent):
             if effect > 0.0 and random() < effect:
                 moved = True
                 self._move_on(c, stage, day)
+        for c, *_ in reaching:
+            if c == rules.list_channel and random() < rules.list_unsubscribe:
+                self.listed = False  # each contact may cost a subscriber
+                ledger.add(CH.list_unsubscribes, c)
         return moved
+
+    # -- the firm's list -------------------------------------------------------------
+
+    def may_join(self) -> bool:
+        """Not on the list yet, and (for a personalised list) consented."""
+        rules = self.model.rules
+        return (rules.list_channel >= 0 and not self.listed
+                and (self.consented or not rules.list_needs_consent))
+
+    def join_list(self, c: int) -> None:
+        """Opted in; the opt-in is booked to channel c (the one that signed them up)."""
+        self.listed = True
+        self.model.ledger.add(CH.list_opt_ins, c)
+
+    def _opt_in(self, chance: float, c: int) -> None:
+        if chance > 0.0 and self.may_join() and self.random.random() < chance:
+            self.join_list(c)
 
     def _move_on(self, c: int, stage: int, day: int) -> None:
         """What a channel's working exposure does in each stage."""
@@ -183,9 +220,11 @@ class Customer(mesa.Agent):
                 self.stage = target
                 if target == CONSIDERING:
                     ledger.add(CH.moved_considering, c)
+                    self._opt_in(model.rules.list_opt_in_consideration, c)
         elif stage == AWARE:
             self.stage = CONSIDERING
             ledger.add(CH.moved_considering, c)
+            self._opt_in(model.rules.list_opt_in_consideration, c)
         elif stage == CONSIDERING:
             self._convert(c, day)
         elif stage == CHURNED:
@@ -401,6 +440,7 @@ class Customer(mesa.Agent):
         self.revenue += revenue
         self.margin += margin
         self._log(day, EV_PURCHASE, a, revenue)
+        self._opt_in(rules.list_opt_in_purchase, a)  # the checkout's box
         return revenue, margin, commission + fee
 
     def _after_order(self, a: int) -> float:

@@ -36,10 +36,19 @@ from simulation.counters import MK
 from simulation.kernels import day as K
 from simulation.kernels.day import CH
 from simulation.metrics import Recorder
-from simulation.model import MarketShell, cohort_counts
+from simulation.model import MarketShell, cohort_counts, initial_list_chance
 from simulation.reference.customer import Customer
 from simulation.scenario import STAGES, Scenario
-from simulation.state import ACTIVE, CHURNED, CONSENT, EXISTING, MEMBER, ONBOARDED, Population
+from simulation.state import (
+    ACTIVE,
+    CHURNED,
+    CONSENT,
+    EXISTING,
+    LISTED,
+    MEMBER,
+    ONBOARDED,
+    Population,
+)
 
 PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
 """NPS proxy: active customers at least this healthy promote, below the second detract."""
@@ -156,6 +165,11 @@ class ReferenceMarketModel(MarketShell):
         consent = [rand.random() >= opt_out for _ in range(self.n)]
         self.customers = Customer.create_agents(self, self.n, list(range(self.n)), segments,
                                                 consent)
+        chance, needs_consent = initial_list_chance(scenario)
+        if chance > 0.0:
+            for customer in self.customers:
+                if (customer.consented or not needs_consent) and rand.random() < chance:
+                    customer.listed = True
         warm = initial.groups(scenario)
         if not warm.empty:
             for customer in self.customers:
@@ -248,6 +262,9 @@ class ReferenceMarketModel(MarketShell):
                     detractors += 1.0
                 if customer.member:
                     members += 1.0
+        if self.rules.list_channel >= 0:
+            ledger.add(CH.list_size, self.rules.list_channel,
+                       float(sum(c.listed for c in self.customers)))
         ledger.add_scalar(MK.health_sum, health_sum)
         ledger.add_scalar(MK.promoters, promoters)
         ledger.add_scalar(MK.detractors, detractors)
@@ -293,7 +310,8 @@ class ReferenceMarketModel(MarketShell):
             pop.reached_mask[i] = a.reached
             pop.touches[i] = min(a.touches, 255)
             pop.flags[i] = ((EXISTING if a.existing else 0) | (ONBOARDED if a.onboarded else 0)
-                            | (CONSENT if a.consented else 0) | (MEMBER if a.member else 0))
+                            | (CONSENT if a.consented else 0) | (MEMBER if a.member else 0)
+                            | (LISTED if a.listed else 0))
             if a.acquired_by is not None:
                 pop.acq_channel[i] = a.acquired_by
                 if a.acquired_day is not None:  # None: acquired before day 0
