@@ -293,6 +293,8 @@ class ReferenceMarketModel(MarketShell):
             pop.reached_mask[i] = a.reached
             pop.touches[i] = min(a.touches, 255)
             pop.flags[i] = EXISTING if a.existing else 0
+            if a.first_touch is not None:
+                pop.first_channel[i], pop.first_day[i] = a.first_touch
             if a.acquired_by is not None:
                 pop.acq_channel[i] = a.acquired_by
                 if a.acquired_day is not None:  # None: acquired before day 0
