@@ -252,8 +252,9 @@ def power_figure(ds: xr.Dataset):
     bx.set_xlabel("true effect (percentage points of conversion rate)")
     bx.set_ylabel("mean days to decide")
     bx.grid(True, alpha=0.3)
-    fig.suptitle(f"A/B test of {ds.attrs['change_path']} ({ds.attrs['change_base']:g} -> "
-                 f"{ds.attrs['change_value']:g} x effect), {ds.attrs['scenario_name']}: "
+    base, value = ds.attrs["change_base"], ds.attrs["change_value"]
+    fig.suptitle(f"A/B test of {ds.attrs['change_path']} (control {base:g}, treatment "
+                 f"{base:g} + M x ({value:g} - {base:g})), {ds.attrs['scenario_name']}: "
                  f"{int(ds.attrs['agents']):,} customers, {int(ds.attrs['replicates'])} "
                  f"replicates, z-test alpha {ds.attrs['alpha']:g}", fontsize=10)
     fig.tight_layout()
