@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from simulation.analysis.abtest import ARMS  # arm k of segment g is segment 2 g + k
 from simulation.scenario import (
     Scenario,
     ScenarioError,
@@ -47,9 +48,6 @@ from simulation.scenario import (
     scenario_from_dict,
 )
 
-ARMS = ("control", "treatment")
-"""The arms, in the order of the dataset's ``arm`` coordinate; arm k of segment g is the
-split scenario's segment ``2 g + k``."""
 DEFAULT_EFFECTS = (0.0, 0.5, 1.0, 1.5, 2.0)
 """Multipliers of the change run by default: the null, half, the change, 1.5 and twice."""
 
@@ -408,10 +406,11 @@ def measure(test: AbtestPlan, *, jobs: int = 1, threads: int | None = None,
         size[k, r] = counts["size"]
         if progress is not None:
             progress(done, len(tasks))
-    return evaluate(conversions, exposed, size, test)
+    return evaluate(conversions, exposed, size, test, dataset_attrs(test))
 
 
 def dataset_attrs(test: AbtestPlan) -> dict:
+    """The abtest dataset's attributes: the scenario, the change and the rule."""
     from simulation.version import __version__
 
     sc = test.scenario

@@ -41,6 +41,8 @@ from scipy.stats import norm
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+ARMS = ("control", "treatment")
+"""The arms, in the order of the dataset's ``arm`` coordinate."""
 READINGS = ("later", "first")
 MAX_TARGET = 0.99
 """The highest power a z-test horizon is matched to: a rule right in every replicate has a
@@ -114,11 +116,11 @@ def _shares(decision: np.ndarray, better: np.ndarray) -> dict[str, np.ndarray]:
             "picks_control": (decision == -1).mean(axis=-1), "power": power, "wrong": wrong}
 
 
-def evaluate(conversions: np.ndarray, exposed: np.ndarray, size: np.ndarray, test) -> xr.Dataset:
+def evaluate(conversions: np.ndarray, exposed: np.ndarray, size: np.ndarray, test,
+             attrs: dict) -> xr.Dataset:
     """The abtest dataset from the arms' daily counts (effect, replicate, arm, day) and
-    sizes (effect, replicate, arm), for the plan ``test`` (:class:`simulation.abtest.AbtestPlan`)."""
-    from simulation.abtest import ARMS, dataset_attrs
-
+    sizes (effect, replicate, arm), for the plan ``test`` (:class:`simulation.abtest.AbtestPlan`:
+    its effects, seeds, rule and alpha), with ``attrs``."""
     n_eff, reps, _, days = conversions.shape
     cum = conversions.cumsum(axis=-1)
     n = size[..., None].astype(float)
@@ -184,7 +186,7 @@ def evaluate(conversions: np.ndarray, exposed: np.ndarray, size: np.ndarray, tes
     )
     for name, (unit, text) in DESCRIPTIONS.items():
         ds[name].attrs.update(units=unit, description=text)
-    ds.attrs = dataset_attrs(test)
+    ds.attrs = attrs
     return ds
 
 
