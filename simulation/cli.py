@@ -323,6 +323,42 @@ def cmd_lift(args) -> int:
     return 0
 
 
+def cmd_abtest(args) -> int:
+    from simulation import abtest
+    from simulation.outputs import OutputFiles
+
+    scenario, resolved = _scenario(args)
+    test = abtest.plan(resolved, args.change, abtest.parse_effects(args.effects),
+                       args.replicates, args.min_days, args.min_conversions, args.alpha,
+                       args.backend, source="command line")  # before anything runs
+    out = Path(args.out)
+    console = _console()
+    with OutputFiles(inputs=[args.scenario]) as outputs:
+        nc = outputs.add("--out", out / "abtest.nc", ABTEST_BYTES)
+        png = outputs.add("--out (plot)", out / "power.png", PLOT_BYTES)
+        from simulation.analysis.abtest import abtest_table, power_png
+        from simulation.io import netcdf_bytes
+
+        runs = len(test.effects) * test.replicates
+        progress = ProgressBar(console, f"A/B test of {test.path} in {scenario.name}: {runs} "
+                               "runs", "runs", enabled=not args.quiet)
+        try:
+            ds = abtest.measure(test, jobs=args.jobs, threads=args.threads, progress=progress)
+        finally:
+            progress.close()
+        outputs.write("--out", netcdf_bytes(ds))
+        outputs.write("--out (plot)", power_png(ds))
+        outputs.commit()
+    if not args.quiet:
+        console.print(abtest_table(ds))
+        console.print(f"A/B test written to {nc} and {png}", markup=False)
+    return 0
+
+
+ABTEST_BYTES = 8 << 20
+"""Room an abtest result needs on disk (daily counts per effect, replicate and arm)."""
+
+
 LIFT_BYTES = 1 << 20
 """Room a lift result needs on disk (a few figures per target and replicate)."""
 
@@ -440,6 +476,39 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--plot", help="also write the lift plot PNG here")
     lift.add_argument("--quiet", action="store_true", help="no progress bar or table")
     lift.set_defaults(func=cmd_lift)
+
+    ab = sub.add_parser("abtest", help="a controlled test: two arms of one market, the "
+                                       "stopping rule's power against a z-test's")
+    ab.add_argument("scenario", help="scenario TOML file")
+    ab.add_argument("--change", required=True, metavar="PATH=VALUE",
+                    help="the treatment arm's change (a field that can differ between arms "
+                         "of one market: README, The controlled test)")
+    ab.add_argument("--effects", metavar="M1,M2,...",
+                    help="effect sizes as multipliers of the change: the treatment gets "
+                         "base + M x (VALUE - base); 0 is the null (default 0,0.5,1,1.5,2)")
+    ab.add_argument("--replicates", type=_positive, default=20,
+                    help="replicates (seeds) per effect size (default 20)")
+    ab.add_argument("--min-days", type=_positive, default=14,
+                    help="the rule's minimum length in days (default 14)")
+    ab.add_argument("--min-conversions", type=_positive, default=100,
+                    help="the rule's conversions per arm (default 100)")
+    ab.add_argument("--alpha", type=float, default=0.05,
+                    help="the z-test's significance level, two-sided (default 0.05)")
+    ab.add_argument("--jobs", type=_positive, default=1, help="parallel runs on this machine")
+    ab.add_argument("--threads", type=_positive,
+                    help="numba threads per run (default: the cores shared between jobs)")
+    ab.add_argument("--backend", choices=("numba", "mesa"), default="numba")
+    ab.add_argument("--agents", type=_positive, help="override simulation.agents (must equal "
+                                                     "the market's size)")
+    ab.add_argument("--days", type=_positive, help="override simulation.days")
+    ab.add_argument("--seed", type=_non_negative, help="override simulation.seed (the "
+                                                       "replicate seeds derive from it)")
+    ab.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                    help="override a scenario field, as for run")
+    ab.add_argument("--out", required=True, metavar="DIR",
+                    help="directory for abtest.nc and power.png")
+    ab.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    ab.set_defaults(func=cmd_abtest)
 
     sweep = sub.add_parser("sweep", help="run an experiment: variants and swept parameters "
                                          "over replicates, in parallel")

@@ -312,6 +312,8 @@ class ReferenceMarketModel(MarketShell):
             pop.flags[i] = ((EXISTING if a.existing else 0) | (ONBOARDED if a.onboarded else 0)
                             | (CONSENT if a.consented else 0) | (MEMBER if a.member else 0)
                             | (LISTED if a.listed else 0))
+            if a.first_touch is not None:
+                pop.first_channel[i], pop.first_day[i] = a.first_touch
             if a.acquired_by is not None:
                 pop.acq_channel[i] = a.acquired_by
                 if a.acquired_day is not None:  # None: acquired before day 0
