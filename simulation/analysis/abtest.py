@@ -228,7 +228,9 @@ def _label(ds: xr.Dataset, method: str) -> str:
     text = text.replace("14 days", f"{int(ds.attrs['min_days'])} days").replace(
         "100 conversions", f"{ds.attrs['min_conversions']:g} conversions")
     if method.startswith("ztest"):
-        text += f" (H = {int(ds.horizon.sel(procedure=method))} days)"
+        days = int(ds.horizon.sel(procedure=method))
+        matched = "horizon_matched" not in ds or bool(ds.horizon_matched.sel(procedure=method))
+        text += f" (H = {days} days)" if matched else f" (H = the run, {days} days: unmatched)"
     return text
 
 
@@ -303,7 +305,16 @@ def abtest_table(ds: xr.Dataset):
                       f"{te:+.3f} ± {se:.3f}" if np.isfinite(se) else f"{te:+.3f}", *cells)
     table.caption = ("better / worse arm picked, mean days; at the null (effect 0): share "
                      "picking the treatment (T) and the control (C). Conversion rate: first "
-                     "orders per customer of the arm. z-test horizons: "
-                     + ", ".join(f"{m} {int(ds.horizon.sel(procedure=m))} d"
-                                 for m in METHODS if m.startswith("ztest")))
+                     "orders per customer of the arm. z-test horizons (the days a "
+                     "fixed-horizon z-test needs to match the rule's power at the middle "
+                     "effect): " + ", ".join(_horizon(ds, m) for m in METHODS
+                                             if m.startswith("ztest")))
     return table
+
+
+def _horizon(ds: xr.Dataset, method: str) -> str:
+    """A z-test's horizon, saying so when the run was too short for it to match the rule."""
+    days = int(ds.horizon.sel(procedure=method))
+    if "horizon_matched" in ds and not bool(ds.horizon_matched.sel(procedure=method)):
+        return f"{method} not within the run's {days} d (it never matches the rule's power)"
+    return f"{method} {days} d"
