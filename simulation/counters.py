@@ -355,6 +355,14 @@ DERIVED: tuple[Variable, ...] = (
         dims=CHANNEL,
     ),
     Variable(
+        "holdout_size",
+        "customers",
+        "customers in the channel's hold-out cell (`holdout_share`), never reached by it: "
+        "counted on day 0; 0 without a hold-out",
+        "none",
+        dims=CHANNEL,
+    ),
+    Variable(
         "stage_count_start",
         "customers",
         "customers in each journey stage at the start of day 0: all unaware, or the warm "

@@ -28,6 +28,7 @@ from simulation.agents import ChannelAgent, Firm, WordOfMouthAgent
 from simulation.components import component_classes
 from simulation.events import EventLog, empty_log, in_order, sample_mask
 from simulation.kernels import day as K
+from simulation.kernels import holdout
 from simulation.metrics import MARGIN_COSTS, Recorder, describe, standard_errors
 from simulation.parameters import Rules, kernel_parameters
 from simulation.scenario import STAGES, Scenario, resolve_size, scheduled, seasonal_factors
@@ -202,6 +203,9 @@ class MarketShell(mesa.Model):
         ds["stage_count_start"] = ("stage", start.round().astype(np.int64) if self.scale == 1.0
                                    else start)
         ds.update(standard_errors(moments, self.n, self.scale, self.channel_names))
+        held = self.holdout_size * self.scale
+        ds["holdout_size"] = ("channel", held.round().astype(np.int64) if self.scale == 1.0
+                              else held)
         describe(ds)
         return ds
 
@@ -237,9 +241,10 @@ class MarketModel(MarketShell):
         # day 0's occupancy and community members, summed over the shards (whole counts:
         # the same in any order)
         starts = self._on_shards("starting_state", [()] * len(self.shards))
-        self.occupancy = sum(occupancy for occupancy, _ in starts)
+        self.occupancy = sum(occupancy for occupancy, _, _ in starts)
         self.start_occupancy = self.occupancy.copy()
-        self.post_purchase.members = float(sum(members for _, members in starts))
+        self.post_purchase.members = float(sum(members for _, members, _ in starts))
+        self.holdout_size = sum(held for _, _, held in starts).astype(np.float64)
 
     def shard_chunks(self) -> list[tuple[int, int]]:
         """The chunks each shard holds, (first, end) in the market's chunk order."""
@@ -367,8 +372,13 @@ class Shard:
         self.waiting = np.zeros((n_chunks, n_channels), np.int64)
         self.events: EventLog | None = None
         self.log = empty_log(n_chunks)
+        # the hold-out cells: a hash away for any customer, so the shard derives them itself
+        self.hold = holdout.hold(key, scenario.channel_names, holdout_shares(scenario))
+        self.holding = holdout.holding(self.hold)
         with self._threads():
             self.occupancy = populate(self.population, scenario, key, self.first, market, segp)
+            self.holdout_size = holdout.sizes(count, self.first, self.hold, self.holding,
+                                              n_chunks, K.CHUNK)
 
     def _threads(self):
         return numba_threads(self.threads)
@@ -379,9 +389,11 @@ class Shard:
         day's ten small arrays took longer to send that way than the exchange itself)."""
         return getattr(self, method)(*args)
 
-    def starting_state(self) -> tuple[np.ndarray, int]:
-        """Day 0's customers by (segment, stage), and its community members."""
-        return self.occupancy, int(np.count_nonzero(self.population.flags & MEMBER))
+    def starting_state(self) -> tuple[np.ndarray, int, np.ndarray]:
+        """Day 0's customers by (segment, stage), its community members, and its customers
+        in each channel's hold-out cell."""
+        return (self.occupancy, int(np.count_nonzero(self.population.flags & MEMBER)),
+                self.holdout_size)
 
     def step(self, day, key, exposure, reachable, chday, forget, par, mech, segp, chp):
         """The customers' day (:func:`simulation.kernels.day.step_day`): returns the shard's
@@ -393,7 +405,7 @@ class Shard:
         with self._threads():
             K.step_day(day, key, self.first, self.population.arrays(), exposure, reachable,
                        chday, forget, par, mech, segp, chp, self.counters, self.attr,
-                       self.trans, self.waiting, self.log)
+                       self.trans, self.waiting, self.log, self.hold, self.holding)
         return self.counters, self.waiting
 
     def serve(self, day, key, quota, eff, par, mech, segp, chp):
@@ -401,7 +413,8 @@ class Shard:
         (:func:`simulation.kernels.day.serve_leads`): returns its counter rows."""
         with self._threads():
             K.serve_leads(day, key, self.first, quota, self.population.arrays(), eff, par,
-                          mech, segp, chp, self.counters, self.attr, self.trans, self.log)
+                          mech, segp, chp, self.counters, self.attr, self.trans, self.log,
+                          self.hold, self.holding)
         return self.counters
 
     def sample_events(self, mask: np.ndarray) -> None:
@@ -454,6 +467,11 @@ def populate(pop: Population, scenario: Scenario, key: int, first: int, market: 
     occupancy = np.zeros((nseg, len(STAGES)))
     np.add.at(occupancy, (pop.segment, pop.stage), 1.0)
     return occupancy
+
+
+def holdout_shares(scenario: Scenario) -> list[float]:
+    """Each result channel's ``holdout_share`` (word of mouth has none)."""
+    return [c.holdout_share for c in scenario.channels] + [0.0]
 
 
 def initial_list_chance(scenario: Scenario) -> tuple[float, bool]:

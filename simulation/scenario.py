@@ -526,6 +526,15 @@ class Channel(Strict):
                     "affinity-weighted audience member",
     )
     novelty: Novelty = Novelty()
+    holdout_share: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="share of the market this channel never reaches, chosen per customer by "
+                    "a keyed hash of (seed, customer, channel name): the same customers every "
+                    "day, independent across channels; the in-run hold-out cell that "
+                    "`credit = \"lift\"` measures the channel's lift on (its customers are "
+                    "never reached by the channel: they are skipped as a non-consenting "
+                    "customer of a personalised channel is). 0: no hold-out",
+    )
     list: ContactList | None = Field(  # noqa: A003 (the TOML key; last, as it shadows list)
         None,
         description="the firm's list this channel sends to (`reach.model = \"list\"` only): "
@@ -626,9 +635,10 @@ class Economics(Strict):
     )
 
 
-Credit = Literal["first_touch", "last_touch", "linear", "time_decay", "position_based"]
-"""The attribution models a roll-out gate or a guardrail may count customers by (the
-rule-based ones: their credit is known day by day)."""
+Credit = Literal["first_touch", "last_touch", "linear", "time_decay", "position_based", "lift"]
+"""How a roll-out gate or a guardrail counts a channel's customers: a rule-based
+attribution model (its credit is known day by day), or ``lift``, the incremental customers
+measured against the channel's in-run hold-out cell (``channels.NAME.holdout_share``)."""
 
 
 class Rollout(Strict):
@@ -654,7 +664,9 @@ class Rollout(Strict):
         description="how a channel's customers are counted for the gate: an attribution model "
                     "(`last_touch` credits an awareness channel with almost none; "
                     "`first_touch`, `linear`, `time_decay` or `position_based` credit what it "
-                    "started)",
+                    "started), or `lift`: the incremental customers measured on the channel's "
+                    "in-run hold-out cell (every gated channel needs a `holdout_share`; see "
+                    "*Lift gates*)",
     )
 
 
@@ -699,7 +711,9 @@ class Guardrail(Strict):
     credit: Credit = Field(
         "last_touch",
         description="how the channel's customers are counted (CAC, conversion rate and the "
-                    "`validation_conversions`): an attribution model, as for `rollout.credit`",
+                    "`validation_conversions`): an attribution model or `lift`, as for "
+                    "`rollout.credit` (`lift` needs a `holdout_share` on every channel the "
+                    "rule watches)",
     )
 
     @model_validator(mode="after")
@@ -1076,6 +1090,7 @@ class Scenario(Strict):
         for rule in self.guardrails:
             if rule.channel != "*" and rule.channel not in names:
                 raise ValueError(f"guardrail for unknown channel '{rule.channel}'")
+        self._check_lift()
         for c in self.channels:
             if c.end_day is not None and c.end_day < c.launch_day:
                 raise ValueError(f"channel '{c.name}': end_day before launch_day")
@@ -1092,6 +1107,25 @@ class Scenario(Strict):
                              f"weekday and month of each day)")
         self._check_list(names)
         return self
+
+    def _check_lift(self) -> None:
+        """``credit = "lift"`` measures a channel against its hold-out cell: every channel a
+        lift gate or guardrail judges needs one (without it there is nothing to compare)."""
+        held = {c.name for c in self.channels if c.holdout_share > 0.0}
+        if self.rollout.credit == "lift":
+            for name in self.rollout.order[:-1]:  # each gates the launch of the next
+                if name not in held:
+                    raise ValueError(f"rollout.credit = 'lift' needs a hold-out on the gated "
+                                     f"channel '{name}': set channels.{name}.holdout_share > 0")
+        for rule in self.guardrails:
+            if rule.credit != "lift":
+                continue
+            watched = [c.name for c in self.channels] if rule.channel == "*" else [rule.channel]
+            for name in watched:
+                if name not in held:
+                    raise ValueError(f"a guardrail with credit = 'lift' watches channel "
+                                     f"'{name}', which has no hold-out: set "
+                                     f"channels.{name}.holdout_share > 0")
 
     def _check_list(self, names: set[str]) -> None:
         keepers = [c for c in self.channels if c.keeps_list]
@@ -1535,6 +1569,7 @@ FIXED_DURING_RUN: dict[str, str] = {
     "segments.*.name": "names identify the segments in the result",
     "segments.*.share": "the population is drawn on day 0",
     "channels.*.name": "names identify the channels in the result",
+    "channels.*.holdout_share": "the hold-out cell is drawn on day 0 and measured from it",
     "product.business_model": "the customers already acquired buy under it",
     "product.positioning": "it sets the brand equity of day 0",
     "product.subscription.period_days": "each renewal is scheduled a period ahead",

@@ -67,6 +67,8 @@ def summary(ds) -> dict[str, float]:
     out["list_size@end"] = float(ds.list_size.isel(day=-1).sum())
     out["list_opt_ins"] = float(ds.list_opt_ins.sum())
     out["list_unsubscribes"] = float(ds.list_unsubscribes.sum())
+    out["holdout_size"] = float(ds.holdout_size.sum())
+    out["holdout_conversions"] = float(ds.holdout_conversions.sum())
     return out
 
 

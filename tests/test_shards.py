@@ -38,6 +38,10 @@ WARM = {"aware": 0.1, "considering": 0.02, "community_members": 500.0, "list_siz
     {"channel": "search", "segment": "enthusiasts", "active": 2_000.0, "lapsed": 500.0},
     {"channel": "email", "active": 1_500.0, "tenure_days": 60}]}
 """A warm start, so that day 0's draws are also keyed by the market index."""
+HOLDOUTS = {"channels.search.holdout_share": 0.1, "channels.concierge.holdout_share": 0.05,
+            "rollout.credit": "lift"}
+"""Hold-out cells keyed by the market index (search's gates the roll-out on lift), and a
+capacity-limited channel's: its served leads' conversions count in the other cells."""
 PLAN = {"name": "club", "price": 31.0, "reference_price": 29.0}
 """A plan for one segment: each shard's orders and price factors read its segment's."""
 
@@ -46,7 +50,8 @@ def _run(tmp_path, name, **kw):
     """A run of every mechanism on its own market, started warm, with its event export."""
     scenario = own_market(simulation.load_scenario(ALL_MECHANISMS), AGENTS)
     scenario = with_overrides(scenario, {"initial": WARM, "plans": [PLAN],
-                                         "segments.enthusiasts.plan": PLAN["name"]})
+                                         "segments.enthusiasts.plan": PLAN["name"],
+                                         **HOLDOUTS})
     events = tmp_path / f"{name}.parquet"
     ds = simulation.run(scenario, days=DAYS, seed=5, events_sample=2_000, events_path=events,
                         **kw)
@@ -64,6 +69,7 @@ def test_a_sharded_market_is_the_one_machine_market(cluster, tmp_path):
         assert one[programme].sum() > 0, programme
     assert float(one.base_active.isel(day=0).sum()) > 3000  # the warm start's customers
     assert float(one.community_size.isel(day=0)) > 0
+    assert (one.holdout_conversions.sel(channel=["search", "concierge"]).sum("day") > 0).all()
     xr.testing.assert_identical(sharded, one)
     pd.testing.assert_frame_equal(sharded_events, one_events)
     assert len(one_events) > 1000

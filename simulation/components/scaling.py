@@ -41,9 +41,43 @@ def scheduled_budget(cfg: Channel, t: int) -> float:
 
 
 def credited(model, credit: str) -> np.ndarray:
-    """(day, channel) customers credited to each channel by the attribution model
-    ``credit`` so far: what a roll-out gate or a guardrail counts."""
+    """(day, channel) customers credited to each channel by ``credit`` so far, in
+    simulated customers: what a roll-out gate or a guardrail counts (a sum over days;
+    :func:`won` clamps it). An attribution model's daily credit, or :func:`lift_credit`."""
+    if credit == "lift":
+        return lift_credit(model)
     return model.recorder.channel(f"credit_{credit}")
+
+
+def lift_credit(model) -> np.ndarray:
+    """(day, channel) incremental customers of each channel measured on its hold-out cell,
+    day by day, so that a sum over any run of days is the lift over those days.
+
+    Over a set of days, with ``n_held`` customers in channel c's cell (day 0's count) of
+    ``N`` agents, ``conv_held`` conversions (new customers, by any channel) among them and
+    ``conv`` in the whole market, the cell's conversion rate is what the others would have
+    converted at without c, so c's incremental customers among the ``n_out = N − n_held``
+    it may reach are::
+
+        (conv_out / n_out − conv_held / n_held) × n_out,   conv_out = conv − conv_held
+
+    which is linear in the day's counts: ``conv − conv_held × N / n_held`` a day. A channel
+    without a cell (or an empty one) is credited nothing. May be negative: the lift of a
+    channel that does nothing is 0 give or take its sampling error."""
+    rec = model.recorder
+    conv = rec.channel("conversions").sum(axis=1)
+    held = rec.channel("holdout_conversions")
+    n_held = np.asarray(model.holdout_size, dtype=np.float64)
+    out = np.zeros_like(held)
+    for c in np.flatnonzero(n_held > 0):
+        out[:, c] = conv - held[:, c] * (model.n / n_held[c])
+    return out
+
+
+def won(model, credit: str, c: int, lo: int, hi: int) -> float:
+    """People credited to channel c over days ``lo`` ... ``hi - 1``: the market's (times
+    ``scale``). A negative lift credits no one."""
+    return max(0.0, model.scale * float(credited(model, credit)[lo:hi, c].sum()))
 
 
 class Scaling(Component):
@@ -104,9 +138,9 @@ class Scaling(Component):
         if self.launched[prev] < 0 or self.paused[prev]:
             return False
         ran = day - self.launched[prev]
-        won = model.scale * credited(model, self.rollout_cfg.credit)[: day, prev].sum()
+        gained = won(model, self.rollout_cfg.credit, prev, 0, day)  # up to yesterday
         return (ran >= self.rollout_cfg.validation_days
-                and won >= self.rollout_cfg.validation_conversions)
+                and gained >= self.rollout_cfg.validation_conversions)
 
     def running(self, c: int, day: int) -> bool:
         cfg = self.channels[c]
@@ -141,7 +175,7 @@ class Scaling(Component):
                 ran = self.days_since_launch(c, day) + 1
                 if ran < rule.validation_days or ran % rule.every_days:
                     continue
-                won_total = model.scale * credited(model, rule.credit)[: day + 1, c].sum()
+                won_total = won(model, rule.credit, c, 0, day + 1)
                 if won_total < rule.validation_conversions:
                     continue
                 value = self.metric(model, rule, c, day)
@@ -161,15 +195,19 @@ class Scaling(Component):
 
     @staticmethod
     def metric(model, rule: Guardrail, c: int, day: int) -> float:
-        """The guardrail's metric over the trailing window (ltv_cac: realised LTV so far)."""
+        """The guardrail's metric over the trailing window (ltv_cac: realised LTV so far).
+
+        Customers won over the window are the credited ones: with ``lift``, the lift
+        measured on the window's conversions alone (none when it is zero or negative), so
+        ``cac`` is the window's spend per incremental customer."""
         rec = model.recorder
         lo = max(0, day + 1 - rule.lookback_days)
-        won = model.scale * credited(model, rule.credit)[lo : day + 1, c].sum()  # people
+        gained = won(model, rule.credit, c, lo, day + 1)  # people
         spend = (rec.media[lo : day + 1, c] + rec.fixed[lo : day + 1, c]).sum()
         if rule.metric == "conversion_rate":
             reached = rec.channel("reached")[lo : day + 1, c].sum()
-            return won / reached if reached else 0.0
-        cac = spend / won if won else math.inf
+            return gained / reached if reached else 0.0
+        cac = spend / gained if gained else math.inf
         if rule.metric == "cac":
             return cac
         customers = rec.channel("conversions")[: day + 1, c].sum()

@@ -50,7 +50,7 @@ from numba import njit, prange
 
 from simulation import counters
 from simulation.counters import MK
-from simulation.kernels import mailing_list, outreach
+from simulation.kernels import holdout, mailing_list, outreach
 from simulation.kernels.books import programme_cost
 from simulation.kernels.events import EV_CHURN, EV_PURCHASE, EV_TOUCH, log_event
 from simulation.parameters import BM_REPEAT, BM_SUBSCRIPTION
@@ -640,10 +640,13 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
 
 @njit(parallel=True, cache=True)
 def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, mech, segp, chp,
-             cnt_all, attr_all, trans_all, waiting, log):
+             cnt_all, attr_all, trans_all, waiting, log, hold, holding):
     """Step every customer through ``day``; counters of the day go to ``cnt_all[chunk]``.
 
     ``reachable[g, s]`` says whether any channel can reach segment g in stage s today.
+    ``hold``, ``holding``: the channels' hold-out cells (:mod:`simulation.kernels.holdout`);
+    a channel never reaches a customer of its cell, and a first order of a customer in a
+    cell counts in that channel's ``holdout_conversions``.
     ``first`` is the index in the whole market of ``pop``'s customer 0: every draw is
     keyed by the market index, so a shard of the market (:mod:`simulation.shards`) draws
     exactly what the whole would for the same customers (0 when ``pop`` is the whole)."""
@@ -717,11 +720,19 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
                     if mask & listbit and not (flags[i] & LISTED):
                         mask &= ~listbit
                         works &= ~listbit
+                    if mask & holding:  # a channel never reaches its hold-out cell
+                        out = holdout.held(hold, holding, first + i)
+                        mask &= ~out
+                        works &= ~out
                     if mask:
                         reached_mask[i] |= mask
                         base = stream(key, first + i)
+                        unbought = pop[F_ACQ_CHANNEL][i] == NO_CHANNEL
                         moved = _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr,
                                            trans, log, ch, par, segp, chp, base)
+                        if holding and unbought and pop[F_ACQ_CHANNEL][i] != NO_CHANNEL:
+                            holdout.count_conversion(hold, holding, first + i, cnt, nch,
+                                                     CH.holdout_conversions)
                 s = stage[i]
                 if (not moved and (s == AWARE or s == CONSIDERING) and forget[s] > 0.0
                         and _draw(stream(key, first + i), D_FORGET) < forget[s]):
@@ -738,10 +749,11 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
 
 @njit(parallel=True, cache=True)
 def serve_leads(day, key, first, quota, pop, eff, market, mech, segp, chp, cnt_all, attr_all,
-                trans_all, log):
+                trans_all, log, hold, holding):
     """Serve waiting leads up to each chunk's quota (in customer order): close or release them.
 
-    ``first``: the market index of ``pop``'s customer 0, as for :func:`step_day`."""
+    ``first``, ``hold``, ``holding``: as for :func:`step_day` (a lead's first order counts in
+    the hold-out cells the customer is in)."""
     stage = pop[F_STAGE]
     lead = pop[F_LEAD]
     n = stage.shape[0]
@@ -770,8 +782,12 @@ def serve_leads(day, key, first, quota, pop, eff, market, mech, segp, chp, cnt_a
             _touch(pop, i, c, day, trans, log, ch)  # the sales conversation is a touch
             if _draw(base, D_LEAD_SERVED) < eff[g, CONSIDERING, c]:
                 listed = pop[F_FLAGS][i] & LISTED
+                unbought = pop[F_ACQ_CHANNEL][i] == NO_CHANNEL
                 _convert(pop, i, c, day, g, nch, cnt, attr_all[ch], trans, log, ch, par,
                          segp, chp, base)
+                if holding and unbought:
+                    holdout.count_conversion(hold, holding, first + i, cnt, nch,
+                                             CH.holdout_conversions)
                 cnt[stage_off + g * 5 + CONSIDERING] -= 1.0
                 cnt[stage_off + g * 5 + ACTIVE] += 1.0
                 if not listed and pop[F_FLAGS][i] & LISTED:  # joined at the order

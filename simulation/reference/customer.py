@@ -23,7 +23,8 @@ A customer's day, in order (the order is part of the rules):
 2. an active customer's purchase-cycle event, if one falls today (renewal, order chance
    or replenishment reminder, lapse), is the day;
 3. otherwise every channel reaching the customer's segment and stage may reach them
-   (the list channel only if they are on the firm's list); each channel with an opt-in
+   (the list channel only if they are on the firm's list; no channel whose hold-out cell
+   they are in); each channel with an opt-in
    chance that reached them may sign them up to the list; each reach is counted, and a
    touch on the journey of a prospect (or of a lapsed customer); the first reaching
    channel whose effect works moves them one stage on; a contact by the list channel may
@@ -66,6 +67,7 @@ class Customer(mesa.Agent):
         self.touches = 0                  # touches on the current journey
         self.journey_last = None          # channel of the latest touch before the first order
         self.reached = 0                  # bit c set once channel c has reached the customer
+        self.held = 0                     # bit c set if the customer is in c's hold-out cell
         self.acquired_by = None           # acquisition channel: the last touch at the first order
         self.acquired_day = None
         self.churn_day = None
@@ -158,6 +160,8 @@ class Customer(mesa.Agent):
                 continue
             if personalised and not self.consented:
                 continue  # personalised contact reaches only those who consented
+            if self.held >> c & 1:
+                continue  # a channel never reaches its hold-out cell
             if c == rules.list_channel and not self.listed:
                 continue  # the list channel mails only the people on the list
             reaching.append(offer)
@@ -375,6 +379,12 @@ class Customer(mesa.Agent):
             a, b = rules.dropout[self.segment]
             self.dropout = self.random.betavariate(a, b)
         ledger.add(CH.conversions, c)
+        held, h = self.held, 0
+        while held:  # a new customer is a conversion of each hold-out cell they are in
+            if held & 1:
+                ledger.add(CH.holdout_conversions, h)
+            held >>= 1
+            h += 1
         health = rules.initial_health
         if rules.onboarding_reach > 0.0 and self.random.random() < rules.onboarding_reach:
             self.onboarded = True

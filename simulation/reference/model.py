@@ -36,7 +36,7 @@ from simulation.counters import MK
 from simulation.kernels import day as K
 from simulation.kernels.day import CH
 from simulation.metrics import Recorder
-from simulation.model import MarketShell, cohort_counts, initial_list_chance
+from simulation.model import MarketShell, cohort_counts, holdout_shares, initial_list_chance
 from simulation.reference.customer import Customer
 from simulation.scenario import STAGES, Scenario
 from simulation.state import (
@@ -178,6 +178,7 @@ class ReferenceMarketModel(MarketShell):
                 if k < len(cum):
                     customer.start_as(int(warm.kind[k]), int(warm.channel[k]),
                                       int(warm.tenure[k]), warm.member_share)
+        self.holdout_size = self._draw_holdouts(scenario)
         self.occupancy = np.zeros((nseg, len(STAGES)))
         for customer in self.customers:
             self.occupancy[customer.segment, customer.stage] += 1.0
@@ -190,6 +191,25 @@ class ReferenceMarketModel(MarketShell):
         })
         self.mean_health = math.nan
         self.members = 0
+
+    def _draw_holdouts(self, scenario: Scenario) -> np.ndarray:
+        """Each customer's hold-out cells (``channels.NAME.holdout_share``), a draw per
+        customer and channel with a hold-out, from a generator of their own (so a hold-out
+        shifts no other draw of the run); returns each cell's size."""
+        shares = holdout_shares(scenario)
+        sizes = np.zeros(len(shares))
+        if not any(shares):
+            return sizes
+        gen = np.random.default_rng([self.seed_value, 0x401D])
+        customers = list(self.customers)
+        for c, share in enumerate(shares):
+            if share <= 0.0:
+                continue
+            for customer, out in zip(customers, gen.random(self.n) < share, strict=True):
+                if out:
+                    customer.held |= 1 << c
+                    sizes[c] += 1.0
+        return sizes
 
     def read_rules(self) -> None:
         self.capacity = self.rules.capacity
