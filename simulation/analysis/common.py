@@ -190,15 +190,23 @@ def per_channel(ds: xr.Dataset, key: str, default: float = 0.0) -> xr.DataArray:
     return xr.DataArray(np.array(values), coords={"channel": ds.channel}, dims="channel")
 
 
+def size_text(attrs: dict, days: int) -> str:
+    """'N customers x D days', or, where the sample is not the market, 'a market of M
+    people, N simulated x D days': every figure is the market's, and a title that named
+    only the sample would understate them."""
+    agents = int(attrs["agents"])
+    market = int(attrs.get("market_size", agents))
+    if market == agents:
+        return f"{agents:,} customers x {days} days"
+    return f"a market of {market:,} people, {agents:,} simulated x {days} days"
+
+
 def title_of(ds: xr.Dataset) -> str:
-    """'<scenario>: N customers x D days' for plot and report titles."""
+    """'<scenario> (N customers x D days)' for plot and report titles."""
     name = ds.attrs.get("scenario_name") or scenario_of(ds).get("name") or "run"
-    agents = ds.attrs.get("agents")
-    days = ds.sizes.get("day")
-    parts = [str(name)]
-    if agents is not None:
-        parts.append(f"{int(agents):,} customers x {days} days")
-    return ": ".join(parts[:1]) + (f" ({parts[1]})" if len(parts) > 1 else "")
+    if ds.attrs.get("agents") is None:
+        return str(name)
+    return f"{name} ({size_text(ds.attrs, ds.sizes.get('day'))})"
 
 
 def weekly(da: xr.DataArray, how: str = "sum") -> xr.DataArray:

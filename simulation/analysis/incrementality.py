@@ -19,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from simulation.analysis.common import size_text  # noqa: E402
+
 LEVEL = 0.95
 
 
@@ -64,8 +66,8 @@ def lift_table(ds: xr.Dataset) -> Table:
     spread = ("mean ± 95% CI" if reps > 1
               else "one replicate: no intervals (run --replicates 3 or more)")
     title = (f"{escape(str(ds.attrs.get('scenario_name', 'scenario')))}: lift of each "
-             f"hold-out from day {start}, {int(ds.attrs['agents']):,} customers x "
-             f"{int(ds.attrs['days'])} days, {reps} paired replicate(s); {spread}")
+             f"hold-out from day {start}, {size_text(ds.attrs, int(ds.attrs['days']))}, "
+             f"{reps} paired replicate(s); {spread}")
     table = Table(title=title)
     for header in ("target", "customers", "orders", "revenue", "profit", "profit projected",
                    "iCAC", "iROAS", "attributed customers"):

@@ -18,6 +18,7 @@ from simulation.analysis.common import (
     is_sweep,
     pooled,
     scenario_of,
+    size_text,
     sweep_dims,
     title_of,
 )
@@ -262,8 +263,8 @@ def _lift_section(lift: xr.Dataset) -> str:
                      _num(r["iroas"], "ratio"), credit])
     note = (f"<p class=note>Incremental = base run minus the run with the target held out "
             f"from day {int(lift.attrs.get('lift_from_day', 0))}, on the same seeds, over the "
-            f"whole market and run ({int(lift.attrs['agents']):,} customers x "
-            f"{int(lift.attrs['days'])} days, the run's size); mean (95% interval) over "
+            f"whole market and run ({size_text(lift.attrs, int(lift.attrs['days']))}, the "
+            f"run's size); mean (95% interval) over "
             f"{int(lift.attrs.get('replicates', 1))} paired replicates. iCAC = incremental "
             "cost (media, fixed, programme costs, commissions and fees) / incremental "
             "customers, 'none' when the interval of incremental customers includes 0. "

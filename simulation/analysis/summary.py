@@ -13,6 +13,8 @@ import xarray as xr
 from rich.markup import escape
 from rich.table import Table
 
+from simulation.analysis.common import size_text
+
 COLUMNS = (
     ("channel", "channel"),
     ("spend", "spend"),
@@ -91,8 +93,8 @@ def _fmt(key: str, value) -> str:
 def summary_table(ds: xr.Dataset) -> Table:
     """A rich table of :func:`channel_summary` with a totals caption."""
     name = ds.attrs.get("scenario_name", "run")
-    table = Table(title=f"{escape(str(name))}: {int(ds.attrs['agents']):,} customers x "
-                        f"{int(ds.attrs['days'])} days (seed {ds.attrs['seed']})")
+    table = Table(title=f"{escape(str(name))}: {size_text(ds.attrs, int(ds.attrs['days']))} "
+                        f"(seed {ds.attrs['seed']})")
     names = [str(c) for c in ds.channel.values]
     for header, key in COLUMNS:
         if key == "channel":  # names whole; the figures wrap instead
