@@ -336,6 +336,17 @@ def _names(text: str | None, flag: str) -> list[str] | None:
     return names
 
 
+def cmd_calibrate(args) -> int:
+    from simulation.calibration.command import calibrate_command
+    from simulation.sweep import pool
+
+    scenario, resolved = _scenario(args)
+    try:
+        return calibrate_command(args, _console(), scenario, resolved)
+    finally:
+        pool.release_workers()  # the process exits next: no need to wait for them
+
+
 def cmd_sweep(args) -> int:
     from simulation.sweep.command import sweep_command
 
@@ -440,6 +451,36 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--plot", help="also write the lift plot PNG here")
     lift.add_argument("--quiet", action="store_true", help="no progress bar or table")
     lift.set_defaults(func=cmd_lift)
+
+    cal = sub.add_parser("calibrate", help="fit the scenario's free parameters to observed "
+                                           "figures (ABC-SMC): posterior, calibrated "
+                                           "scenario, fit plot")
+    cal.add_argument("scenario", help="scenario TOML file")
+    cal.add_argument("--targets", required=True, metavar="TARGETS.toml",
+                     help="observed figures, free parameters and their priors (see "
+                          "docs/calibration.md)")
+    cal.add_argument("--out", metavar="DIR",
+                     help="directory for calibrated.toml, posterior.nc, fit.png, fit.csv "
+                          "(default results/<scenario>_calibration/)")
+    cal.add_argument("--evaluations", type=_positive, default=20_000, metavar="N",
+                     help="most parameter sets the fit may evaluate (default 20000); each "
+                          "is [fit] replicates runs")
+    cal.add_argument("--jobs", type=_positive, default=1, help="parallel runs on this machine")
+    cal.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
+    cal.add_argument("--resume", action="store_true",
+                     help="finish the calibration in --out from its checkpoint")
+    cal.add_argument("--threads", type=_positive, help="numba threads per run")
+    cal.add_argument("--agents", type=_positive,
+                     help="customers simulated per run (the sample; the answer is in market "
+                          "units whatever it is)")
+    cal.add_argument("--days", type=_positive, help="override simulation.days")
+    cal.add_argument("--seed", type=_non_negative, help="override simulation.seed (the fit's "
+                                                        "seed unless [fit] seed is set)")
+    cal.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a scenario field, as for run")
+    cal.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    cal.set_defaults(func=cmd_calibrate)
 
     sweep = sub.add_parser("sweep", help="run an experiment: variants and swept parameters "
                                          "over replicates, in parallel")
