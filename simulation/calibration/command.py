@@ -115,8 +115,10 @@ def choose_replicates(cal: Calibration, evaluator: Evaluator) -> tuple[int, floa
 
 def estimates(cal: Calibration, draws: np.ndarray) -> dict[str, float]:
     """The best estimate of each parameter: its posterior median (robust to a skewed
-    posterior and always inside the prior's range), to six significant digits."""
-    return {path: float(f"{np.median(draws[:, i]):.6g}") for i, path in enumerate(cal.paths)}
+    posterior and always inside the prior's range), to six significant digits.
+    ``draws`` are internal coordinates (:mod:`.priors`)."""
+    values = cal.problem.values(draws)
+    return {path: float(f"{np.median(values[:, i]):.6g}") for i, path in enumerate(cal.paths)}
 
 
 def calibrated_scenario(cal: Calibration, best: dict[str, float], source: str) -> Scenario:
@@ -222,7 +224,7 @@ def calibrate_command(args, console, scenario: Scenario, resolved: Scenario) -> 
     with OutputFiles(inputs=[args.scenario, args.targets]) as outputs:
         for name in OUTPUTS:  # checked and reserved before any run
             outputs.add(name, out / name, 1 << 20)
-        start_local_workers(args.jobs, args.threads, args.scheduler)
+        start_local_workers(args.jobs, args.threads or 1, args.scheduler)
         with Evaluator(resolved, cal.paths, cal.targets, jobs=args.jobs,
                        scheduler=args.scheduler, threads=args.threads) as evaluator:
             evaluator.start()  # before the progress bar's thread: workers may be forked

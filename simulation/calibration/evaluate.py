@@ -99,13 +99,13 @@ class Evaluator:
                 self.client = connect(self.scheduler)
         elif self.jobs > 1 and self.pool is None:
             from simulation import memory
-            from simulation.sweep.pool import default_threads, worker_pool
+            from simulation.sweep.pool import worker_pool
 
             sim = self.base.simulation
             memory.check(self.jobs * memory.run_bytes(self.base),
                          f"{self.jobs} run(s) at once of {sim.agents:,} customers x "
                          f"{sim.days:,} days", "--jobs")
-            self.pool = worker_pool(self.jobs, self.threads or default_threads(self.jobs))
+            self.pool = worker_pool(self.jobs, self.threads or 1)
 
     @property
     def workers(self) -> int:
@@ -120,9 +120,11 @@ class Evaluator:
         n = len(values)
         self.start()
         size = max(1, -(-n // (4 * self.workers)))  # a few batches per worker: balance
+        # one numba thread per run unless told otherwise: a fit is many small runs, and
+        # runs side by side use the cores far better than one run's threads, which wait
+        # for each other every day (5-9 times slower on a busy machine)
         batches = [Batch(i, self.base, self.paths, values[lo:lo + size], seeds[lo:lo + size],
-                         self.targets, self.threads if self.client is None else
-                         (self.threads or 1))
+                         self.targets, self.threads or 1)
                    for i, lo in enumerate(range(0, n, size))]
         results: dict[int, np.ndarray] = {}
         done = 0
