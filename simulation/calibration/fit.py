@@ -239,7 +239,7 @@ def run_fit(problem: Problem, settings, evaluate: Evaluate, state: FitState, *, 
             seeds = rng.integers(0, 2**63 - 1, size=(size, r), dtype=np.int64)
             done = state.evaluations
             figures = evaluate(problem.values(z), seeds,
-                               None if progress is None else (lambda k: progress(done + k)))
+                               None if progress is None else (lambda k, done=done: progress(done + k)))
             d = problem.distance(figures)
             keep = np.flatnonzero(np.isfinite(d) & (d <= eps))[:need]
             state.partial_z = np.concatenate([state.partial_z, z[keep]])

@@ -59,6 +59,10 @@ def _panel(ax, rows: xr.Dataset, name: str) -> None:
         ax.plot(x, sim, "-", color=SIMULATED, label="simulated")
         ax.fill_between(x, sim - spread, sim + spread, color=SIMULATED, alpha=0.2, lw=0)
         ax.set_xlabel(str(rows.element_kind.values[0]))
+        step = max(1, len(x) // 12)
+        ax.set_xticks(x[::step])
+        ax.set_xticklabels([str(e).removeprefix("week ") for e in rows.element.values[::step]],
+                           fontsize=8)
     worst = float(np.nanmax(np.abs(rows.z.values)))
     ax.set_title(f"{name}\nworst miss {worst:.1f} sd", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
