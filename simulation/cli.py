@@ -263,6 +263,9 @@ def cmd_report(args) -> int:
     from simulation.analysis.report import render
     from simulation.outputs import OutputFiles
 
+    calibration = _calibration(args.result)
+    if calibration is not None:
+        return _report_calibration(args, *calibration)
     path, ds = _load_result(args.result)
     lift = None
     if args.lift is not None:
@@ -273,6 +276,34 @@ def cmd_report(args) -> int:
             outputs.write("--out", render(ds, source=str(path), lift=lift))
         except PlotError as exc:
             raise BadInput(f"{path}: {exc}") from None
+        outputs.commit()
+    _console().print(f"report written to {out}", markup=False)
+    return 0
+
+
+def _calibration(result: str):
+    """A calibration's DIR or its posterior.nc: (path, posterior), else None."""
+    path = Path(result)
+    if path.is_dir() and (path / "posterior.nc").is_file():
+        path = path / "posterior.nc"
+    elif not (path.is_file() and path.name == "posterior.nc"):
+        return None
+    post = _read(path, str(path), "calibration posterior")
+    if post.attrs.get("kind") != "calibration":
+        raise BadInput(f"{path}: not a distsim calibration posterior")
+    return path, post
+
+
+def _report_calibration(args, path: Path, post) -> int:
+    from simulation.calibration.report import render_calibration
+    from simulation.outputs import OutputFiles
+
+    if args.lift is not None:
+        raise BadInput("--lift: goes with a run's result, not a calibration")
+    default = path.parent / "report.html"
+    with OutputFiles(inputs=[path]) as outputs:
+        out = outputs.add("--out", args.out or default, REPORT_BYTES)
+        outputs.write("--out", render_calibration(post, source=str(path)))
         outputs.commit()
     _console().print(f"report written to {out}", markup=False)
     return 0
@@ -417,7 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(func=cmd_plot)
 
     report = sub.add_parser("report", help="write one self-contained HTML report of a result or sweep")
-    report.add_argument("result", help="result NetCDF file, or a sweep directory / its combined.nc")
+    report.add_argument("result", help="result NetCDF file, a sweep directory / its "
+                                       "combined.nc, or a calibration directory / its "
+                                       "posterior.nc (default --out: DIR/report.html)")
     report.add_argument("--out", help="HTML file (default beside the result)")
     report.add_argument("--lift", metavar="LIFT.nc",
                         help="a distsim lift result of the same scenario: diagnostics read "

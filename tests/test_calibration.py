@@ -274,3 +274,27 @@ def test_two_parameters_the_model_made_are_found_again(tmp_path):
     assert len(table) == 1 + 1 + 1 + 4 + 1
     assert "observed vs simulated" in stdout
     assert tomllib.loads(post.attrs["targets"]) == tomllib.loads(text)
+    rc, _, err = run_cli(["report", out])  # distsim report DIR: the calibration's page
+    assert rc == 0, err
+    page = (out / "report.html").read_text()
+    assert "Calibration report" in page and all(p["path"] in page for p in PRIORS)
+
+
+@pytest.mark.slow
+def test_workers_and_a_dask_cluster_give_the_posterior_of_one_process(tmp_path):
+    from distributed import LocalCluster
+
+    targets = tmp_path / "targets.toml"
+    targets.write_text(TARGETS)
+    args = ["calibrate", MARKET, "--targets", targets, "--agents", "500", "--quiet"]
+    assert run_cli([*args, "--out", tmp_path / "one"])[0] == 0
+    assert run_cli([*args, "--out", tmp_path / "jobs", "--jobs", "2"])[0] == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        rc, _, err = run_cli([*args, "--out", tmp_path / "dask", "--scheduler",
+                              cluster.scheduler_address])
+    assert rc == 0, err
+    with xr.open_dataset(tmp_path / "one" / "posterior.nc", engine="h5netcdf") as one:
+        for other in ("jobs", "dask"):
+            with xr.open_dataset(tmp_path / other / "posterior.nc", engine="h5netcdf") as ds:
+                xr.testing.assert_identical(one.drop_attrs(), ds.drop_attrs())
