@@ -94,6 +94,9 @@ def test_the_budget_keeps_the_last_whole_generation():
     assert state.stopped == "budget"
     assert state.evaluations <= 300
     assert all(len(g.z) == 50 for g in state.generations)
+    done = len(state.generations)
+    more = run_fit(problem, settings, Toy(), state, seed=2, budget=600)  # --resume, more
+    assert more.evaluations > 300 and len(more.generations) > done
 
 
 def test_resampling_keeps_the_weighted_mean():

@@ -208,6 +208,8 @@ def run_fit(problem: Problem, settings, evaluate: Evaluate, state: FitState, *, 
     """
     n = settings.population
     r = state.replicates
+    if state.stopped == "budget" and state.evaluations < budget:
+        state.stopped = ""  # resumed with a larger budget: go on
     while not state.stopped:
         t = len(state.generations)
         prev = state.generations[-1] if t else None
