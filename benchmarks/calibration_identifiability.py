@@ -8,8 +8,8 @@ off-centre) and prints, per parameter, the truth, the posterior median and 90%
 interval, and the interval's width against the prior's; then the fit table's worst miss
 and the cost (evaluations, runs, wall time). A script that prints figures, not a test:
 
-    python benchmarks/calibration_identifiability.py --parameters 4 --population 200 \\
-        --evaluations 6000 --jobs 2
+    python benchmarks/calibration_identifiability.py --parameters 4 --population 100 \\
+        --generations 10 --evaluations 8000 --jobs 2
 
 ``tests/test_calibration.py`` runs the 2-parameter check at a reduced size.
 """

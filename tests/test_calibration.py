@@ -243,8 +243,10 @@ PRIORS = [  # at least +-50% of each true value, the truth off-centre
 ]
 
 
+@pytest.mark.slow
 def test_two_parameters_the_model_made_are_found_again(tmp_path):
-    """The reduced identifiability check (the benchmark does four parameters)."""
+    """The reduced identifiability check (the benchmark does four parameters): about 500
+    evaluations, 41 s on a busy two-core machine (in make test, not make test-fast)."""
     scenario = simulation.load_scenario(MARKET)
     observed = [{"variable": "conversions", "channel": "social"},
                 {"variable": "conversions", "channel": "search"},
