@@ -263,6 +263,9 @@ def cmd_report(args) -> int:
     from simulation.analysis.report import render
     from simulation.outputs import OutputFiles
 
+    calibration = _calibration(args.result)
+    if calibration is not None:
+        return _report_calibration(args, *calibration)
     path, ds = _load_result(args.result)
     lift = None
     if args.lift is not None:
@@ -273,6 +276,34 @@ def cmd_report(args) -> int:
             outputs.write("--out", render(ds, source=str(path), lift=lift))
         except PlotError as exc:
             raise BadInput(f"{path}: {exc}") from None
+        outputs.commit()
+    _console().print(f"report written to {out}", markup=False)
+    return 0
+
+
+def _calibration(result: str):
+    """A calibration's DIR or its posterior.nc: (path, posterior), else None."""
+    path = Path(result)
+    if path.is_dir() and (path / "posterior.nc").is_file():
+        path = path / "posterior.nc"
+    elif not (path.is_file() and path.name == "posterior.nc"):
+        return None
+    post = _read(path, str(path), "calibration posterior")
+    if post.attrs.get("kind") != "calibration":
+        raise BadInput(f"{path}: not a distsim calibration posterior")
+    return path, post
+
+
+def _report_calibration(args, path: Path, post) -> int:
+    from simulation.calibration.report import render_calibration
+    from simulation.outputs import OutputFiles
+
+    if args.lift is not None:
+        raise BadInput("--lift: goes with a run's result, not a calibration")
+    default = path.parent / "report.html"
+    with OutputFiles(inputs=[path]) as outputs:
+        out = outputs.add("--out", args.out or default, REPORT_BYTES)
+        outputs.write("--out", render_calibration(post, source=str(path)))
         outputs.commit()
     _console().print(f"report written to {out}", markup=False)
     return 0
@@ -372,6 +403,17 @@ def _names(text: str | None, flag: str) -> list[str] | None:
     return names
 
 
+def cmd_calibrate(args) -> int:
+    from simulation.calibration.command import calibrate_command
+    from simulation.sweep import pool
+
+    scenario, resolved = _scenario(args)
+    try:
+        return calibrate_command(args, _console(), scenario, resolved)
+    finally:
+        pool.release_workers()  # the process exits next: no need to wait for them
+
+
 def cmd_sweep(args) -> int:
     from simulation.sweep.command import sweep_command
 
@@ -442,7 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(func=cmd_plot)
 
     report = sub.add_parser("report", help="write one self-contained HTML report of a result or sweep")
-    report.add_argument("result", help="result NetCDF file, or a sweep directory / its combined.nc")
+    report.add_argument("result", help="result NetCDF file, a sweep directory / its "
+                                       "combined.nc, or a calibration directory / its "
+                                       "posterior.nc (default --out: DIR/report.html)")
     report.add_argument("--out", help="HTML file (default beside the result)")
     report.add_argument("--lift", metavar="LIFT.nc",
                         help="a distsim lift result of the same scenario: diagnostics read "
@@ -509,6 +553,35 @@ def build_parser() -> argparse.ArgumentParser:
                     help="directory for abtest.nc and power.png")
     ab.add_argument("--quiet", action="store_true", help="no progress bar or table")
     ab.set_defaults(func=cmd_abtest)
+    cal = sub.add_parser("calibrate", help="fit the scenario's free parameters to observed "
+                                           "figures (ABC-SMC): posterior, calibrated "
+                                           "scenario, fit plot")
+    cal.add_argument("scenario", help="scenario TOML file")
+    cal.add_argument("--targets", required=True, metavar="TARGETS.toml",
+                     help="observed figures, free parameters and their priors (see "
+                          "docs/calibration.md)")
+    cal.add_argument("--out", metavar="DIR",
+                     help="directory for calibrated.toml, posterior.nc, fit.png, fit.csv "
+                          "(default results/<scenario>_calibration/)")
+    cal.add_argument("--evaluations", type=_positive, default=20_000, metavar="N",
+                     help="most parameter sets the fit may evaluate (default 20000); each "
+                          "is [fit] replicates runs")
+    cal.add_argument("--jobs", type=_positive, default=1, help="parallel runs on this machine")
+    cal.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
+    cal.add_argument("--resume", action="store_true",
+                     help="finish the calibration in --out from its checkpoint")
+    cal.add_argument("--threads", type=_positive, help="numba threads per run")
+    cal.add_argument("--agents", type=_positive,
+                     help="customers simulated per run (the sample; the answer is in market "
+                          "units whatever it is)")
+    cal.add_argument("--days", type=_positive, help="override simulation.days")
+    cal.add_argument("--seed", type=_non_negative, help="override simulation.seed (the fit's "
+                                                        "seed unless [fit] seed is set)")
+    cal.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a scenario field, as for run")
+    cal.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    cal.set_defaults(func=cmd_calibrate)
 
     sweep = sub.add_parser("sweep", help="run an experiment: variants and swept parameters "
                                          "over replicates, in parallel")

@@ -394,6 +394,15 @@ DERIVED: tuple[Variable, ...] = (
         "none",
         dims=("channel", "cohort_week", "weeks_since"),
     ),
+    Variable(
+        "orders_per_customer",
+        "customers",
+        "customers of a weekly acquisition cohort by the orders they placed by the end of the "
+        "run (first order included; the top bin counts that many or more), by acquisition "
+        "channel",
+        "none",
+        dims=("channel", "cohort_week", "orders_placed"),
+    ),
 )
 
 

@@ -188,14 +188,16 @@ class MarketShell(mesa.Model):
         return extras
 
     def dataset(self, backend: str, bytes_per_customer: int, attr, trans, unique,
-                cohorts: np.ndarray, moments: np.ndarray):
+                cohorts: np.ndarray, moments: np.ndarray, histogram: np.ndarray):
         """The result dataset, from the recorder and the backend's attribution, reach,
-        cohort counts (:func:`cohort_counts`) and the sample's moments
-        (:func:`simulation.kernels.day.sample_moments`, summed over the chunks)."""
+        cohort counts (:func:`cohort_counts`), the sample's moments
+        (:func:`simulation.kernels.day.sample_moments`, summed over the chunks) and the
+        orders-per-customer table (:func:`order_counts`)."""
         ds = self.recorder.dataset(self.channel_names, attr, trans, unique,
                                    self.result_attrs(backend, bytes_per_customer),
                                    self.result_extras(), self.scale)
         ds["cohort_retention"] = cohort_retention(cohorts, self.days)
+        ds["orders_per_customer"] = orders_per_customer(histogram, self.scale)
         start = self.scenario.simulation.start_date
         if start is not None:  # the calendar: each day's date
             ds = ds.assign_coords(date=("day", np.datetime64(start, "D") + np.arange(self.days)))
@@ -342,8 +344,9 @@ class MarketModel(MarketShell):
         cohorts = sum(p[3] for p in parts)
         moments = np.concatenate([p[4] for p in parts])  # per chunk, in the market's order
         nbytes = sum(p[5] for p in parts)
+        histogram = sum(p[6] for p in parts)
         return self.dataset(backend, nbytes // self.n, attr.sum(axis=0), trans.sum(axis=0),
-                            unique, cohorts, moments.sum(axis=0))
+                            unique, cohorts, moments.sum(axis=0), histogram)
 
 
 class Shard:
@@ -433,7 +436,8 @@ class Shard:
         shards: attribution credit and journey transitions per chunk (with the journeys
         that never converted ended), customers ever reached per channel, the cohort
         table's counts (:func:`cohort_counts`), the sample's moments per chunk
-        (:func:`simulation.kernels.day.sample_moments`), and the population's bytes."""
+        (:func:`simulation.kernels.day.sample_moments`), the population's bytes and the
+        orders-per-customer table (:func:`order_counts`)."""
         pop = self.population
         with self._threads():
             trans = self.trans.copy()
@@ -441,7 +445,7 @@ class Shard:
             unique = K.unique_reach(pop.reached_mask, self.n_channels, self.n_chunks)
             moments = K.sample_moments(pop.arrays(), self.n_channels, self.n_chunks)
         return (self.attr, trans, unique, cohort_counts(pop, days, self.n_channels), moments,
-                pop.nbytes)
+                pop.nbytes, order_counts(pop, days, self.n_channels))
 
 
 def populate(pop: Population, scenario: Scenario, key: int, first: int, market: np.ndarray,
@@ -512,6 +516,46 @@ def cohort_counts(pop: Population, days: int, n_channels: int) -> np.ndarray:
     counts = np.zeros((n_channels, weeks, weeks + 1))
     np.add.at(counts, (acq, start // 7, lived), 1.0)
     return counts
+
+
+ORDERS_TOP = 20
+"""The orders-per-customer table counts 1, 2, ... ``ORDERS_TOP - 1`` orders one by one and
+``ORDERS_TOP`` or more together (the top bin)."""
+
+
+def order_counts(pop: Population, days: int, n_channels: int) -> np.ndarray:
+    """Customers acquired in the run by acquisition channel, weekly acquisition cohort and
+    the orders they placed by the end of the run (first order included, the top bin
+    ``ORDERS_TOP`` or more): ``counts[channel, cohort_week, orders - 1]``.
+
+    The repeat-purchase story (how many buy again, how often) is in this table rather
+    than in the daily flows, which mix every cohort's orders: a calibration that must
+    tell purchase rates from drop-out needs the spread of orders per customer, as
+    BG/NBD-style tools do. Counts of a part of the market add up to the whole's, as
+    :func:`cohort_counts`'s do.
+    """
+    from simulation.state import EXISTING, NO_CHANNEL
+
+    weeks = (days + 6) // 7
+    bought = (pop.acq_channel != NO_CHANNEL) & ((pop.flags & EXISTING) == 0)
+    acq = pop.acq_channel[bought].astype(np.int64)
+    start = pop.acquired_day[bought].astype(np.int64)
+    placed = np.clip(pop.orders[bought].astype(np.int64), 1, ORDERS_TOP)
+    counts = np.zeros((n_channels, weeks, ORDERS_TOP))
+    np.add.at(counts, (acq, start // 7, placed - 1), 1.0)
+    return counts
+
+
+def orders_per_customer(counts: np.ndarray, scale: float):
+    """:func:`order_counts`'s table in market units, as the result's variable."""
+    import xarray as xr
+
+    value = counts * scale
+    if scale == 1.0:
+        value = value.round().astype(np.int64)
+    return xr.DataArray(value, dims=("channel", "cohort_week", "orders_placed"),
+                        coords={"cohort_week": np.arange(counts.shape[1]),
+                                "orders_placed": np.arange(1, counts.shape[2] + 1)})
 
 
 def cohort_retention(counts: np.ndarray, days: int):

@@ -36,7 +36,13 @@ from simulation.counters import MK
 from simulation.kernels import day as K
 from simulation.kernels.day import CH
 from simulation.metrics import Recorder
-from simulation.model import MarketShell, cohort_counts, holdout_shares, initial_list_chance
+from simulation.model import (
+    MarketShell,
+    cohort_counts,
+    holdout_shares,
+    initial_list_chance,
+    order_counts,
+)
 from simulation.reference.customer import Customer
 from simulation.scenario import STAGES, Scenario
 from simulation.state import (
@@ -357,7 +363,8 @@ class ReferenceMarketModel(MarketShell):
         pop = self.population
         moments = K.sample_moments(pop.arrays(), nch, (self.n + K.CHUNK - 1) // K.CHUNK)
         return self.dataset(backend, size, self.attribution.credit_by_model.copy(), trans, unique,
-                            cohort_counts(pop, self.days, nch), moments.sum(axis=0))
+                            cohort_counts(pop, self.days, nch), moments.sum(axis=0),
+                            order_counts(pop, self.days, nch))
 
 
 def _stage_reporter(stage: int):
