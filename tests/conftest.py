@@ -17,6 +17,23 @@ from helpers import example, own_market  # noqa: E402
 import simulation  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _thread_caps_stay_the_sessions():
+    """Commands run in this process with ``--jobs`` set the thread caps their workers
+    inherit (``sweep.command.start_local_workers``); a cap left behind would make numba
+    re-read its configuration at the next compilation and refuse to change its thread
+    count. Each test leaves them as it found them."""
+    from simulation.sweep.pool import THREAD_VARIABLES
+
+    saved = {var: os.environ.get(var) for var in THREAD_VARIABLES}
+    yield
+    for var, value in saved.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+
+
 @pytest.fixture(scope="session")
 def default_scenario():
     """``scenarios/default.toml`` (treat as read-only: it is shared by the whole session)."""
