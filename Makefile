@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with Python 3.11 and make:
 #   make run    set up .venv, run scenarios/default.toml, write results/default.nc and a plot
-#   make test   set up .venv if needed, then run the whole test suite
+#   make test   set up .venv if needed, then run the whole test suite (on every core:
+#               pytest-xdist; the docking runs are plain Python, one core each)
 #   make test-fast  the suite without the tests marked slow (under a minute)
 #   make docs   regenerate the README's reference tables from the code
 PYTHON ?= python3.11
@@ -22,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/distsim run scenarios/default.toml --out results/default.nc --plot results/default_funnel.png
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
