@@ -268,11 +268,7 @@ def power_figure(ds: xr.Dataset):
 def power_png(ds: xr.Dataset) -> bytes:
     from simulation.analysis.plots import png_bytes
 
-    fig = power_figure(ds)
-    try:
-        return png_bytes(fig)
-    finally:
-        plt.close(fig)
+    return png_bytes(power_figure(ds))
 
 
 def abtest_table(ds: xr.Dataset):

@@ -144,8 +144,4 @@ def lift_figure(ds: xr.Dataset):
 def lift_png(ds: xr.Dataset) -> bytes:
     from simulation.analysis.plots import png_bytes
 
-    fig = lift_figure(ds)
-    try:
-        return png_bytes(fig)
-    finally:
-        plt.close(fig)
+    return png_bytes(lift_figure(ds))

@@ -657,20 +657,20 @@ def figure(ds: xr.Dataset, kind: str, **options):
 
 
 def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes; the figure is closed (pyplot keeps every open one)."""
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, dpi=DPI, format="png")
+    try:
+        fig.savefig(buf, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
     return buf.getvalue()
 
 
 def plot_bytes(ds: xr.Dataset, kind: str, **options) -> bytes:
     """Draw ``kind`` for ``ds``: the PNG's bytes."""
-    fig = figure(ds, kind, **options)
-    try:
-        return png_bytes(fig)
-    finally:
-        plt.close(fig)
+    return png_bytes(figure(ds, kind, **options))
 
 
 def plot(ds: xr.Dataset, kind: str, out: str | Path, **options) -> Path:

@@ -8,7 +8,6 @@ import base64
 import html
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
@@ -74,10 +73,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _img(fig, caption: str) -> str:
-    try:
-        data = base64.b64encode(png_bytes(fig)).decode("ascii")
-    finally:
-        plt.close(fig)
+    data = base64.b64encode(png_bytes(fig)).decode("ascii")
     return (f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_esc(caption)}</figcaption></figure>")
 
