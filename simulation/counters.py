@@ -9,7 +9,8 @@ is complete: as ``counters.CH`` at call time, or from :mod:`simulation.kernels.d
 which imports every mechanism first.
 
 Layout of a counter row: one block of ``n_channels`` values per channel counter,
-then ``stage x segment`` occupancy at the end of the day, then the market counters.
+then ``stage x segment`` occupancy at the end of the day, then the market counters, then
+the day's orders by acquisition channel and weekly cohort (:func:`cohort_offset`).
 """
 
 from __future__ import annotations
@@ -403,6 +404,14 @@ DERIVED: tuple[Variable, ...] = (
         "none",
         dims=("channel", "cohort_week", "orders_placed"),
     ),
+    Variable(
+        "cohort_orders",
+        "orders",
+        "orders placed in each week by the customers a weekly acquisition cohort won in the "
+        "run (first orders included), by acquisition channel: a cohort's weekly orders",
+        "none",
+        dims=("channel", "cohort_week", "week"),
+    ),
 )
 
 
@@ -427,9 +436,15 @@ MK = _index(MARKET_COUNTERS)
 N_STAGES = 5
 
 
-def width(n_channels: int, n_segments: int) -> int:
-    """Counters in a row: the channel blocks, stage x segment occupancy, the market counters."""
-    return len(CHANNEL_COUNTERS) * n_channels + N_STAGES * n_segments + len(MARKET_COUNTERS)
+def width(n_channels: int, n_segments: int, weeks: int) -> int:
+    """Counters in a row: the channel blocks, stage x segment occupancy, the market counters,
+    then the cohort block (:func:`cohort_offset`)."""
+    return cohort_offset(n_channels, n_segments) + n_channels * weeks
+
+
+def weeks(days: int) -> int:
+    """Weeks of a run of ``days`` (the last one may be partial): its weekly cohorts."""
+    return (days + 6) // 7
 
 
 def occupancy_offset(n_channels: int) -> int:
@@ -438,6 +453,15 @@ def occupancy_offset(n_channels: int) -> int:
 
 def market_offset(n_channels: int, n_segments: int) -> int:
     return occupancy_offset(n_channels) + N_STAGES * n_segments
+
+
+def cohort_offset(n_channels: int, n_segments: int) -> int:
+    """Start of the cohort block: the day's orders by acquisition channel and weekly
+    acquisition cohort, ``[offset + channel * weeks + cohort_week]``, of the customers won
+    in the run. A day's block summed over a week is that week's orders of every cohort:
+    ``cohort_orders`` (a row keeps it because only a day's orders tell when each was
+    placed; the customer's state at the end keeps only how many)."""
+    return market_offset(n_channels, n_segments) + len(MARKET_COUNTERS)
 
 
 def variables() -> dict[str, Variable]:

@@ -32,7 +32,7 @@ def run_bytes(scenario: Scenario, backend: str = "numba", events_sample: int = 0
 
     n = scenario.simulation.agents
     nch, nseg = len(scenario.channels) + 1, len(scenario.segments)
-    width = counters.width(nch, nseg)
+    width = counters.width(nch, nseg, counters.weeks(scenario.simulation.days))
     chunks = (n + K.CHUNK - 1) // K.CHUNK
     per_customer = BYTES_PER_CUSTOMER + RESULT_BYTES_PER_CUSTOMER
     if backend == "mesa":  # the agents, and their final state copied into arrays
@@ -49,7 +49,7 @@ def result_bytes(scenario: Scenario) -> int:
     from simulation import counters
 
     days, nch = scenario.simulation.days, len(scenario.channels) + 1
-    width = counters.width(nch, len(scenario.segments))
+    width = counters.width(nch, len(scenario.segments), counters.weeks(days))
     return days * width * 8 + RESULT_VARIABLES * days * nch * 8
 
 

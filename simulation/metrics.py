@@ -53,6 +53,15 @@ class Recorder:
         k = counters.market_offset(self.nch, self.nseg) + getattr(MK, name)
         return self.daily[:, k] if day is None else float(self.daily[day, k])
 
+    def cohort_orders(self) -> np.ndarray:
+        """Orders by acquisition channel, weekly acquisition cohort and the week they were
+        placed in: (channel, cohort_week, week), the days' cohort blocks summed by week."""
+        weeks = counters.weeks(self.days)
+        lo = counters.cohort_offset(self.nch, self.nseg)
+        block = self.daily[:, lo : lo + self.nch * weeks].reshape(self.days, self.nch, weeks)
+        by_week = np.add.reduceat(block, np.arange(0, self.days, 7), axis=0)
+        return by_week.transpose(1, 2, 0)
+
     def gross_margin(self) -> np.ndarray:
         """(day, channel) revenue minus the costs of orders, so far."""
         return self.channel("revenue") - sum(self.channel(b) for b in MARGIN_COSTS)
@@ -110,6 +119,7 @@ class Recorder:
             again = np.cumsum(self.channel("repeaters").sum(axis=1))
             data["repeat_purchase_rate"] = (("day",), np.where(won > 0, again / won, np.nan))
         data["community_size"] = (("day",), count(self.market("members")))
+        data["cohort_orders"] = (("channel", "cohort_week", "week"), count(self.cohort_orders()))
         attr = attr * scale
         trans = trans * scale
         attrs = {**attrs, "scale": float(scale)}
@@ -149,6 +159,8 @@ class Recorder:
                 "segment": np.array(attrs.pop("segments"), dtype=object),
                 "from_state": np.array(states, dtype=object),
                 "to_state": np.array(states, dtype=object),
+                "cohort_week": np.arange(counters.weeks(self.days)),
+                "week": np.arange(counters.weeks(self.days)),
             },
             attrs=attrs,
         )

@@ -234,7 +234,7 @@ class MarketModel(MarketShell):
         self.read_rules()
         self.channel_keys = K.channel_keys(self.channel_names)
         self.n_chunks = (self.n + K.CHUNK - 1) // K.CHUNK
-        self.counters = np.zeros((self.n_chunks, counters.width(nch, nseg)))
+        self.counters = np.zeros((self.n_chunks, counters.width(nch, nseg, counters.weeks(self.days))))
         self.waiting = np.zeros((self.n_chunks, nch), np.int64)
         self.recorder = Recorder(self.days, nch, nseg, self.counters.shape[1])
         self.chunk_ranges = self.shard_chunks()

@@ -13,6 +13,9 @@ a simulated result (:func:`simulated`):
 - ``orders_per_customer``: the customers of the acquisition cohorts of weeks
   ``cohorts = [first, last]`` by the orders they placed, a value per count 1, 2, ...
   and the last value counting that many *or more* (a histogram of repeat buying);
+- ``cohort_orders``: the orders the acquisition cohorts of weeks ``cohorts`` placed in
+  the window (which starts on a week's first day, ``days[0]`` a multiple of 7), in all or,
+  with ``weekly = true``, week by week: a cohort's weekly orders;
 - a defined metric of :func:`simulation.analysis.economics.unit_economics` (``cac``,
   ``ltv``, ``ltv_projected``, ``payback_days``, ...) over the window.
 
@@ -39,6 +42,9 @@ from simulation.scenario import STAGES, Scenario, ScenarioError, read_toml, with
 
 ALL = "all"
 HISTOGRAM = "orders_per_customer"
+COHORT_ORDERS = "cohort_orders"
+BY_COHORT = (HISTOGRAM, COHORT_ORDERS)
+"""Figures of weekly acquisition cohorts (``cohorts``)."""
 METRICS = ("cac", "cac_loaded", "ltv", "ltv_projected", "ltv_cac", "payback_days",
            "first_order_margin", "margin_per_active_day", "churn_hazard", "monthly_churn",
            "contribution", "profit", "profit_per_customer", "contribution_margin", "roas")
@@ -98,8 +104,8 @@ class Observed(BaseModel):
                                                "whole run)")
     weekly: bool = Field(False, description="a value per whole week of the window")
     cohorts: list[int] | None = Field(None, min_length=2, max_length=2,
-                                      description="orders_per_customer: [first, last] "
-                                                  "acquisition week")
+                                      description="orders_per_customer, cohort_orders: "
+                                                  "[first, last] acquisition week")
     value: float | list[float] = Field(description="the observed figure(s)")
     sd: float | list[float] = Field(description="its uncertainty, > 0 (one for all values, "
                                                 "or one per value)")
@@ -125,8 +131,11 @@ class Observed(BaseModel):
             if len(values) < 2:
                 raise ValueError("orders_per_customer: a value per order count, at least "
                                  "two (1, and 2 or more)")
-        elif self.cohorts is not None:
-            raise ValueError("cohorts: only for orders_per_customer")
+        elif self.cohorts is not None and self.variable != COHORT_ORDERS:
+            raise ValueError("cohorts: only for orders_per_customer and cohort_orders")
+        if self.variable == COHORT_ORDERS and self.days is not None and self.days[0] % 7:
+            raise ValueError("days: cohort_orders are counted by week; the window starts "
+                             "on a week's first day (a multiple of 7)")
         if self.variable in METRICS and self.weekly:
             raise ValueError(f"{self.variable}: a metric is one figure per window, not weekly")
         if not self.weekly and self.variable != HISTOGRAM and len(values) != 1:
@@ -276,7 +285,7 @@ def _check_observed(source: str, where: str, o: Observed, scenario: Scenario) ->
     if o.variable not in known and o.variable not in METRICS:
         raise ScenarioError(source, f"{where}.variable", f"'{o.variable}' is neither a result "
                             f"variable nor a metric ({', '.join(METRICS)})")
-    if o.variable in METRICS or o.variable == HISTOGRAM:
+    if o.variable in METRICS or o.variable in BY_COHORT:
         dims = ("channel",)
     else:
         dims = known[o.variable].dims
@@ -338,6 +347,8 @@ def figure(ds, o: Observed) -> np.ndarray:
 
     days = ds.sizes["day"]
     first, last = o.days if o.days is not None else (0, days - 1)
+    if o.variable == COHORT_ORDERS:
+        return _cohort_orders(ds, o, first, last)
     if o.variable == HISTOGRAM:
         h = ds[HISTOGRAM]
         if o.cohorts is not None:
@@ -372,3 +383,18 @@ def figure(ds, o: Observed) -> np.ndarray:
     if var.aggregate == "last":
         return blocks[:, -1]
     return blocks.mean(axis=1)
+
+
+def _cohort_orders(ds, o: Observed, first: int, last: int) -> np.ndarray:
+    """The orders of the cohorts ``o.cohorts`` placed in the window's weeks (a week the
+    window ends within counts whole: the window starts on a week's first day)."""
+    x = ds[COHORT_ORDERS]
+    if o.cohorts is not None:
+        x = x.isel(cohort_week=slice(o.cohorts[0], o.cohorts[1] + 1))
+    x = x.sum("cohort_week")
+    x = x.sum("channel") if o.channel == ALL else x.sel(channel=o.channel)
+    weekly = np.asarray(x.values, dtype=float)
+    start = first // 7
+    if o.weekly:
+        return weekly[start:start + (last - first + 1) // 7]
+    return np.array([weekly[start:last // 7 + 1].sum()])

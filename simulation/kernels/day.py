@@ -178,6 +178,25 @@ def _schedule(day, wait):
     return NEVER_DAY if nd >= NEVER_DAY else nd
 
 
+N_CHANNEL_COUNTERS = len(counters.CHANNEL_COUNTERS)
+N_MARKET_COUNTERS = len(counters.MARKET_COUNTERS)
+N_STAGES = counters.N_STAGES
+
+
+@njit(cache=True, inline="always")
+def _count_cohort_order(pop, i, a, nch, cnt, segp):
+    """An order of a customer won in the run, in the row's cohort block
+    (:func:`simulation.counters.cohort_offset`; the block's weeks are what the row has
+    room for)."""
+    if pop[F_FLAGS][i] & EXISTING:
+        return
+    off = N_CHANNEL_COUNTERS * nch + N_STAGES * segp.shape[0] + N_MARKET_COUNTERS
+    weeks = (cnt.shape[0] - off) // nch
+    week = pop[F_ACQUIRED_DAY][i] // 7
+    if week < weeks:
+        cnt[off + a * weeks + week] += 1.0
+
+
 @njit(cache=True)
 def _book_order(pop, i, a, day, nch, cnt, log, ch, par, segp, chp, base):
     """One order by customer i, booked to acquisition channel a: the price of the customer's
@@ -195,6 +214,7 @@ def _book_order(pop, i, a, day, nch, cnt, log, ch, par, segp, chp, base):
     rc = par.return_cost if returned else 0.0
     m = rev - par.unit_cost - par.fulfilment_cost - rc - comm - fee
     cnt[CH.orders * nch + a] += 1.0
+    _count_cohort_order(pop, i, a, nch, cnt, segp)
     cnt[CH.revenue * nch + a] += rev
     cnt[CH.cogs * nch + a] += par.unit_cost
     cnt[CH.fulfilment_cost * nch + a] += par.fulfilment_cost

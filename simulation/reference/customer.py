@@ -434,6 +434,8 @@ class Customer(mesa.Agent):
         fee = rules.fee_per_order[a]
         return_cost = rules.return_cost if returned else 0.0
         ledger.add(CH.orders, a)
+        if not self.existing:
+            ledger.add_cohort_order(a, self.acquired_day)
         ledger.add(CH.revenue, a, revenue)
         ledger.add(CH.cogs, a, rules.unit_cost)
         ledger.add(CH.fulfilment_cost, a, rules.fulfilment_cost)

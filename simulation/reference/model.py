@@ -63,14 +63,22 @@ PROMOTER_HEALTH, DETRACTOR_HEALTH = 0.7, 0.4
 class Ledger:
     """The day's counters, in the result format's layout (``simulation.kernels.day``)."""
 
-    def __init__(self, n_channels: int, n_segments: int):
+    def __init__(self, n_channels: int, n_segments: int, weeks: int):
         self.nch = n_channels
-        self.width = counters.width(n_channels, n_segments)
+        self.weeks = weeks
+        self.width = counters.width(n_channels, n_segments, weeks)
         self.scalar_offset = counters.market_offset(n_channels, n_segments)
+        self.cohort_offset = counters.cohort_offset(n_channels, n_segments)
         self.values = [0.0] * self.width
 
     def add(self, block: int, channel: int, amount: float = 1.0) -> None:
         self.values[block * self.nch + channel] += amount
+
+    def add_cohort_order(self, channel: int, acquired_day: int) -> None:
+        """An order of a customer won in the run, by its acquisition channel and week."""
+        week = acquired_day // 7
+        if week < self.weeks:
+            self.values[self.cohort_offset + channel * self.weeks + week] += 1.0
 
     def add_scalar(self, which: int, amount: float = 1.0) -> None:
         self.values[self.scalar_offset + which] += amount
@@ -155,7 +163,7 @@ class ReferenceMarketModel(MarketShell):
         nch = len(self.marketers)
         self.word_of_mouth_index = nch - 1
         self.read_rules()
-        self.ledger = Ledger(nch, nseg)
+        self.ledger = Ledger(nch, nseg, counters.weeks(self.days))
         self.recorder = Recorder(self.days, nch, nseg, self.ledger.width)
         self.attribution = Attribution(nch, scenario.attribution.half_life_days)
         self.offers: list[list[list[tuple]]] = []
