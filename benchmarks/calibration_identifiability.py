@@ -38,6 +38,12 @@ PARAMETERS = [  # (path, truth, prior): every prior spans at least +-50% of the 
      {"prior": "uniform", "low": 0.07, "high": 0.25}),
     ("segments.everyone.dropout.b", 4.0,
      {"prior": "log_uniform", "low": 1.6, "high": 9.0}),
+    # the heterogeneity: how purchase rates spread (Gamma shape) and drop-out chances
+    # spread (the Beta's a, with b its mean)
+    ("segments.everyone.purchase_rate.shape", 2.0,
+     {"prior": "log_uniform", "low": 0.8, "high": 6.0}),
+    ("segments.everyone.dropout.a", 1.0,
+     {"prior": "log_uniform", "low": 0.4, "high": 3.0}),
 ]
 OBSERVED = {
     2: [{"variable": "conversions", "channel": "social"},
@@ -49,13 +55,26 @@ OBSERVED = {
         {"variable": "orders_per_customer", "bins": 5, "cohorts": [0, 5]},
         {"variable": "churned"},
         {"variable": "orders"}],
+    5: [{"variable": "conversions", "channel": "social", "weekly": True},
+        {"variable": "conversions", "channel": "search", "weekly": True},
+        {"variable": "orders_per_customer", "bins": 8, "cohorts": [0, 3]},
+        {"variable": "cohort_orders", "cohorts": [0, 1], "weekly": True},
+        {"variable": "churned"},
+        {"variable": "orders"}],
+    6: [{"variable": "conversions", "channel": "social", "weekly": True},
+        {"variable": "conversions", "channel": "search", "weekly": True},
+        {"variable": "orders_per_customer", "bins": 8, "cohorts": [0, 3]},
+        {"variable": "cohort_orders", "cohorts": [0, 1], "weekly": True},
+        {"variable": "churned"},
+        {"variable": "orders"}],
 }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parameters", type=int, choices=(2, 4), default=4)
+    ap.add_argument("--parameters", type=int, choices=sorted(OBSERVED), default=4)
     ap.add_argument("--agents", type=int, default=5000)
+    ap.add_argument("--days", type=int, default=84)
     ap.add_argument("--population", type=int, default=100)
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--epsilon", type=float, default=1.0)
@@ -75,7 +94,7 @@ def main(argv=None) -> int:
     truth = {path: value for path, value, _ in chosen}
     priors = [{"path": path, **prior} for path, _, prior in chosen]
     scenario = simulation.load_scenario(MARKET)
-    scenario = simulation.scenario.resolve_size(scenario, agents=args.agents)
+    scenario = simulation.scenario.resolve_size(scenario, agents=args.agents, days=args.days)
     fit = {"population": args.population, "generations": args.generations,
            "epsilon": args.epsilon,
            "replicates": args.replicates if args.replicates == "auto" else int(args.replicates)}
@@ -86,7 +105,8 @@ def main(argv=None) -> int:
         targets = Path(tmp) / "targets.toml"
         targets.write_text(text)
         command = ["calibrate", str(MARKET), "--targets", str(targets), "--out", str(out),
-                   "--agents", str(args.agents), "--evaluations", str(args.evaluations),
+                   "--agents", str(args.agents), "--days", str(args.days),
+                   "--evaluations", str(args.evaluations),
                    "--jobs", str(args.jobs), "--quiet"]
         t0 = time.perf_counter()
         rc = distsim(command)
