@@ -45,9 +45,9 @@ def add_arguments(ap: argparse.ArgumentParser, positive, non_negative) -> None:
     ap.add_argument("--trials", type=positive, default=49,
                     help="candidate splits to try: the scenario's own, then whole CMA-ES "
                          "generations (rounded up; default 49)")
-    ap.add_argument("--popsize", type=positive,
-                    help="candidates per generation, run in parallel (default: CMA-ES's, "
-                         "4 + 3 ln(channels))")
+    ap.add_argument("--popsize", type=_integer_at_least(4),
+                    help="candidates per generation, run in parallel (at least 4; default: "
+                         "CMA-ES's, 4 + 3 ln(channels))")
     ap.add_argument("--replicates", type=positive, default=8,
                     help="seeds per candidate, the same for every candidate (default 8)")
     ap.add_argument("--fresh-seeds", type=_integer_at_least(2), default=20, metavar="N",
@@ -109,7 +109,6 @@ def fingerprint(problem, resolved, seeds, popsize: int) -> str:
 
 def optimise_command(args, console, scenario, resolved) -> int:
     """The command (``simulation.cli`` parses and loads the scenario)."""
-    import numpy as np
 
     from simulation.optimise import problem as problems
     from simulation.optimise import search
