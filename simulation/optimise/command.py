@@ -210,9 +210,11 @@ def response_curves(prob, runs, best, seeds, points: int, progress):
     ``best``: (budgets in cents (channel, point), figures (channel, point, seed, figure))."""
     import numpy as np
 
+    from simulation.optimise.evaluate import FIGURES
+
     k = len(prob.channels)
     if points == 0:
-        return np.zeros((k, 0), dtype=np.int64), np.zeros((k, 0, len(seeds), 3))
+        return np.zeros((k, 0), dtype=np.int64), np.zeros((k, 0, len(seeds), len(FIGURES)))
     grid = np.array([np.round(np.linspace(0, prob.high[i], points)).astype(np.int64)
                      for i in range(k)])
     splits = []
@@ -306,7 +308,7 @@ def dataset(prob, resolved, recommended, found, seeds, check, pair, curves, *, p
 def _improvement_text(ds) -> str:
     a = ds.improvement.attrs
     base = ds[f"fresh_{ds.attrs['objective']}"].sel(split="current").mean().item()
-    rel = f" ({a['mean'] / abs(base):+.1%} of the current)" if base else ""
+    rel = f" ({a['mean'] / base:+.1%} of the current)" if base > 0 else ""
     return (f"{a['mean']:+,.0f} {ds.attrs['objective']}{rel}, 95% CI {a['ci_low']:+,.0f} to "
             f"{a['ci_high']:+,.0f}")
 
@@ -321,6 +323,11 @@ def summary_lines(ds) -> list[str]:
     best = int(np.argmax(ds.trial_objective.values))
     lines = [f"{obj} on {ds.sizes['fresh']} fresh paired seeds: recommended {rec:,.0f}, "
              f"current {cur:,.0f}; improvement {_improvement_text(ds)}"]
+    days = int(ds.attrs["days"])
+    spent = ds.fresh_media_spend.mean("fresh") / days
+    lines.append(f"media spent a day, all channels (a budget is a ceiling): recommended "
+                 f"{float(spent.sel(split='recommended')):,.2f}, current "
+                 f"{float(spent.sel(split='current')):,.2f}")
     if a["ci_low"] <= 0:
         lines.append("the fresh seeds do not show the recommended split to be better than the "
                      "current one at 95%: more --replicates, --fresh-seeds or --agents")

@@ -3,9 +3,9 @@
 One task per (split, seed), as the sweep sends them (``simulation.sweep.worker.Task``):
 to this process (one job), to worker processes on this machine (the sweep's pool,
 forked or loky, with its thread caps) or to a Dask cluster. A worker simulates and
-shrinks the run to the three figures an objective may read (:data:`FIGURES`, from the
-project's one definition, ``analysis.economics.unit_economics`` for the whole market),
-so a few numbers travel back per run, never a dataset.
+shrinks the run to the figures an objective may read and the media actually spent
+(:data:`FIGURES`, from the project's one definition, ``analysis.economics.unit_economics``
+for the whole market), so a few numbers travel back per run, never a dataset.
 
 Every split is run on the same list of seeds (common random numbers): the customers'
 streams are keyed by (seed, day, customer, decision), so two splits on one seed differ
@@ -20,8 +20,9 @@ import numpy as np
 
 from simulation.scenario import Scenario
 
-FIGURES = ("profit", "contribution", "customers")
-"""What a worker sends back per run, in this order."""
+FIGURES = ("profit", "contribution", "customers", "media_spend")
+"""What a worker sends back per run, in this order: the objectives, and the media spend
+over the run (a budget is a ceiling: a cpc channel short of searchers spends less)."""
 
 
 def figures(task) -> tuple[int, np.ndarray, dict]:
