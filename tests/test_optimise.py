@@ -13,7 +13,7 @@ from helpers import DEFAULT, ROOT, assert_one_clear_line, assert_png, run_cli
 import simulation
 from simulation.analysis.economics import unit_economics
 from simulation.io import read_netcdf
-from simulation.optimise.problem import Problem, plan, split
+from simulation.optimise.problem import BudgetProblem, plan, split
 from simulation.scenario import ScenarioError, load_scenario, resolve_size
 
 BENCH = ROOT / "benchmarks" / "optimise_two_channels.toml"
@@ -31,9 +31,13 @@ def optimise(out, *args, trials=5, replicates=2, curve_points=2):
 
 @pytest.fixture(scope="module")
 def bounded(tmp_path_factory):
-    """One small optimisation with bounds, shared by the output checks."""
-    out = tmp_path_factory.mktemp("opt") / "out"
-    ds = optimise(out, "--bounds", "paid_social=50.5:400,display=:500")
+    """One small optimisation with bounds and a plan (the scenario's own split in week 0,
+    300 a day each from week 1), shared by the output checks."""
+    where = tmp_path_factory.mktemp("opt")
+    plan_csv = where / "plan.csv"
+    plan_csv.write_text("week,display,paid_social\n0,2940,1260\n1,2100,2100\n")
+    out = where / "out"
+    ds = optimise(out, "--bounds", "paid_social=50.5:400,display=:500", "--plan", plan_csv)
     return out, ds
 
 
@@ -48,8 +52,8 @@ def test_the_split_holds_the_total_to_the_cent_within_the_bounds():
     # the weights' ratios set the free money's shares; the map inverts on the simplex
     assert split([1, 3], [0, 0], [10_000, 10_000], 10_000).tolist() == [2_500, 7_500]
     assert split([1, 3], [0, 0], [10_000, 5_000], 10_000).tolist() == [5_000, 5_000]
-    prob = Problem(("a", "b", "c"), np.array([0, 100, 0]), np.array([900, 900, 900]), 1_000,
-                   "profit", np.zeros(3, np.int64), np.zeros(3, np.int64))
+    prob = BudgetProblem(("a", "b", "c"), np.array([0, 100, 0]), np.array([900, 900, 900]),
+                         1_000, "profit", np.zeros(3, np.int64), np.zeros(3, np.int64))
     cents = np.array([123, 456, 421])
     assert prob.split(prob.weights(cents)).tolist() == cents.tolist()
 
@@ -99,7 +103,7 @@ def test_outputs_are_readable_and_the_improvement_is_paired(bounded):
     assert ds.incremental_profit.dims == ("channel", "curve_point", "curve_replicate")
     assert (ds.incremental_customers.isel(curve_point=0) == 0).all()  # against budget 0
     assert ds.curve_budget.sel(channel="paid_social").values.tolist() == [0.0, 400.0]
-    assert ds.attrs["search_runs"] == 5 * 2
+    assert ds.attrs["search_runs"] == 5 * 2 and ds.attrs["check_runs"] == 3 * 2
 
 
 def test_candidates_share_the_seeds(bounded):
@@ -206,3 +210,49 @@ def test_jobs_give_the_one_process_search(tmp_path):
     two = optimise(tmp_path / "two", "--jobs", "2", trials=9, curve_points=0)
     for name in ("trial_budget", "trial_profit", "fresh_profit", "recommended_budget"):
         assert np.array_equal(one[name].values, two[name].values), name
+
+
+def test_a_plan_is_forecast_on_the_fresh_seeds(bounded):
+    """The plan's second week is a scheduled change on day 7, run on the fresh seeds."""
+    _, ds = bounded
+    assert list(ds.split.values) == ["recommended", "current", "plan"]
+    assert ds.plan_budget.sel(channel="paid_social").values.tolist() == [180.0, 300.0]
+    assert float(ds.plan_average_budget.sel(channel="paid_social")) == pytest.approx(
+        (7 * 180 + 23 * 300) / 30)
+    change = ('changes=[{day = 7, set = {"channels.paid_social.daily_budget" = 300.0, '
+              '"channels.display.daily_budget" = 300.0}}]')
+    by_hand = simulation.run(load_scenario(BENCH, [change]), agents=2000, days=30,
+                             seed=int(ds.fresh_seed[1]))
+    m = unit_economics(by_hand, market=True).sel(channel="market")
+    assert float(m.profit) == float(ds.fresh_profit.sel(split="plan", fresh=1))
+    gap = ds.fresh_profit.sel(split="recommended") - ds.fresh_profit.sel(split="plan")
+    assert np.allclose(ds.plan_gap, gap)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("week,paid_social\n0,100\n", "no column for display"),
+    ("week,paid_social,search\n0,1,2\n", "column 'search' is not an optimised channel"),
+    ("week,paid_social,display\n0,1,2\n2,1,2\n", "line 3: week 2"),
+    ("week,paid_social,display\n0,-1,2\n", "non-negative"),
+    ("paid_social,display\n1,2\n", "the first column must be 'week'"),
+    ("", "empty"),
+])
+def test_a_bad_plan_is_one_line_and_writes_nothing(tmp_path, text, needle):
+    plan_csv = tmp_path / "plan.csv"
+    plan_csv.write_text(text)
+    out = tmp_path / "out"
+    rc, _, err = run_cli(["optimise", BENCH, "--budget", "600", *SIZE, "--plan", plan_csv,
+                          "--out", out])
+    assert rc == 2
+    assert_one_clear_line(err, needle)
+    assert not out.exists()
+
+
+def test_help(capsys):
+    from simulation.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["optimise", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: distsim optimise" in text and "--budget" in text and "--plan" in text

@@ -9,6 +9,9 @@ Outputs in ``--out DIR`` (docs/optimise.md):
 - ``response.png``: each channel's response curve, its daily budget against the
   incremental customers and profit it brings, the others held at the recommendation.
 
+With ``--plan plan.csv`` (weekly budgets per channel, :mod:`.budget_plan`) the plan is
+forecast too: run on the check's fresh seeds, paired with both splits.
+
 ``DIR/optimise.journal`` records the search as it goes (:mod:`.search`); the outputs
 appear together at the end (:class:`simulation.outputs.OutputFiles`), so a killed
 command leaves the journal and none of them, and ``--resume`` finishes the search.
@@ -56,6 +59,10 @@ def add_arguments(ap: argparse.ArgumentParser, positive, non_negative) -> None:
     ap.add_argument("--curve-points", type=non_negative, default=6, metavar="N",
                     help="budgets per response curve, 0 to the channel's upper bound (0: no "
                          "curves; default 6)")
+    ap.add_argument("--plan", metavar="PLAN.csv",
+                    help="also forecast a planned budget: a 'week' column (0, 1, ...) and a "
+                         "column per optimised channel, its budget for the week; run on the "
+                         "fresh seeds beside the recommended and current splits")
     ap.add_argument("--jobs", type=positive, default=1, help="parallel runs on this machine")
     ap.add_argument("--scheduler", metavar="ADDRESS",
                     help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
@@ -122,6 +129,13 @@ def optimise_command(args, console, scenario, resolved) -> int:
         channels = [n.strip() for n in args.channels.split(",") if n.strip()]
     prob = problems.plan(resolved, args.budget, channels, problems.parse_bounds(args.bounds),
                          args.objective)
+    budget_plan = None
+    if args.plan is not None:
+        from simulation.optimise.budget_plan import load_plan
+        from simulation.scenario import with_overrides
+
+        budget_plan = load_plan(args.plan, prob.channels)
+        with_overrides(resolved, budget_plan.overrides(resolved), source=f"--plan {args.plan}")
     popsize = args.popsize or search.default_popsize(len(prob.channels))
     trials = search.trials_planned(args.trials, popsize)
     seed = resolved.simulation.seed
@@ -135,8 +149,9 @@ def optimise_command(args, console, scenario, resolved) -> int:
     quiet = args.quiet
     curve_seeds = check[:args.replicates]
     curve_runs = len(prob.channels) * args.curve_points * len(curve_seeds)
-    total_runs = (max(0, trials - done) * len(seeds) + 2 * len(check) + curve_runs)
-    with OutputFiles(inputs=[args.scenario]) as outputs:
+    splits = 2 if budget_plan is None else 3
+    total_runs = (max(0, trials - done) * len(seeds) + splits * len(check) + curve_runs)
+    with OutputFiles(inputs=[args.scenario, args.plan]) as outputs:
         for name in OUTPUTS:  # checked and reserved before any run
             outputs.add(name, out / name, 1 << 20)
         start_local_workers(args.jobs, args.threads, args.scheduler)
@@ -170,7 +185,10 @@ def optimise_command(args, console, scenario, resolved) -> int:
                                       trials=trials, popsize=popsize, progress=tick,
                                       generation_done=show)
                 best = found.budgets[found.best]
-                pair = runs([prob.overrides(best), prob.overrides(prob.baseline)], check, tick)
+                compared = [prob.overrides(best), prob.overrides(prob.baseline)]
+                if budget_plan is not None:
+                    compared.append(budget_plan.overrides(resolved))
+                pair = runs(compared, check, tick)
                 curves = response_curves(prob, runs, best, curve_seeds, args.curve_points, tick)
             finally:
                 bar.close()
@@ -182,7 +200,7 @@ def optimise_command(args, console, scenario, resolved) -> int:
         recommended = with_overrides(scenario, prob.overrides(best),
                                      source=str(out / "recommended.toml"))
         ds = dataset(prob, resolved, recommended, found, seeds, check, pair, curves,
-                     popsize=popsize, simulations=simulations)
+                     popsize=popsize, simulations=simulations, budget_plan=budget_plan)
         header = (f"# recommended by distsim optimise: {Path(args.scenario).name}, a total "
                   f"daily budget of {prob.total / 100:,.2f} split for the best mean "
                   f"{prob.objective}\n# " + ", ".join(
@@ -228,7 +246,7 @@ def response_curves(prob, runs, best, seeds, points: int, progress):
 
 
 def dataset(prob, resolved, recommended, found, seeds, check, pair, curves, *, popsize: int,
-            simulations: int):
+            simulations: int, budget_plan=None):
     """``optimise.nc`` (docs/optimise.md)."""
     import numpy as np
     import xarray as xr
@@ -244,7 +262,7 @@ def dataset(prob, resolved, recommended, found, seeds, check, pair, curves, *, p
         "trial": np.arange(len(found.means)),
         "replicate": np.arange(len(seeds)),
         "fresh": np.arange(len(check)),
-        "split": np.array(["recommended", "current"], dtype=object),
+        "split": np.array(["recommended", "current", "plan"][:len(pair)], dtype=object),
     })
     ds["replicate_seed"] = ("replicate", np.array(seeds, dtype=np.int64))
     ds["fresh_seed"] = ("fresh", np.array(check, dtype=np.int64))
@@ -266,6 +284,20 @@ def dataset(prob, resolved, recommended, found, seeds, check, pair, curves, *, p
     ds["improvement"].attrs.update(
         description=f"{prob.objective} of the recommended split minus the current one, per "
                     "fresh seed (paired)", mean=mean, ci_low=low, ci_high=high, level=LEVEL)
+    if budget_plan is not None:
+        ds = ds.assign_coords(plan_week=np.arange(len(budget_plan.weekly)))
+        ds["plan_budget"] = (("plan_week", "channel"), budget_plan.daily)
+        ds["plan_budget"].attrs.update(units="currency a day", description="the plan's daily "
+                                       "budgets, week by week (the last week's hold after it)")
+        ds["plan_average_budget"] = ("channel", budget_plan.average_daily(resolved.simulation.days))
+        ds["plan_average_budget"].attrs.update(units="currency a day", description="the "
+                                               "plan's daily budgets averaged over the run")
+        k = FIGURES.index(prob.objective)
+        ds["plan_gap"] = ("fresh", pair[0, :, k] - pair[2, :, k])
+        mean, low, high, _ = t_interval(ds.plan_gap.values, LEVEL)
+        ds["plan_gap"].attrs.update(
+            description=f"{prob.objective} of the recommended split minus the plan's, per "
+                        "fresh seed (paired)", mean=mean, ci_low=low, ci_high=high, level=LEVEL)
     grid, figures = curves
     if grid.shape[1]:
         ds = ds.assign_coords(curve_point=np.arange(grid.shape[1]),
@@ -328,6 +360,13 @@ def summary_lines(ds) -> list[str]:
     lines.append(f"media spent a day, all channels (a budget is a ceiling): recommended "
                  f"{float(spent.sel(split='recommended')):,.2f}, current "
                  f"{float(spent.sel(split='current')):,.2f}")
+    if "plan_gap" in ds:
+        g = ds.plan_gap.attrs
+        plan = ds[f"fresh_{obj}"].sel(split="plan").mean().item()
+        lines.append(f"the plan (on average {float(ds.plan_average_budget.sum()):,.2f} a day): "
+                     f"{obj} {plan:,.0f}; the recommended split minus the plan "
+                     f"{g['mean']:+,.0f}, 95% CI {g['ci_low']:+,.0f} to {g['ci_high']:+,.0f}; "
+                     f"media spent a day {float(spent.sel(split='plan')):,.2f}")
     if a["ci_low"] <= 0:
         lines.append("the fresh seeds do not show the recommended split to be better than the "
                      "current one at 95%: more --replicates, --fresh-seeds or --agents")
@@ -345,8 +384,9 @@ def split_table(ds):
     scaled = not np.allclose(ds.baseline_budget, ds.current_budget)
     table = Table(title=f"daily budgets (total {ds.attrs['total_budget']:,.2f} a day)",
                   title_justify="left")
+    planned = "plan_average_budget" in ds
     cols = ["channel", "current"] + (["current, scaled"] if scaled else []) + [
-        "recommended", "bounds"]
+        "recommended"] + (["plan (average)"] if planned else []) + ["bounds"]
     for col in cols:
         table.add_column(col, justify="left" if col == "channel" else "right")
     for c in ds.channel.values:
@@ -354,8 +394,10 @@ def split_table(ds):
         row = [str(c), f"{float(s.current_budget):,.2f}"]
         if scaled:
             row.append(f"{float(s.baseline_budget):,.2f}")
-        row += [f"{float(s.recommended_budget):,.2f}",
-                f"{float(s.lower_bound):,.2f} to {float(s.upper_bound):,.2f}"]
+        row.append(f"{float(s.recommended_budget):,.2f}")
+        if planned:
+            row.append(f"{float(s.plan_average_budget):,.2f}")
+        row.append(f"{float(s.lower_bound):,.2f} to {float(s.upper_bound):,.2f}")
         table.add_row(*row)
     return table
 

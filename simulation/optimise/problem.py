@@ -34,7 +34,7 @@ BUDGETED = ("cpm", "cpc")
 
 
 @dataclass(frozen=True)
-class Problem:
+class BudgetProblem:
     """A validated optimisation: budgets in whole cents."""
 
     channels: tuple[str, ...]
@@ -163,7 +163,7 @@ def _budget_problem(scenario: Scenario, name: str) -> str | None:
 
 def plan(scenario: Scenario, total: float, channels: list[str] | None = None,
          bounds: dict[str, tuple[float | None, float | None]] | None = None,
-         objective: str = "profit") -> Problem:
+         objective: str = "profit") -> BudgetProblem:
     """Validate an optimisation of ``scenario`` (as it will run) before anything runs."""
     total_cents = _cents(total, "--budget")
     if total_cents <= 0:
@@ -225,4 +225,4 @@ def plan(scenario: Scenario, total: float, channels: list[str] | None = None,
     else:
         baseline = split(np.ones(len(chosen)), np.zeros_like(low), np.full_like(high, total_cents),
                          total_cents)
-    return Problem(tuple(chosen), low, high, total_cents, objective, current, baseline)
+    return BudgetProblem(tuple(chosen), low, high, total_cents, objective, current, baseline)

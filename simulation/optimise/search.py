@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from simulation.optimise.evaluate import FIGURES, Runs
-from simulation.optimise.problem import Problem
+from simulation.optimise.problem import BudgetProblem
 from simulation.scenario import ScenarioError
 
 JOURNAL = "optimise.journal"
@@ -130,11 +130,12 @@ def trials_done(out: Path) -> int:
         return 0
     optuna, storage = _storage(out)
     study = optuna.load_study(study_name=STUDY, storage=storage)
-    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    complete = optuna.trial.TrialState.COMPLETE
+    return sum(t.state == complete for t in study.get_trials(deepcopy=False))
 
 
-def search(problem: Problem, runs: Runs, seeds, *, out: Path, fingerprint: str, seed: int,
-           trials: int, popsize: int, progress: Callable[[], None] | None = None,
+def search(problem: BudgetProblem, runs: Runs, seeds, *, out: Path, fingerprint: str,
+           seed: int, trials: int, popsize: int, progress: Callable[[], None] | None = None,
            generation_done: Callable[[int, Trials], None] | None = None) -> Trials:
     """Run (or finish) the search in ``out``'s journal: ``trials`` candidates in all (the
     first, then generations of ``popsize``), each on every seed of ``seeds``."""
@@ -180,7 +181,7 @@ def _report(study, names, problem, generation_done) -> None:
         generation_done(int(done.generation.max()), done)
 
 
-def collect(study, problem: Problem) -> Trials:
+def collect(study, problem: BudgetProblem) -> Trials:
     """The finished trials, in trial order."""
     finished = [t for t in study.get_trials(deepcopy=False) if t.values is not None]
     return Trials(
