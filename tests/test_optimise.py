@@ -204,12 +204,19 @@ def test_plan_scales_the_scenarios_split_to_the_total():
 
 
 @pytest.mark.slow
-def test_jobs_give_the_one_process_search(tmp_path):
-    """Candidates farmed out to worker processes: the same trials, figures and check."""
-    one = optimise(tmp_path / "one", trials=9, curve_points=0)
-    two = optimise(tmp_path / "two", "--jobs", "2", trials=9, curve_points=0)
-    for name in ("trial_budget", "trial_profit", "fresh_profit", "recommended_budget"):
-        assert np.array_equal(one[name].values, two[name].values), name
+def test_jobs_and_a_cluster_give_the_one_process_search(tmp_path):
+    """Candidates farmed out to worker processes or a Dask cluster: the same trials,
+    figures, check and curves."""
+    from distributed import LocalCluster
+
+    one = optimise(tmp_path / "one", trials=9)
+    two = optimise(tmp_path / "two", "--jobs", "2", trials=9)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        dask = optimise(tmp_path / "dask", "--scheduler", cluster.scheduler_address, trials=9)
+    for other in (two, dask):
+        for name in ("trial_budget", "trial_profit", "fresh_profit", "recommended_budget",
+                     "incremental_profit"):
+            assert np.array_equal(one[name].values, other[name].values), name
 
 
 def test_a_plan_is_forecast_on_the_fresh_seeds(bounded):

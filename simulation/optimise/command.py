@@ -154,7 +154,7 @@ def optimise_command(args, console, scenario, resolved) -> int:
     with OutputFiles(inputs=[args.scenario, args.plan]) as outputs:
         for name in OUTPUTS:  # checked and reserved before any run
             outputs.add(name, out / name, 1 << 20)
-        start_local_workers(args.jobs, args.threads, args.scheduler)
+        start_local_workers(args.jobs, args.threads or 1, args.scheduler)  # Runs.per_run
         from simulation.optimise.evaluate import Runs
 
         with Runs(resolved, jobs=args.jobs, scheduler=args.scheduler,
