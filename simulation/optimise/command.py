@@ -116,7 +116,6 @@ def fingerprint(problem, resolved, seeds, popsize: int) -> str:
 
 def optimise_command(args, console, scenario, resolved) -> int:
     """The command (``simulation.cli`` parses and loads the scenario)."""
-
     from simulation.optimise import problem as problems
     from simulation.optimise import search
     from simulation.outputs import OutputFiles, check_directory

@@ -117,7 +117,7 @@ def check_journal(out: Path, fingerprint: str, resume: bool) -> bool:
     except Exception as exc:  # a journal from elsewhere, or damaged
         raise ScenarioError(str(path), "", f"not a readable optimisation journal "
                             f"({type(exc).__name__})") from None
-    if study.user_attrs.get("fingerprint") != fingerprint:
+    if study.user_attrs.get("fingerprint") != fingerprint and study.get_trials(deepcopy=False):
         raise ScenarioError(str(path), "", "an optimisation of another scenario, channels, "
                             "bounds, total, objective or seeds (or another --agents, --days, "
                             "--seed, --replicates, --popsize); use another --out")
@@ -146,8 +146,8 @@ def search(problem: BudgetProblem, runs: Runs, seeds, *, out: Path, fingerprint:
     study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize",
                                 sampler=_sampler(optuna, seed, 0, popsize), load_if_exists=True)
     if not study.get_trials(deepcopy=False):
-        study.set_user_attr("fingerprint", fingerprint)
         study.set_user_attr("popsize", popsize)
+        study.set_user_attr("fingerprint", fingerprint)
         start = problem.weights(problem.baseline)
         if start is None:
             start = np.full(len(names), 0.5)
@@ -162,9 +162,13 @@ def search(problem: BudgetProblem, runs: Runs, seeds, *, out: Path, fingerprint:
             t.set_user_attr("figures", f.tolist())
             study.tell(t, float(f[:, FIGURES.index(problem.objective)].mean()))
 
-    # a generation cut short by a kill: its candidates, again, on the same seeds
-    evaluate([optuna.trial.Trial(study, t._trial_id) for t in study.get_trials(deepcopy=False)
-              if t.state == state.RUNNING])
+    # a generation cut short by a kill: its candidates, again, on the same seeds (and the
+    # first trial, if the kill came between queueing and asking it)
+    trials_now = study.get_trials(deepcopy=False)
+    pending = [optuna.trial.Trial(study, t._trial_id) for t in trials_now
+               if t.state == state.RUNNING]
+    pending += [study.ask(space) for t in trials_now if t.state == state.WAITING]
+    evaluate(pending)
     _report(study, names, problem, generation_done)
     while len(study.get_trials(deepcopy=False)) < trials:
         generation = (len(study.get_trials(deepcopy=False)) - 1) // popsize
