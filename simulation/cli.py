@@ -414,6 +414,17 @@ def cmd_calibrate(args) -> int:
         pool.release_workers()  # the process exits next: no need to wait for them
 
 
+def cmd_optimise(args) -> int:
+    from simulation.optimise.command import optimise_command
+    from simulation.sweep import pool
+
+    scenario, resolved = _scenario(args)
+    try:
+        return optimise_command(args, _console(), scenario, resolved)
+    finally:
+        pool.release_workers()  # the process exits next: no need to wait for them
+
+
 def cmd_sweep(args) -> int:
     from simulation.sweep.command import sweep_command
 
@@ -582,6 +593,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a scenario field, as for run")
     cal.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     cal.set_defaults(func=cmd_calibrate)
+
+    from simulation.optimise.command import add_arguments as optimise_arguments
+
+    opt = sub.add_parser("optimise", help="the split of a total daily budget across channels "
+                                          "that maximises profit (CMA-ES on common seeds, "
+                                          "checked on fresh ones)")
+    optimise_arguments(opt, _positive, _non_negative)
+    opt.set_defaults(func=cmd_optimise)
 
     sweep = sub.add_parser("sweep", help="run an experiment: variants and swept parameters "
                                          "over replicates, in parallel")

@@ -97,17 +97,21 @@ class LongestFirst:
         return self.pending.pop(best)
 
 
-def run_local(tasks: Iterable[Task], jobs: int, threads: int, pool=None) -> Iterator[tuple]:
+def run_local(tasks: Iterable[Task], jobs: int, threads: int, pool=None,
+              work: Callable[[Task], tuple] = simulate) -> Iterator[tuple]:
     """Results as they finish, from ``jobs`` worker processes (this process for 1 job).
 
     Exactly one run per worker is in flight, and the next run is chosen when one
-    finishes (:class:`LongestFirst`), with what has been learnt by then.
+    finishes (:class:`LongestFirst`), with what has been learnt by then. ``work`` is what
+    a worker does with a task (default :func:`~simulation.sweep.worker.simulate`; any
+    module-level function returning ``(index, result, info)`` with ``info`` as
+    ``simulate``'s, e.g. one that shrinks the run to a few figures).
     """
     from concurrent.futures import FIRST_COMPLETED, wait
 
     if jobs == 1:
         for task in tasks:
-            yield simulate(task)
+            yield work(task)
         return
     order = LongestFirst(tasks)
     pool = pool or worker_pool(jobs, threads)
@@ -116,7 +120,7 @@ def run_local(tasks: Iterable[Task], jobs: int, threads: int, pool=None) -> Iter
         while order or running:
             while order and len(running) < jobs:
                 task = order.pop()
-                running[pool.submit(simulate, task)] = task
+                running[pool.submit(work, task)] = task
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 task = running.pop(future)
@@ -129,11 +133,13 @@ def run_local(tasks: Iterable[Task], jobs: int, threads: int, pool=None) -> Iter
             pool.shutdown(wait=False, kill_workers=True)
 
 
-def run_dask(tasks: Iterable[Task], client) -> Iterator[tuple]:
-    """Results as they finish, from the workers of a Dask cluster."""
+def run_dask(tasks: Iterable[Task], client,
+             work: Callable[[Task], tuple] = simulate) -> Iterator[tuple]:
+    """Results as they finish, from the workers of a Dask cluster (``work`` as for
+    :func:`run_local`)."""
     from distributed import as_completed
 
-    futures = client.map(simulate, list(tasks), pure=False)
+    futures = client.map(work, list(tasks), pure=False)
     try:
         for fut in as_completed(futures, loop=client.loop):
             result = fut.result()
