@@ -594,7 +594,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", help="directory (default results/<experiment>/)")
     sweep.add_argument("--agents", type=_positive, help="override the base scenario's agents")
     sweep.add_argument("--days", type=_positive, help="override the base scenario's days")
+    sweep.add_argument("--seed", type=_non_negative,
+                       help="override the experiment's seed (every run seed and draw derives "
+                            "from it)")
     sweep.add_argument("--replicates", type=_positive, help="override the experiment's replicates")
+    sweep.add_argument("--draws", type=_positive,
+                       help="override the experiment's assumption draws ([[uncertain]])")
     sweep.add_argument("--threads", type=_positive,
                        help="numba threads per run (default: the cores shared between jobs)")
     sweep.add_argument("--objective", metavar="METRIC[:max|min]",
