@@ -414,6 +414,12 @@ def cmd_calibrate(args) -> int:
         pool.release_workers()  # the process exits next: no need to wait for them
 
 
+def cmd_sensitivity(args) -> int:
+    from simulation.sensitivity.command import sensitivity_command
+
+    return sensitivity_command(args, _console())
+
+
 def cmd_sweep(args) -> int:
     from simulation.sweep.command import sweep_command
 
@@ -582,6 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a scenario field, as for run")
     cal.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     cal.set_defaults(func=cmd_calibrate)
+
+    from simulation.sensitivity.command import add_arguments as sensitivity_arguments
+
+    sens = sub.add_parser("sensitivity", help="which assumptions ([[uncertain]]) drive the "
+                                              "objective and each key outcome: Morris "
+                                              "screening or Sobol indices (SALib), a tornado")
+    sensitivity_arguments(sens, _positive, _non_negative)
+    sens.set_defaults(func=cmd_sensitivity)
 
     sweep = sub.add_parser("sweep", help="run an experiment: variants and swept parameters "
                                          "over replicates, in parallel")
