@@ -617,9 +617,12 @@ def flips(ds: xr.Dataset, labels: list[str], values: np.ndarray, best: int) -> d
     out["lead_noise_sd"], out["lead_spread_sd"] = sp["noise_sd"], sp["spread_sd"]
     reps = lead.shape[1]
     m = lead_mean[np.isfinite(lead_mean)]
-    if math.isfinite(sp["noise_sd"]) and sp["noise_sd"] > 0 and m.size >= 2:
-        f = float(m.var(ddof=1)) * reps / sp["noise_sd"] ** 2
-        out["p_noise"] = float(fdtrc(m.size - 1, m.size * (reps - 1), f))
+    if math.isfinite(sp["noise_sd"]) and m.size >= 2:
+        if sp["noise_sd"] > 0:
+            f = float(m.var(ddof=1)) * reps / sp["noise_sd"] ** 2
+            out["p_noise"] = float(fdtrc(m.size - 1, m.size * (reps - 1), f))
+        else:  # no noise in the lead at all (common random numbers cancel it)
+            out["p_noise"] = 0.0 if np.ptp(m) > 0 else 1.0
     else:
         out["p_noise"] = math.nan
     driver = None
