@@ -648,23 +648,28 @@ def test_resume_and_combine_refuse_runs_of_another_version(reference, small, tmp
 
 def test_there_are_example_experiments():
     assert {p.stem for p in EXPERIMENTS} >= {"scaling_strategies", "positioning", "post_purchase",
-                                          "saas_channels"}
+                                          "saas_channels", "default_assumptions"}
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 @pytest.mark.slow  # a sweep per example experiment
 def test_example_experiment_runs_at_a_small_size(path, tmp_path):
     out = tmp_path / path.stem
+    exp = load_experiment(path)
+    draws = ["--draws", "2"] if exp.spec.uncertain else []
     rc, stdout, _ = run_cli(["sweep", str(path), "--agents", "1500", "--days", "30",
-                             "--replicates", "1", "--threads", "1", "--out", str(out)])
+                             "--replicates", "1", "--threads", "1", "--out", str(out), *draws])
     assert rc == 0
     ds = read_netcdf(out / "combined.nc")
-    exp = load_experiment(path)
-    assert ds.sizes["variant"] == len(exp.spec.variants)
+    assert ds.sizes.get("variant", 0) == len(exp.spec.variants)
     assert ds.sizes["replicate"] == 1 and ds.attrs["agents"] == 1500
-    market = load_experiment(path).base.market.size  # the base file's own people
+    assert ds.sizes.get("draw", 0) == (2 if exp.spec.uncertain else 0)
+    market = exp.base.market.size  # the base file's own people
     np.testing.assert_allclose(ds.stage_count.sum("stage"), market)
-    assert "one replicate: no measure of certainty" in stdout
+    if exp.spec.uncertain and len(exp.spec.variants) > 1:  # the draws are the units
+        assert "across the assumptions" in stdout
+    elif not exp.spec.uncertain:
+        assert "one replicate: no measure of certainty" in stdout
 
 
 def test_a_negative_ltv_cac_never_ranks_the_cheaper_point_below_the_dearer(monkeypatch):
