@@ -24,7 +24,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from helpers import DEFAULT, EXPERIMENTS, ROOT, assert_one_clear_line, distsim, own_market, run_cli
+from helpers import (
+    DEFAULT,
+    EXPERIMENTS,
+    ROOT,
+    assert_one_clear_line,
+    assert_png,
+    distsim,
+    own_market,
+    run_cli,
+)
 from scipy import stats
 
 import simulation
@@ -544,6 +553,10 @@ def test_sampled_points_are_labelled_by_their_values(tmp_path):
     assert labels[:2] == ["price=30, search.daily_budget=100, paid_social.daily_budget=5 #0",
                           "price=30, search.daily_budget=100, paid_social.daily_budget=5 #1"]
     assert len(set(labels)) == 4 and "#" not in labels[2]
+    # a heat map of sampled points: no grid, each point where its values put it
+    from simulation.analysis.plots import plot_bytes
+
+    assert_png(plot_bytes(ds, "heatmap"))
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -797,3 +810,9 @@ def test_a_sweep_with_assumptions_pairs_every_decision_on_the_draws(tmp_path):
             "draws"} <= set(frame.columns)
     assert "2 assumption draw(s) x 2 replicate(s)" in stdout
     assert "across the assumptions" in stdout
+    from simulation.analysis.plots import plot_bytes
+    from simulation.analysis.sweep import by_variant, interval, kpis
+
+    ci = interval(by_variant(kpis(ds).profit))
+    assert {"spread_low", "spread_high"} <= set(ci) and ci.sizes["variant"] == 2
+    assert_png(plot_bytes(ds, "variants"))

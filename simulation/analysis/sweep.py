@@ -91,7 +91,8 @@ def interval(da: xr.DataArray, level: float = 0.95) -> xr.Dataset:
     if DRAW in da.dims and da.sizes[DRAW] > 1:
         draws = da.mean(REPLICATE) if REPLICATE in da.dims else da
         out = interval(draws.rename({DRAW: REPLICATE}), level)
-        q = draws.quantile([0.05, 0.95], dim=DRAW)
+        with np.errstate(invalid="ignore"):  # an infinite CAC of a draw without customers
+            q = draws.quantile([0.05, 0.95], dim=DRAW)
         return out.assign(spread_low=q.isel(quantile=0, drop=True),
                           spread_high=q.isel(quantile=1, drop=True))
     if DRAW in da.dims:

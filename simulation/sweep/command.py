@@ -250,6 +250,8 @@ def best_line(summary: Summary) -> str:
 
     b = summary.best
     goal = "highest" if summary.maximise else "lowest"
+    if b is not None and b.units == "draws":
+        goal += ", expected over the assumptions"
     if b is None:
         return f"no variant has a finite {summary.objective}"
     value = _fmt(summary.objective, b.mean)
