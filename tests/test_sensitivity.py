@@ -188,3 +188,4 @@ def test_an_experiment_without_assumptions_is_refused(tmp_path):
     assert rc == 2
     assert_one_clear_line(err, "uncertain", "at least one [[uncertain]]")
     assert not (tmp_path / "out").exists()
+
