@@ -628,10 +628,12 @@ def heatmap(ds: xr.Dataset, metric: str = "profit", dims: tuple[str, str] | None
     cb.ax.yaxis.set_major_formatter(MONEY)
     n = int(ds.sizes.get("replicate", 1))
     averaged = [o for o in other if o not in ("replicate", "draw")]
-    ax.set_title(f"{label}: mean over {n} replicate(s)"
-                 + (f" and {ds.sizes['draw']} assumption draws (under each: 5% to 95% of "
-                    "the draws)" if spread is not None else "")
-                 + (f", averaged over {', '.join(averaged)}" if averaged else ""), fontsize=10)
+    ax.set_title(textwrap.fill(
+        f"{label}: mean over {n} replicate(s)"
+        + (f" and {ds.sizes['draw']} assumption draws (under each: 5% to 95% of the draws)"
+           if spread is not None else "")
+        + (f", averaged over {', '.join(averaged)}" if averaged else ""),
+        int(fig.get_figwidth() * 11)), fontsize=10)
     title = textwrap.fill(f"Sweep heat map — {_sweep_title(ds)}", int(fig.get_figwidth() * 9))
     fig.suptitle(title, fontsize=12, fontweight="bold")
     fig.tight_layout(rect=(0, 0, 1, 0.9 if "\n" in title else 0.94))
@@ -666,8 +668,11 @@ def _sampled_map(ds: xr.Dataset, dim: str, metric: str):
                     vmin=-span if diverging else None, vmax=span if diverging else None)
     best = int(np.nanargmax(mean) if metric != "cac" else np.nanargmin(mean))
     ax.scatter([ds[x_path].values[best]], [ds[y_path].values[best]], s=sizes[best] * 2.2,
-               facecolors="none", edgecolors="#ff7f0e", linewidths=2.5, label="best mean")
-    ax.legend(loc="best", fontsize=8)
+               facecolors="none", edgecolors="#ff7f0e", linewidths=2.5)
+    ax.legend(handles=[Line2D([], [], marker="o", linestyle="none", markersize=12,
+                              markerfacecolor="none", markeredgecolor="#ff7f0e",
+                              markeredgewidth=2.5, label="best mean")],
+              loc="best", fontsize=8)
     label, units = KPIS[metric]
     cb = fig.colorbar(sc, ax=ax)
     cb.set_label(f"{metric} ({units})")
@@ -675,8 +680,8 @@ def _sampled_map(ds: xr.Dataset, dim: str, metric: str):
     ax.set_xlabel(x_path)
     ax.set_ylabel(y_path)
     ax.grid(alpha=0.3)
-    ax.set_title(f"{label} at each of {ds.sizes[dim]} sampled points ({dim}), mean over "
-                 f"replicates{note}", fontsize=10)
+    ax.set_title(textwrap.fill(f"{label} at each of {ds.sizes[dim]} sampled points ({dim}), "
+                               f"mean over replicates{note}", 100), fontsize=10)
     title = textwrap.fill(f"Sweep heat map — {_sweep_title(ds)}", int(fig.get_figwidth() * 9))
     fig.suptitle(title, fontsize=12, fontweight="bold")
     fig.tight_layout(rect=(0, 0, 1, 0.9 if "\n" in title else 0.94))
