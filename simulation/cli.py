@@ -425,6 +425,12 @@ def cmd_optimise(args) -> int:
         pool.release_workers()  # the process exits next: no need to wait for them
 
 
+def cmd_sensitivity(args) -> int:
+    from simulation.sensitivity.command import sensitivity_command
+
+    return sensitivity_command(args, _console())
+
+
 def cmd_sweep(args) -> int:
     from simulation.sweep.command import sweep_command
 
@@ -602,6 +608,14 @@ def build_parser() -> argparse.ArgumentParser:
     optimise_arguments(opt, _positive, _non_negative)
     opt.set_defaults(func=cmd_optimise)
 
+    from simulation.sensitivity.command import add_arguments as sensitivity_arguments
+
+    sens = sub.add_parser("sensitivity", help="which assumptions ([[uncertain]]) drive the "
+                                              "objective and each key outcome: Morris "
+                                              "screening or Sobol indices (SALib), a tornado")
+    sensitivity_arguments(sens, _positive, _non_negative)
+    sens.set_defaults(func=cmd_sensitivity)
+
     sweep = sub.add_parser("sweep", help="run an experiment: variants and swept parameters "
                                          "over replicates, in parallel")
     sweep.add_argument("experiment", help="experiment TOML file (see experiments/)")
@@ -613,7 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", help="directory (default results/<experiment>/)")
     sweep.add_argument("--agents", type=_positive, help="override the base scenario's agents")
     sweep.add_argument("--days", type=_positive, help="override the base scenario's days")
+    sweep.add_argument("--seed", type=_non_negative,
+                       help="override the experiment's seed (every run seed and draw derives "
+                            "from it)")
     sweep.add_argument("--replicates", type=_positive, help="override the experiment's replicates")
+    sweep.add_argument("--draws", type=_positive,
+                       help="override the experiment's assumption draws ([[uncertain]])")
     sweep.add_argument("--threads", type=_positive,
                        help="numba threads per run (default: the cores shared between jobs)")
     sweep.add_argument("--objective", metavar="METRIC[:max|min]",

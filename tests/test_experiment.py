@@ -287,3 +287,158 @@ def test_bad_experiment_files(tmp_path, text, words):
 def test_missing_experiment_file(tmp_path):
     with pytest.raises(ScenarioError, match="file not found"):
         load_experiment(tmp_path / "nope.toml")
+
+
+# -- assumptions: [[uncertain]] -----------------------------------------------------------
+
+UNCERTAIN = [
+    {"path": "channels.paid_social.effects.awareness", "distribution": "uniform",
+     "low": 0.01, "high": 0.05},
+    {"path": "product.unit_cost", "distribution": "triangular", "low": 8.0, "mode": 9.0,
+     "high": 12.0},
+    {"path": "health.decay", "distribution": "normal", "mean": 0.002, "sd": 0.0005,
+     "low": 0.0},
+    {"path": "word_of_mouth.q", "distribution": "lognormal", "median": 0.05, "sigma": 0.5},
+]
+DECIDED = {**GRID, "replicates": 3, "draws": 8, "uncertain": UNCERTAIN}
+
+
+def test_assumptions_map_the_unit_interval_onto_their_distributions():
+    from scipy import stats
+
+    exp = make({"uncertain": UNCERTAIN})
+    uniform, tri, normal, lognormal = exp.assumptions
+    u = np.array([0.0, 0.25, 0.5, 1.0])
+    np.testing.assert_allclose(uniform.value(u), [0.01, 0.02, 0.03, 0.05])
+    np.testing.assert_allclose(tri.value(u), stats.triang.ppf(u, 1 / 4, loc=8, scale=4))
+    # a normal cut at low = 0 (below it: 0.00003 of the mass) and at its 99.5% quantile
+    lo = stats.norm.cdf(0, 0.002, 0.0005)
+    np.testing.assert_allclose(normal.value(u), stats.norm.ppf(lo + u * (0.995 - lo), 0.002,
+                                                                0.0005), atol=1e-12)
+    assert normal.design_range[0] == 0.0
+    # a lognormal over its central 99%, its median in the middle
+    assert lognormal.value(0.5) == pytest.approx(0.05)
+    np.testing.assert_allclose(lognormal.design_range, stats.lognorm.ppf([0.005, 0.995], 0.5,
+                                                                         scale=0.05))
+    assert uniform.describe() == "uniform(0.01, 0.05)"
+    assert lognormal.describe() == "lognormal(median 0.05, sigma 0.5)"
+
+
+def test_every_decision_runs_on_the_same_draws_and_seeds():
+    plan = expand(make(DECIDED))
+    assert plan.dims == (VARIANT, "channels.search.daily_budget", "product.price", "draw",
+                         REPLICATE)
+    assert plan.shape == (2, 3, 2, 8, 3) and len(plan.runs) == 2 * 3 * 2 * 8 * 3
+    by_cell: dict = {}
+    for run in plan.runs:
+        draw = run.labels["draw"]
+        assumed = {p: run.overrides[p] for p in (u["path"] for u in UNCERTAIN)}
+        by_cell.setdefault((draw, run.replicate), set()).add(
+            (run.seed, tuple(sorted(assumed.items()))))
+    # one seed and one set of assumption values per (draw, replicate), whatever the decision
+    assert all(len(v) == 1 for v in by_cell.values())
+    seeds = [next(iter(v))[0] for v in by_cell.values()]
+    assert len(set(seeds)) == 8 * 3  # each draw its own replicates
+    assert np.array(plan.draw_seeds).shape == (8, 3)
+
+
+def test_draws_are_a_latin_hypercube_over_the_quantiles():
+    exp = make({"uncertain": UNCERTAIN, "draws": 10, "seed": 11})
+    plan = expand(exp)
+    draw = plan.axes[-1]
+    awareness = np.array(draw.params["channels.paid_social.effects.awareness"])
+    strata = np.floor((awareness - 0.01) / 0.04 * 10).astype(int)
+    assert sorted(strata) == list(range(10))  # one draw in each tenth of the range
+    again = expand(make({"uncertain": UNCERTAIN, "draws": 10, "seed": 11})).axes[-1]
+    assert again.params == draw.params
+    other = expand(make({"uncertain": UNCERTAIN, "draws": 10, "seed": 12})).axes[-1]
+    assert other.params != draw.params
+    with_more = make({"uncertain": UNCERTAIN, "draws": 10, "seed": 11}).with_size(draws=4,
+                                                                                  seed=3)
+    assert len(expand(with_more).axes[-1]) == 4 and with_more.spec.seed == 3
+
+
+def test_no_uncertain_no_draw_axis():
+    plan = expand(make(GRID))
+    assert "draw" not in plan.dims and plan.draw_seeds is None
+    assert make({"uncertain": UNCERTAIN}).spec.n_draws == 8  # the default
+
+
+def fake_posterior(path, n=50):
+    """A posterior.nc as distsim calibrate writes it: two correlated parameters."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.01, 0.05, n)
+    ds = xr.Dataset({"channels.paid_social.effects.awareness": ("sample", x),
+                     "segments.casual.purchase_rate.mean_days": ("sample", 40.0 + 1000 * x),
+                     "epsilon": ("generation", [2.0, 1.0])},
+                    coords={"sample": np.arange(n)}, attrs={"kind": "calibration"})
+    from simulation.io import write_netcdf
+
+    write_netcdf(ds, path)
+    return ds
+
+
+def test_posterior_draws_are_whole_rows(tmp_path):
+    post = fake_posterior(tmp_path / "posterior.nc")
+    data = {"base": "unused.toml", "draws": 12, "uncertain": [{"posterior": "posterior.nc"}]}
+    exp = experiment_from_dict(data, source=SRC, root=tmp_path, base=BASE)
+    assert [a.path for a in exp.assumptions] == ["channels.paid_social.effects.awareness",
+                                                 "segments.casual.purchase_rate.mean_days"]
+    draw = expand(exp).axes[-1]
+    x = np.array(draw.params["channels.paid_social.effects.awareness"])
+    y = np.array(draw.params["segments.casual.purchase_rate.mean_days"])
+    np.testing.assert_allclose(y, 40.0 + 1000 * x)  # the correlation kept: rows, not marginals
+    assert set(x) <= set(post["channels.paid_social.effects.awareness"].values)
+    assert len(set(x)) == 12  # without replacement while there are rows enough
+    one = experiment_from_dict({**data, "uncertain": [{"posterior": "posterior.nc",
+                                "parameters": ["segments.casual.purchase_rate.mean_days"]}]},
+                               source=SRC, root=tmp_path, base=BASE)
+    assert [a.path for a in one.assumptions] == ["segments.casual.purchase_rate.mean_days"]
+
+
+@pytest.mark.parametrize("uncertain, extra, field, words", [
+    ([{"path": "product.price", "distribution": "uniform", "low": 5.0}], {},
+     "uncertain[0]", "needs 'high'"),
+    ([{"path": "product.price", "distribution": "uniform", "low": 5.0, "high": 9.0,
+       "sd": 1.0}], {}, "uncertain[0]", "not sd"),
+    ([{"path": "product.price", "distribution": "beta", "low": 5.0, "high": 9.0}], {},
+     "uncertain[0].distribution", "Input should be"),
+    ([{"path": "product.price", "distribution": "triangular", "low": 5.0, "mode": 10.0,
+       "high": 9.0}], {}, "uncertain[0]", "mode"),
+    ([{"path": "product.price", "distribution": "uniform", "low": -5.0, "high": 9.0}], {},
+     "uncertain[0]", "greater than 0"),
+    ([{"path": "product.pirce", "distribution": "uniform", "low": 5.0, "high": 9.0}], {},
+     "uncertain[0]", "unknown key"),
+    ([{"path": "channels.paid_social.daily_budget", "distribution": "uniform", "low": 5.0,
+       "high": 9.0}], {"variants": [{"name": "a", "set": {
+           "channels.paid_social.daily_budget": 3.0}}]},
+     "uncertain[0]", "is a decision in variant 'a'"),
+    ([{"path": "product.price", "distribution": "uniform", "low": 5.0, "high": 9.0}],
+     {"sweep": [{"kind": "grid", "values": {"product.price": [20.0, 30.0]}}]},
+     "uncertain[0]", "either decided"),
+    ([{"path": "simulation.seed", "distribution": "uniform", "low": 5.0, "high": 9.0}], {},
+     "uncertain[0]", "not an assumption"),
+    ([{"posterior": "p.nc", "distribution": "uniform"}], {}, "uncertain[0]",
+     "takes 'parameters' only"),
+    ([{"posterior": "missing.nc"}], {}, "uncertain[0].posterior", "not found"),
+    ([], {"draws": 4}, "", "'draws' goes with [[uncertain]]"),
+])
+def test_bad_assumptions_name_the_field(uncertain, extra, field, words):
+    err = error_of({"uncertain": uncertain, **extra})
+    assert err.field == field, err
+    assert words in err.message, err
+
+
+def test_a_posterior_parameter_that_is_not_there_is_named(tmp_path):
+    fake_posterior(tmp_path / "posterior.nc")
+    data = {"base": "unused.toml", "uncertain": [{"posterior": "posterior.nc",
+                                                  "parameters": ["product.price"]}]}
+    with pytest.raises(ScenarioError, match="'product.price' is not a free parameter") as info:
+        experiment_from_dict(data, source=SRC, root=tmp_path, base=BASE)
+    assert info.value.field == "uncertain[0].parameters"
+    (tmp_path / "other.nc").write_bytes((tmp_path / "posterior.nc").read_bytes()[:100])
+    with pytest.raises(ScenarioError, match="not a readable posterior"):
+        experiment_from_dict({**data, "uncertain": [{"posterior": "other.nc"}]}, source=SRC,
+                             root=tmp_path, base=BASE)

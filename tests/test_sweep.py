@@ -24,7 +24,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from helpers import DEFAULT, EXPERIMENTS, ROOT, assert_one_clear_line, distsim, own_market, run_cli
+from helpers import (
+    DEFAULT,
+    EXPERIMENTS,
+    ROOT,
+    assert_one_clear_line,
+    assert_png,
+    distsim,
+    own_market,
+    run_cli,
+)
 from scipy import stats
 
 import simulation
@@ -544,6 +553,10 @@ def test_sampled_points_are_labelled_by_their_values(tmp_path):
     assert labels[:2] == ["price=30, search.daily_budget=100, paid_social.daily_budget=5 #0",
                           "price=30, search.daily_budget=100, paid_social.daily_budget=5 #1"]
     assert len(set(labels)) == 4 and "#" not in labels[2]
+    # a heat map of sampled points: no grid, each point where its values put it
+    from simulation.analysis.plots import plot_bytes
+
+    assert_png(plot_bytes(ds, "heatmap"))
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -648,23 +661,28 @@ def test_resume_and_combine_refuse_runs_of_another_version(reference, small, tmp
 
 def test_there_are_example_experiments():
     assert {p.stem for p in EXPERIMENTS} >= {"scaling_strategies", "positioning", "post_purchase",
-                                          "saas_channels"}
+                                          "saas_channels", "default_assumptions"}
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 @pytest.mark.slow  # a sweep per example experiment
 def test_example_experiment_runs_at_a_small_size(path, tmp_path):
     out = tmp_path / path.stem
+    exp = load_experiment(path)
+    draws = ["--draws", "2"] if exp.spec.uncertain else []
     rc, stdout, _ = run_cli(["sweep", str(path), "--agents", "1500", "--days", "30",
-                             "--replicates", "1", "--threads", "1", "--out", str(out)])
+                             "--replicates", "1", "--threads", "1", "--out", str(out), *draws])
     assert rc == 0
     ds = read_netcdf(out / "combined.nc")
-    exp = load_experiment(path)
-    assert ds.sizes["variant"] == len(exp.spec.variants)
+    assert ds.sizes.get("variant", 0) == len(exp.spec.variants)
     assert ds.sizes["replicate"] == 1 and ds.attrs["agents"] == 1500
-    market = load_experiment(path).base.market.size  # the base file's own people
+    assert ds.sizes.get("draw", 0) == (2 if exp.spec.uncertain else 0)
+    market = exp.base.market.size  # the base file's own people
     np.testing.assert_allclose(ds.stage_count.sum("stage"), market)
-    assert "one replicate: no measure of certainty" in stdout
+    if exp.spec.uncertain and len(exp.spec.variants) > 1:  # the draws are the units
+        assert "across the assumptions" in stdout
+    elif not exp.spec.uncertain:
+        assert "one replicate: no measure of certainty" in stdout
 
 
 def test_a_negative_ltv_cac_never_ranks_the_cheaper_point_below_the_dearer(monkeypatch):
@@ -695,3 +713,106 @@ def test_a_negative_ltv_cac_never_ranks_the_cheaper_point_below_the_dearer(monke
     ds = xr.Dataset(coords={"variant": points, "replicate": reps})
     summary = combine.summarise(ds, "ltv_cac")
     assert summary.best.variant == "cheap"
+
+
+# -- decisions under assumptions: the draw axis ----------------------------------------------
+
+
+def hand_made_draws(run: xr.Dataset, offsets, x) -> xr.Dataset:
+    """A combined dataset over (variant, draw, replicate) whose profits are known, with an
+    assumption ``a.x`` taking the values ``x`` along ``draw``."""
+    offsets = np.asarray(offsets, dtype=float)
+    points = [xr.concat([hand_made(run, [draw]).squeeze("variant", drop=True) for draw in point],
+                        dim="draw") for point in offsets]
+    ds = xr.concat(points, dim="variant")
+    ds = ds.assign_coords(variant=[f"v{k}" for k in range(len(points))],
+                          draw=np.arange(offsets.shape[1]), **{"a.x": ("draw", np.asarray(x))})
+    ds["draw"].attrs["kind"] = "point number"
+    return ds
+
+
+def test_summary_over_draws_splits_noise_from_assumptions_and_finds_the_flip(one_run):
+    x = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    noise = np.array([10.0, -10.0])
+    v0 = [noise for _ in x]  # noise only
+    v1 = [2000 * (xi - 0.45) + noise for xi in x]  # better where the assumption is high
+    s = summarise(hand_made_draws(one_run, [v0, v1], x))
+    base = float(outcomes(one_run).profit)
+    assert s.draws == 6 and s.best.units == "draws"
+    r0, r1 = s.rows
+    assert r1["profit_mean"] == pytest.approx(base + 100) and s.best.variant == "v1"
+    assert r0["draws"] == 6 and r0["replicates"] == 2
+    # noise: the sd of a run about its draw's mean (10 and -10: sqrt(200)); the
+    # assumptions' spread: none for v0, 2000 x sd(x) less the noise for v1
+    assert r0["profit_noise_sd"] == pytest.approx(math.sqrt(200))
+    assert r0["profit_spread_sd"] == 0.0
+    assert r1["profit_spread_sd"] == pytest.approx(math.sqrt(
+        (2000 * x).var(ddof=1) - 200 / 2))
+    assert r1["profit_range_low"] == pytest.approx(base + np.quantile(2000 * (x - 0.45), 0.05))
+    # regret: what each costs against the best of its draw (leads -700 ... 900)
+    assert r0["regret"] == pytest.approx((500 + 700 + 900) / 6)
+    assert r1["regret"] == pytest.approx((700 + 500 + 300) / 6)
+    assert r0["p_best"] + r1["p_best"] == pytest.approx(1.0)
+    assert not s.best.clear  # ahead in 3 of 6 draws: no winner declared
+    f = s.flips
+    assert f["flips"] and f["best_in"] == {"v0": 3, "v1": 3} and f["challenger"] == "v0"
+    assert f["driver"] == "a.x" and f["correlation"] == pytest.approx(1.0)
+    assert f["threshold"] == pytest.approx(0.45) and f["best_when"] == "above"
+    assert f["p_noise"] == 0.0  # paired: the same noise in both, none in the lead
+    from simulation.sweep.command import flips_line, summary_table
+
+    line = flips_line(s)
+    assert line.startswith("the ranking flips across the assumptions: best in v0 3, v1 3 of "
+                           "6 draws")
+    assert "v1 leads where it is above about 0.45, v0 where it is below" in line
+    assert "ahead in 3 of 6 draw(s)" in best_line(s)
+    assert json.loads(s.to_json())["flips"]["driver"] == "a.x"
+    summary_table(s, {"experiment_name": "t", "agents": 10, "days": 3, "replicates": 2})
+
+
+def test_a_ranking_that_holds_says_so(one_run):
+    x = np.array([0.1, 0.5, 0.9])
+    s = summarise(hand_made_draws(one_run, [[[0.0, 1.0]] * 3, [[500.0, 501.0]] * 3], x))
+    from simulation.sweep.command import flips_line
+
+    assert not s.flips["flips"] and s.flips["best_in"] == {"v1": 3}
+    assert flips_line(s) == "the ranking holds across the assumptions: v1 is best in all 3 draws"
+    assert s.rows[1]["regret"] == 0 and s.rows[0]["regret"] == 500
+
+
+UNCERTAIN_SMALL = SMALL.split("[[sweep]]")[0].replace("replicates = 2",
+                                                      "replicates = 2\ndraws = 2") + """
+[[uncertain]]
+path = "channels.paid_social.effects.awareness"
+distribution = "uniform"
+low = 0.01
+high = 0.06
+"""
+
+
+@pytest.mark.slow  # a sweep of its own
+def test_a_sweep_with_assumptions_pairs_every_decision_on_the_draws(tmp_path):
+    exp = write(tmp_path / "u.toml", UNCERTAIN_SMALL)
+    out = tmp_path / "u"
+    rc, stdout, err = run_cli(["sweep", str(exp), "--out", str(out), "--threads", "1"])
+    assert rc == 0, err
+    ds = read_netcdf(out / "combined.nc")
+    assert ds.stage_count.dims[:3] == ("variant", "draw", "replicate")
+    assert ds.replicate_seed.dims == ("draw", "replicate") and ds.attrs["draws"] == 2
+    assert ds["channels.paid_social.effects.awareness"].dims == ("draw",)
+    manifest = json.loads((out / "manifest.json").read_text())
+    seeds = {(r["labels"]["draw"], r["replicate"]): set() for r in manifest["runs"]}
+    for r in manifest["runs"]:
+        seeds[(r["labels"]["draw"], r["replicate"])].add(r["seed"])
+    assert all(len(s) == 1 for s in seeds.values()) and len(seeds) == 4
+    frame = pd.read_csv(out / "summary.csv")
+    assert {"profit_noise_sd", "profit_spread_sd", "profit_range_low", "p_best", "regret",
+            "draws"} <= set(frame.columns)
+    assert "2 assumption draw(s) x 2 replicate(s)" in stdout
+    assert "across the assumptions" in stdout
+    from simulation.analysis.plots import plot_bytes
+    from simulation.analysis.sweep import by_variant, interval, kpis
+
+    ci = interval(by_variant(kpis(ds).profit))
+    assert {"spread_low", "spread_high"} <= set(ci) and ci.sizes["variant"] == 2
+    assert_png(plot_bytes(ds, "variants"))

@@ -20,6 +20,7 @@ RUN_DIMS = frozenset({
     "cohort", "cohort_week", "weeks_since", "week",
 })
 REPLICATE = "replicate"
+DRAW = "draw"
 WORD_OF_MOUTH = "word_of_mouth"
 
 # Channel colours: tab10 in channel order, word of mouth always the same grey-green, so
@@ -62,8 +63,9 @@ def _run_level_dims(ds: xr.Dataset) -> list[str]:
 
 
 def sweep_dims(ds: xr.Dataset) -> list[str]:
-    """Dimensions of swept parameters or named variants (not ``replicate``), in order."""
-    return [d for d in _run_level_dims(ds) if d != REPLICATE]
+    """Dimensions of swept parameters or named variants, the decisions (not ``replicate``
+    nor ``draw``, the assumption draws), in order."""
+    return [d for d in _run_level_dims(ds) if d not in (REPLICATE, DRAW)]
 
 
 def axis_parameters(ds: xr.Dataset, dim: str) -> list[str]:

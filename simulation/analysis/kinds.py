@@ -13,8 +13,10 @@ DESCRIPTIONS = {
     "attribution": "conversions and revenue credited to each channel under each model",
     "saturation": "spend versus new customers: saturation, marginal and average CAC",
     "dashboard": "weekly channel review: spend, customers, CAC, ROAS, actives, margin",
-    "variants": "sweep: variants compared, means with 95% confidence intervals",
-    "heatmap": "sweep: a figure over two swept parameters",
+    "variants": "sweep: variants compared, means with 95% confidence intervals (and the "
+                "assumptions' range, with [[uncertain]] draws)",
+    "heatmap": "sweep: a figure over two swept parameters, or a sampled block's points "
+               "(with draws: each cell's range over the assumptions)",
 }
 
 KPIS = {

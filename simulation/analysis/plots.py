@@ -23,8 +23,10 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 from simulation.analysis.attribution import MODEL_LABELS, attributed_revenue  # noqa: E402
 from simulation.analysis.common import (  # noqa: E402
+    axis_parameters,
     channel_colours,
     channels,
+    is_point_numbered,
     is_sweep,
     safe_div,
     sweep_dims,
@@ -515,7 +517,8 @@ def _sweep_title(ds: xr.Dataset) -> str:
     name = ds.attrs.get("scenario_name", "sweep")
     if ds.attrs.get("experiment_name"):
         name = f"{ds.attrs['experiment_name']} (base {name})"
-    return f"{name}: {what}, {reps} replicate(s)"
+    draws = f"{ds.sizes['draw']} assumption draws x " if "draw" in ds.dims else ""
+    return f"{name}: {what}, {draws}{reps} replicate(s)"
 
 
 def variants(ds: xr.Dataset, metrics: tuple[str, ...] = ("profit", "customers", "cac",
@@ -535,6 +538,7 @@ def variants(ds: xr.Dataset, metrics: tuple[str, ...] = ("profit", "customers", 
                              sharey=True)
     axes = np.atleast_1d(axes)
     y = np.arange(len(labels))[::-1]
+    drawn = "draw" in ds.dims and ds.sizes["draw"] > 1
     for ax, m in zip(axes, metrics, strict=True):
         ci = interval(by_variant(k[m])).isel(variant=shown)
         mean = ci["mean"].values
@@ -543,6 +547,9 @@ def variants(ds: xr.Dataset, metrics: tuple[str, ...] = ("profit", "customers", 
         best = np.nanargmax(mean) if m not in ("cac",) else np.nanargmin(mean)
         colours = ["#ff7f0e" if i == best else "#1f77b4" for i in range(len(labels))]
         ax.barh(y, mean, color=colours, alpha=0.75)
+        if drawn:  # how far the assumptions move it: a grey band behind the whisker
+            s_lo, s_hi = ci["spread_low"].values, ci["spread_high"].values
+            ax.hlines(y, s_lo, s_hi, color="#7f7f7f", lw=7, alpha=0.35, zorder=3)
         err = np.vstack([mean - lo, hi - mean])
         if np.isfinite(err).any():
             ax.errorbar(mean, y, xerr=np.where(np.isfinite(err), err, 0), fmt="none",
@@ -558,6 +565,10 @@ def variants(ds: xr.Dataset, metrics: tuple[str, ...] = ("profit", "customers", 
     n = int(ds.sizes.get("replicate", 1))
     note = (f"Bars: mean over {n} replicates; whiskers: 95% t interval; orange: best variant."
             if n > 1 else "One replicate per variant: no confidence interval.")
+    if drawn:
+        note = (f"Bars: mean over {ds.sizes['draw']} assumption draws x {n} replicate(s); "
+                "whiskers: its 95% t interval over the draws; grey bands: the assumptions' "
+                "range (5% to 95% of the draws' means); orange: best variant.")
     if len(shown) < len(first.variant):
         note += f" The {len(shown)} most profitable of {len(first.variant)} variants."
     fig.suptitle(textwrap.fill(f"Variant comparison — {_sweep_title(ds)}",
@@ -571,17 +582,25 @@ def heatmap(ds: xr.Dataset, metric: str = "profit", dims: tuple[str, str] | None
     """A key figure's replicate mean over two swept parameters."""
     _need_sweep(ds, "heatmap")
     swept = sweep_dims(ds)
+    if metric not in KPIS:
+        raise PlotError(f"unknown metric {metric!r} (available: {', '.join(KPIS)})")
     if dims is None:
         if len(swept) < 2:
+            sampled = [d for d in swept if is_point_numbered(ds, d)
+                       and len(axis_parameters(ds, d)) >= 2]
+            if sampled:  # points drawn from ranges: no grid, a map of the points
+                return _sampled_map(ds, sampled[0], metric)
             raise PlotError("--kind heatmap needs two swept parameters; this sweep has "
                             f"{len(swept)} ({', '.join(swept) or 'none'})")
         dims = (swept[0], swept[1])
-    if metric not in KPIS:
-        raise PlotError(f"unknown metric {metric!r} (available: {', '.join(KPIS)})")
     da = kpis(ds)[metric]
     other = [d for d in da.dims if d not in dims]
     grid = da.mean(other) if other else da
     grid = grid.transpose(dims[0], dims[1])
+    spread = None
+    if "draw" in da.dims and da.sizes["draw"] > 1:  # each cell's range over the assumptions
+        per_draw = da.mean([d for d in other if d != "draw"])
+        spread = per_draw.quantile([0.05, 0.95], dim="draw").transpose("quantile", *dims).values
     fig, ax = plt.subplots(figsize=(max(9.0, 1.3 * grid.sizes[dims[1]] + 5),
                                     max(5.0, 0.7 * grid.sizes[dims[0]] + 3)))
     vals = grid.values.astype(float)
@@ -595,8 +614,11 @@ def heatmap(ds: xr.Dataset, metric: str = "profit", dims: tuple[str, str] | None
     for (i, j), v in np.ndenumerate(vals):
         r, g, b, _ = im.cmap(im.norm(v)) if math.isfinite(v) else (1, 1, 1, 1)
         dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
-        ax.text(j, i, "n/a" if not math.isfinite(v) else _money(v), ha="center", va="center",
-                fontsize=10, color="white" if dark else "black", fontweight="bold")
+        text = "n/a" if not math.isfinite(v) else _money(v)
+        if spread is not None and math.isfinite(v):
+            text += f"\n{_money(spread[0, i, j])} to {_money(spread[1, i, j])}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=10 if spread is None else 9,
+                color="white" if dark else "black", fontweight="bold")
     ax.set_xticks(range(grid.sizes[dims[1]]), [_tick(v) for v in grid[dims[1]].values])
     ax.set_yticks(range(grid.sizes[dims[0]]), [_tick(v) for v in grid[dims[0]].values])
     ax.set_xlabel(dims[1])
@@ -605,9 +627,61 @@ def heatmap(ds: xr.Dataset, metric: str = "profit", dims: tuple[str, str] | None
     cb.set_label(f"{metric} ({units})")
     cb.ax.yaxis.set_major_formatter(MONEY)
     n = int(ds.sizes.get("replicate", 1))
-    ax.set_title(f"{label}: mean over {n} replicate(s)"
-                 + (f", averaged over {', '.join(o for o in other if o != 'replicate')}"
-                    if [o for o in other if o != "replicate"] else ""), fontsize=10)
+    averaged = [o for o in other if o not in ("replicate", "draw")]
+    ax.set_title(textwrap.fill(
+        f"{label}: mean over {n} replicate(s)"
+        + (f" and {ds.sizes['draw']} assumption draws (under each: 5% to 95% of the draws)"
+           if spread is not None else "")
+        + (f", averaged over {', '.join(averaged)}" if averaged else ""),
+        int(fig.get_figwidth() * 11)), fontsize=10)
+    title = textwrap.fill(f"Sweep heat map — {_sweep_title(ds)}", int(fig.get_figwidth() * 9))
+    fig.suptitle(title, fontsize=12, fontweight="bold")
+    fig.tight_layout(rect=(0, 0, 1, 0.9 if "\n" in title else 0.94))
+    return fig
+
+
+def _sampled_map(ds: xr.Dataset, dim: str, metric: str):
+    """A heat map of sampled points (a ``random`` or ``lhs`` block, a named zip): each point
+    at its first two parameters' values, coloured by the metric's mean (over replicates,
+    draws and any other axis); with assumption draws, the ring's size is the
+    assumptions' range (5% to 95% of the draws' means)."""
+    x_path, y_path = axis_parameters(ds, dim)[:2]
+    da = kpis(ds)[metric]
+    other = [d for d in da.dims if d != dim]
+    mean = (da.mean(other) if other else da).values.astype(float)
+    fig, ax = plt.subplots(figsize=(9.5, 6.5))
+    finite = mean[np.isfinite(mean)]
+    span = max(abs(finite.min()), abs(finite.max())) if finite.size else 1.0
+    diverging = finite.size and finite.min() < 0 < finite.max()
+    sizes = np.full(mean.shape, 90.0)
+    note = ""
+    if "draw" in da.dims and da.sizes["draw"] > 1:
+        per_draw = da.mean([d for d in other if d != "draw"])
+        q = per_draw.quantile([0.05, 0.95], dim="draw").transpose("quantile", dim).values
+        width = q[1] - q[0]
+        if np.isfinite(width).any() and np.nanmax(width) > 0:
+            sizes = 60 + 600 * np.nan_to_num(width / np.nanmax(width))
+            note = (f"; marker area: the range over {ds.sizes['draw']} assumption draws "
+                    f"(largest {_money(float(np.nanmax(width)))})")
+    sc = ax.scatter(ds[x_path].values, ds[y_path].values, c=mean, s=sizes,
+                    cmap="RdYlGn" if metric != "cac" else "RdYlGn_r", edgecolors="black",
+                    vmin=-span if diverging else None, vmax=span if diverging else None)
+    best = int(np.nanargmax(mean) if metric != "cac" else np.nanargmin(mean))
+    ax.scatter([ds[x_path].values[best]], [ds[y_path].values[best]], s=sizes[best] * 2.2,
+               facecolors="none", edgecolors="#ff7f0e", linewidths=2.5)
+    ax.legend(handles=[Line2D([], [], marker="o", linestyle="none", markersize=12,
+                              markerfacecolor="none", markeredgecolor="#ff7f0e",
+                              markeredgewidth=2.5, label="best mean")],
+              loc="best", fontsize=8)
+    label, units = KPIS[metric]
+    cb = fig.colorbar(sc, ax=ax)
+    cb.set_label(f"{metric} ({units})")
+    cb.ax.yaxis.set_major_formatter(MONEY)
+    ax.set_xlabel(x_path)
+    ax.set_ylabel(y_path)
+    ax.grid(alpha=0.3)
+    ax.set_title(textwrap.fill(f"{label} at each of {ds.sizes[dim]} sampled points ({dim}), "
+                               f"mean over replicates{note}", 100), fontsize=10)
     title = textwrap.fill(f"Sweep heat map — {_sweep_title(ds)}", int(fig.get_figwidth() * 9))
     fig.suptitle(title, fontsize=12, fontweight="bold")
     fig.tight_layout(rect=(0, 0, 1, 0.9 if "\n" in title else 0.94))

@@ -184,10 +184,12 @@ def verdict(ds: xr.Dataset) -> str:
     objective (``distsim sweep`` prints the objective's).
     """
     from simulation.sweep.combine import summarise
-    from simulation.sweep.command import best_line
+    from simulation.sweep.command import best_line, flips_line
 
     summary = summarise(ds, "profit")
     lines = [f"<p>{_esc(best_line(summary))}.</p>"]
+    if summary.flips:
+        lines.append(f"<p>{_esc(flips_line(summary))}.</p>")
     lines += [f"<p class=note>warning: {_esc(w)}.</p>" for w in summary.warnings]
     return "".join(lines)
 

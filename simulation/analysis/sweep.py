@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import stdtrit
 
-from simulation.analysis.common import REPLICATE, point_axis_labels, sweep_dims
+from simulation.analysis.common import DRAW, REPLICATE, point_axis_labels, sweep_dims
 from simulation.analysis.economics import unit_economics
 from simulation.analysis.kinds import KPIS  # name -> (label, units)
 
@@ -80,7 +80,23 @@ def by_variant(da: xr.DataArray) -> xr.DataArray:
 
 
 def interval(da: xr.DataArray, level: float = 0.95) -> xr.Dataset:
-    """Mean over replicates with a t confidence interval (NaN half-width for one replicate)."""
+    """Mean over replicates with a t confidence interval (NaN half-width for one replicate).
+
+    With assumption draws (a ``draw`` dimension) the unit is the draw: each draw's mean
+    over its replicates, then the mean over the draws with its t interval (the expected
+    figure over the assumptions, as the sweep summary's), and ``spread_low`` and
+    ``spread_high``, the 5% and 95% quantiles of the draws' means: how far the
+    assumptions move it.
+    """
+    if DRAW in da.dims and da.sizes[DRAW] > 1:
+        draws = da.mean(REPLICATE) if REPLICATE in da.dims else da
+        out = interval(draws.rename({DRAW: REPLICATE}), level)
+        with np.errstate(invalid="ignore"):  # an infinite CAC of a draw without customers
+            q = draws.quantile([0.05, 0.95], dim=DRAW)
+        return out.assign(spread_low=q.isel(quantile=0, drop=True),
+                          spread_high=q.isel(quantile=1, drop=True))
+    if DRAW in da.dims:
+        da = da.squeeze(DRAW, drop=True)
     if REPLICATE not in da.dims:
         return xr.Dataset({"mean": da, "low": da * np.nan, "high": da * np.nan,
                            "n": xr.full_like(da, 1, dtype=int)})

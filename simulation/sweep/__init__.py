@@ -20,7 +20,7 @@ _WHERE = {
     "outcomes": "combine", "summarise": "combine",
     "Experiment": "experiment", "expand": "experiment", "expand_runs": "experiment",
     "experiment_from_dict": "experiment", "load_experiment": "experiment",
-    "run_sweep": "runner",
+    "run_sweep": "runner", "run_plan": "runner",
 }
 
 __all__ = sorted(_WHERE)

@@ -33,6 +33,7 @@ import xarray as xr
 from simulation.analysis.economics import ltv_cac_rank
 from simulation.scenario import ScenarioError
 from simulation.sweep.experiment import (
+    DRAW,
     OUTCOMES,
     REPLICATE,
     VARIANT,
@@ -98,18 +99,29 @@ def combine(experiment: Experiment, plan: Plan, datasets: Iterable[xr.Dataset]) 
             if path != axis.dim:
                 coords[path] = (axis.dim, _array(values))
     coords[REPLICATE] = (REPLICATE, np.arange(n_rep, dtype=np.int64))
-    coords["replicate_seed"] = (REPLICATE, np.array(plan.replicate_seeds, dtype=np.int64))
+    if plan.draw_seeds is not None:  # each draw its own replicates' seeds
+        coords["replicate_seed"] = ((DRAW, REPLICATE), np.array(plan.draw_seeds, dtype=np.int64))
+    else:
+        coords["replicate_seed"] = (REPLICATE, np.array(plan.replicate_seeds, dtype=np.int64))
     run_index = np.arange(len(plan.runs), dtype=np.int64).reshape((n_rep, *axes_shape))
     coords["run"] = (plan.dims, np.moveaxis(run_index, 0, len(axes_shape)))
     out = xr.Dataset(data, coords=coords)
     out[REPLICATE].attrs["description"] = (
         "replicate: every variant of a replicate runs with its seed (common random numbers)")
-    out["replicate_seed"].attrs["description"] = "run seed of the replicate"
+    out["replicate_seed"].attrs["description"] = (
+        "run seed of the replicate (of each draw, with assumption draws)")
     out["run"].attrs["description"] = "index of the run file in runs/"
     if VARIANT in out.coords:
         out[VARIANT].attrs["description"] = "named variant of the experiment"
+    if DRAW in out.dims:
+        out[DRAW].attrs.update(kind="point number", description=(
+            "assumption draw: every decision runs on every draw (same values, same seeds); "
+            "the assumptions' values are the coordinates along it"))
+        for a in experiment.assumptions:
+            if a.path in out.coords:
+                out[a.path].attrs.update(assumption=a.describe())
     for axis in plan.axes:
-        if axis.dim != VARIANT and axis.dim not in axis.params:  # sample or named zip block
+        if axis.dim not in (VARIANT, DRAW) and axis.dim not in axis.params:
             out[axis.dim].attrs.update(kind="point number", description=(
                 "point of the block; its parameters' values are the coordinates along it"))
     spec = experiment.spec
@@ -125,6 +137,7 @@ def combine(experiment: Experiment, plan: Plan, datasets: Iterable[xr.Dataset]) 
         "scenario_name": experiment.base.name,
         "agents": experiment.base.simulation.agents,
         "days": experiment.base.simulation.days,
+        "draws": len(plan.draw_seeds) if plan.draw_seeds is not None else 0,
     }
     out.attrs.update(meta)
     return out
@@ -229,8 +242,9 @@ class Best:
     difference_low: float = math.nan
     difference_high: float = math.nan
     p_beats_runner_up: float = math.nan
-    wins: int = 0  # replicates in which the best did better than the runner-up
-    replicates: int = 0
+    wins: int = 0  # units (replicates, or draws) in which the best beat the runner-up
+    replicates: int = 0  # units compared
+    units: str = "replicates"  # or "draws": the unit of comparison
     # the headline: P(best) of :func:`p_best`; NaN with one replicate (no measure of it)
     p_best: float = math.nan
     # every point with a share of the bootstrap wins (P(best) of each), largest first
@@ -252,6 +266,8 @@ class Summary:
     level: float = 0.95
     channel_rows: list[dict] = field(default_factory=list)  # variant, channel, CHANNEL_OUTCOMES
     warnings: list[str] = field(default_factory=list)  # e.g. the best at the edge of a range
+    draws: int = 0  # assumption draws (0: none)
+    flips: dict | None = None  # where the ranking flips across the draws (:func:`flips`)
 
     def to_frame(self):
         import pandas as pd
@@ -268,6 +284,7 @@ class Summary:
         body = {"objective": self.objective, "goal": "max" if self.maximise else "min",
                 "level": self.level, "outcomes": self.outcomes, "rows": self.rows,
                 "best": self.best.__dict__ if self.best else None,
+                "draws": self.draws, "flips": self.flips,
                 "warnings": self.warnings, "channels": self.channel_rows}
         return json.dumps(_nan_to_none(body), indent=1)
 
@@ -402,7 +419,17 @@ def edge_warnings(ds: xr.Dataset, dims: list[str], position: tuple[int, ...]) ->
 
 def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
               level: float = 0.95) -> Summary:
-    """Per point of the grid: each outcome's mean and interval; the best by ``objective``."""
+    """Per decision (a point of the grid): each outcome's mean and interval, P(best) and
+    expected regret; the best by ``objective``.
+
+    Without assumption draws the unit of comparison is the replicate (paired across
+    decisions by their shared seed). With draws (a ``draw`` axis) it is the draw: a
+    draw's mean over its replicates, paired across decisions by the shared assumption
+    values and seeds; the interval is then that of the expected outcome over the
+    assumptions, and the table adds the simulation noise (the spread of replicates
+    within a draw) and the assumption spread (of the draws' means) apart, and how often
+    each decision is best across the draws (:func:`flips`).
+    """
     if objective is None:
         objective = Objective(metric=ds.attrs.get("objective", "profit"),
                               goal=ds.attrs.get("objective_goal"))
@@ -410,51 +437,68 @@ def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
         objective = Objective(metric=objective)
     out = outcomes(ds)
     names = [o for o in OUTCOMES if o in out]
-    dims = [d for d in out.dims if d != REPLICATE and d in ds.dims
+    dims = [d for d in out.dims if d not in (REPLICATE, DRAW) and d in ds.dims
             and d not in ("day", "channel")]
     dims = [d for d in ds.dims if d in dims]  # dataset order: variant, then the sweep axes
+    drawn = DRAW in out.dims
     labels = point_labels(ds, dims)
-    stacked = {}  # every outcome (the table's and the two that rank ltv_cac): points x reps
+    runs = {}  # every outcome (the table's and the two that rank ltv_cac): points x draws x reps
     for name in out.data_vars:
         da = out[name]
-        if REPLICATE not in da.dims:
-            da = da.expand_dims(REPLICATE)
-        da = da.transpose(*dims, REPLICATE)
-        stacked[name] = da.values.reshape(len(labels), da.sizes[REPLICATE])
-    summary = Summary(objective.metric, objective.maximise, names, level=level)
+        for d in (DRAW, REPLICATE):
+            if d not in da.dims:
+                da = da.expand_dims(d)
+        da = da.transpose(*dims, DRAW, REPLICATE)
+        runs[name] = da.values.reshape(len(labels), da.sizes[DRAW], da.sizes[REPLICATE])
+    n_draws = runs[names[0]].shape[1] if names else 1
+    by_draw = drawn and n_draws >= 2
+    units = {name: _units(v, by_draw) for name, v in runs.items()}
+    summary = Summary(objective.metric, objective.maximise, names, level=level,
+                      draws=n_draws if drawn else 0)
     for i, label in enumerate(labels):
         row: dict = {"variant": label}
         for name in names:
-            mean, low, high, n = t_interval(stacked[name][i], level)
-            row["replicates"] = max(row.get("replicates", 0), n)
+            mean, low, high, n = t_interval(units[name][i], level)
+            if by_draw:
+                row["draws"] = max(row.get("draws", 0), n)
+                row["replicates"] = max(row.get("replicates", 0),
+                                        int(np.isfinite(runs[name][i]).sum(axis=1).max()))
+            else:
+                row["replicates"] = max(row.get("replicates", 0), n)
             row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"] = mean, low, high
+            if drawn:
+                row.update({f"{name}_{k}": v for k, v in spread(runs[name][i]).items()})
         summary.rows.append(row)
     summary.channel_rows = _channel_rows(ds, dims, labels)
     if objective.metric not in names:
         return summary
-    values = stacked[objective.metric]
+    values = runs[objective.metric]
     sign = 1.0 if objective.maximise else -1.0
-    ranks = sign * values  # what decides the best, per point and replicate
-    if objective.metric == "ltv_cac" and "ltv_projected" in stacked and "cac_loaded" in stacked:
+    ranks = sign * values  # what decides the best, per point, draw and replicate
+    if objective.metric == "ltv_cac" and "ltv_projected" in runs and "cac_loaded" in runs:
         # a negative LTV/CAC must not rank a cheaper point below a dearer one
-        ranks = sign * ltv_cac_rank(values, stacked["ltv_projected"], stacked["cac_loaded"])
+        ranks = sign * ltv_cac_rank(values, runs["ltv_projected"], runs["cac_loaded"])
+    ranks = _units(ranks, by_draw)  # points x units
+    values = units[objective.metric]
     finite = np.isfinite(ranks)
-    with np.errstate(invalid="ignore"):  # the mean of the finite replicates, as the table's
+    with np.errstate(invalid="ignore"):  # the mean of the finite units, as the table's
         means = np.where(finite, ranks, 0.0).sum(axis=1) / finite.sum(axis=1)
     order = [i for i in np.argsort(-np.where(np.isfinite(means), means, -np.inf), kind="stable")
              if np.isfinite(means[i])]
+    regret = expected_regret(sign * values)
+    shares = p_best(ranks) if len(labels) > 1 else np.ones(len(labels))
+    for i, row in enumerate(summary.rows):
+        row["p_best"] = float(shares[i])
+        row["regret"] = float(regret[i])
     if not order:
         return summary
     b = order[0]
-    best = Best(labels[b], float(summary.rows[b][f"{objective.metric}_mean"]))
-    if len(labels) > 1:
-        shares = p_best(ranks)
-        best.p_best = float(shares[b])
-        if np.isfinite(shares).all():
-            ranked = np.argsort(-shares, kind="stable")
-            best.p_best_shares = {labels[i]: float(shares[i]) for i in ranked if shares[i] > 0}
-    else:
-        best.p_best = 1.0  # the only point is the best, surely
+    best = Best(labels[b], float(summary.rows[b][f"{objective.metric}_mean"]),
+                units="draws" if by_draw else "replicates")
+    best.p_best = float(shares[b])
+    if len(labels) > 1 and np.isfinite(shares).all():
+        ranked = np.argsort(-shares, kind="stable")
+        best.p_best_shares = {labels[i]: float(shares[i]) for i in ranked if shares[i] > 0}
     shape = tuple(ds.sizes[d] for d in dims)
     summary.warnings = edge_warnings(ds, dims, tuple(int(i) for i in np.unravel_index(b, shape))
                                      if dims else ())
@@ -470,7 +514,153 @@ def summarise(ds: xr.Dataset, objective: Objective | str | None = None,
         best.wins = int((diff[ok] > 0).sum())
         best.replicates = int(ok.sum())
     summary.best = best
+    if by_draw and len(labels) > 1:
+        summary.flips = flips(ds, labels, sign * runs[objective.metric], b)
     return summary
+
+
+def _units(values: np.ndarray, by_draw: bool) -> np.ndarray:
+    """Points x draws x replicates -> points x units of comparison: each draw's mean over
+    its finite replicates (by draw), else the replicates (of the one draw, or none)."""
+    if not by_draw:
+        return values.reshape(values.shape[0], -1)
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite, values, 0.0).sum(axis=2) / finite.sum(axis=2)
+
+
+SPREAD = (0.05, 0.95)
+"""The assumption range of the summary: these quantiles of the draws' means."""
+
+
+def spread(values: np.ndarray) -> dict[str, float]:
+    """One decision's outcome over draws x replicates, split into its two sources.
+
+    ``noise_sd``: simulation noise, the sd of one run about its draw's mean (pooled over
+    the draws; NaN with one replicate). ``spread_sd``: the assumptions' share, the sd of
+    the draws' means less what their noise explains (var(draw means) - noise^2 / R, at
+    least 0). ``range_low``, ``range_high``: the 5% and 95% quantiles of the draws'
+    means, the outcome's range over the assumptions as a reader sees it.
+    """
+    v = np.asarray(values, dtype=float)
+    finite = np.isfinite(v)
+    n = finite.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(finite, v, 0.0).sum(axis=1) / n
+        dev = np.where(finite, v - means[:, None], 0.0)
+        within = (dev ** 2).sum(axis=1)
+    dof = int(np.maximum(n - 1, 0).sum())
+    noise_var = float(within[n > 1].sum() / dof) if dof > 0 else math.nan
+    m = means[np.isfinite(means)]
+    out = {"noise_sd": math.sqrt(noise_var) if math.isfinite(noise_var) else math.nan,
+           "spread_sd": math.nan, "range_low": math.nan, "range_high": math.nan}
+    if m.size:
+        out["range_low"], out["range_high"] = (float(q) for q in np.quantile(m, SPREAD))
+    if m.size >= 2:
+        reps = float(np.mean(n[n > 0]))
+        between = float(m.var(ddof=1)) - (noise_var / reps if math.isfinite(noise_var) else 0.0)
+        out["spread_sd"] = math.sqrt(max(between, 0.0))
+    return out
+
+
+def expected_regret(values: np.ndarray) -> np.ndarray:
+    """Each point's mean shortfall from the best point of the same unit (a draw, or a
+    replicate without draws), ``values`` points x units with higher better: what
+    choosing it costs on average against knowing which assumption holds. Units where a
+    point's value is not finite are left out of every point's mean."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return np.zeros(v.shape[0])
+    ok = np.isfinite(v).all(axis=0)
+    if not ok.any():
+        return np.full(v.shape[0], np.nan)
+    v = v[:, ok]
+    return (v.max(axis=0, keepdims=True) - v).mean(axis=1)
+
+
+def flips(ds: xr.Dataset, labels: list[str], values: np.ndarray, best: int) -> dict:
+    """Where the ranking flips across the assumptions.
+
+    ``values``: points x draws x replicates, higher better. Each draw's means name the
+    best point of that draw (``best_in``: draws won per point). The challenger is the
+    point that most often wins the draws the overall best loses (or, when it loses
+    none, the one closest to it on average); the best's lead over it per draw is put
+    against each assumption's value (Spearman rank correlation) and the assumption that
+    moves it most is the driver; a straight line through the leads gives the value
+    where the lead crosses 0 (``threshold``, when inside the values drawn). Whether the
+    leads vary with the assumptions beyond simulation noise: an F test of the
+    draws' mean leads against the replicates' spread within draws (``p_noise``: the
+    probability of spread this large from noise alone; NaN with one replicate).
+    """
+    from scipy.special import fdtrc
+
+    unit = _units(values, True)  # points x draws
+    ok = np.isfinite(unit).all(axis=0)
+    winners = np.argmax(np.where(np.isfinite(unit), unit, -np.inf), axis=0)
+    best_in = {labels[i]: int(((winners == i) & ok).sum()) for i in range(len(labels))}
+    out: dict = {"draws": int(ok.sum()), "best_in": {lab: c for lab, c in best_in.items() if c},
+                 "flips": best_in[labels[best]] < int(ok.sum())}
+    lost = ok & (winners != best)
+    if lost.any():
+        counts = np.bincount(winners[lost], minlength=len(labels))
+        challenger = int(np.argmax(counts))
+    else:
+        with np.errstate(invalid="ignore"):
+            gap = np.nanmean(unit[best][None, :] - unit, axis=1)
+        gap[best] = np.inf
+        challenger = int(np.nanargmin(gap))
+    lead = values[best] - values[challenger]  # draws x replicates
+    lead_mean = _units(lead[None], True)[0]
+    out["challenger"] = labels[challenger]
+    out["lead_mean"] = float(np.nanmean(lead_mean)) if np.isfinite(lead_mean).any() else math.nan
+    sp = spread(lead)
+    out["lead_noise_sd"], out["lead_spread_sd"] = sp["noise_sd"], sp["spread_sd"]
+    reps = lead.shape[1]
+    m = lead_mean[np.isfinite(lead_mean)]
+    if math.isfinite(sp["noise_sd"]) and m.size >= 2:
+        if sp["noise_sd"] > 0:
+            f = float(m.var(ddof=1)) * reps / sp["noise_sd"] ** 2
+            out["p_noise"] = float(fdtrc(m.size - 1, m.size * (reps - 1), f))
+        else:  # no noise in the lead at all (common random numbers cancel it)
+            out["p_noise"] = 0.0 if np.ptp(m) > 0 else 1.0
+    else:
+        out["p_noise"] = math.nan
+    driver = None
+    for path in _draw_parameters(ds):
+        x = np.asarray(ds[path].values, dtype=float)
+        sel = np.isfinite(x) & np.isfinite(lead_mean)
+        if sel.sum() < 3 or np.ptp(x[sel]) == 0 or np.ptp(lead_mean[sel]) == 0:
+            continue
+        rho = _spearman(x[sel], lead_mean[sel])
+        if driver is None or abs(rho) > abs(driver[1]):
+            driver = (path, rho, x[sel], lead_mean[sel])
+    if driver is not None:
+        path, rho, x, y = driver
+        out["driver"], out["correlation"] = path, float(rho)
+        slope, intercept = np.polyfit(x, y, 1)
+        threshold = -intercept / slope if slope != 0 else math.nan
+        if math.isfinite(threshold) and x.min() <= threshold <= x.max():
+            out["threshold"] = float(threshold)
+            # the best leads where the line is above 0
+            out["best_when"] = "above" if slope > 0 else "below"
+    return out
+
+
+def _draw_parameters(ds: xr.Dataset) -> list[str]:
+    """The assumptions' paths: the coordinates along ``draw``."""
+    return [str(c) for c in ds.coords if c != DRAW and ds[c].dims == (DRAW,)
+            and np.issubdtype(ds[c].dtype, np.number)]
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Rank correlation (average ranks for ties)."""
+    import pandas as pd
+
+    rx = pd.Series(x).rank().to_numpy()
+    ry = pd.Series(y).rank().to_numpy()
+    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return 0.0
+    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 CHANNEL_OUTCOMES = ("cac", "cac_loaded", "ltv", "ltv_projected", "ltv_cac", "profit")
@@ -487,7 +677,7 @@ def _channel_rows(ds: xr.Dataset, dims: list[str], labels: list[str]) -> list[di
         da = ds[name].sum("day") if "day" in ds[name].dims else ds[name]
         if REPLICATE not in da.dims:
             da = da.expand_dims(REPLICATE)
-        da = da.transpose(*dims, "channel", REPLICATE)
+        da = da.transpose(*dims, "channel", ...)  # then draw and replicate, averaged
         with np.errstate(invalid="ignore"):
             values[name] = da.values.reshape(len(labels), ds.sizes["channel"], -1).mean(axis=2)
     for i, label in enumerate(labels):

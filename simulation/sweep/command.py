@@ -50,16 +50,26 @@ def start_local_workers(jobs: int, threads: int | None, scheduler) -> None:
         start_workers(jobs, per_run)
 
 
-def _sweep(args, console: Console) -> int:
-    from simulation.sweep.experiment import Objective, load_experiment
+def load_sized(args):
+    """The experiment of ``args.experiment`` at the command line's ``--agents``, ``--days``,
+    ``--seed``, ``--replicates`` and ``--draws`` (a bad value: one line naming the flag)."""
+    from simulation.sweep.experiment import load_experiment
 
     experiment = load_experiment(args.experiment)
     try:
-        experiment = experiment.with_size(args.agents, args.days,
-                                          getattr(args, "replicates", None))
+        return experiment.with_size(args.agents, args.days, getattr(args, "replicates", None),
+                                    getattr(args, "seed", None), getattr(args, "draws", None))
     except ScenarioError as exc:  # name the flag the user typed, not the schema field
+        if exc.source != "command line":  # other draws, one of them invalid
+            raise
         flag = "--" + exc.field.removeprefix("simulation.")
         raise ScenarioError(flag, "", exc.message) from None
+
+
+def _sweep(args, console: Console) -> int:
+    from simulation.sweep.experiment import Objective
+
+    experiment = load_sized(args)
     objective = None
     if getattr(args, "objective", None):
         metric, _, goal = args.objective.partition(":")
@@ -135,22 +145,90 @@ def summary_table(summary: Summary, attrs: dict | None = None) -> Table:
 
     attrs = attrs or {}
     reps = attrs.get("replicates", "?")
+    draws = f"{summary.draws} assumption draw(s) x " if summary.draws else ""
     title = (f"{escape(str(attrs.get('experiment_name', 'sweep')))}: "
              f"{int(attrs.get('agents', 0)):,} customers x {attrs.get('days', '?')} days, "
-             f"{reps} replicate(s); mean ± {int(summary.level * 100)}% CI")
+             f"{draws}{reps} replicate(s); mean ± {int(summary.level * 100)}% CI")
     table = Table(title=title, caption_justify="left")  # sentences under it, read left to right
     table.add_column("variant", justify="left")
     names = [n for n in TABLE_OUTCOMES if n in summary.outcomes]
+    objective = summary.objective if summary.objective in names else None
+    if objective:  # the objective first, then what the draws and the ranking add
+        names.remove(objective)
+        table.add_column(OUTCOME_INFO[objective][0], justify="right")
+        if summary.draws:
+            table.add_column("noise sd", justify="right")
+            table.add_column("assumptions 5–95%", justify="right")
+        if len(summary.rows) > 1:
+            table.add_column("P(best)", justify="right")
+            table.add_column("regret", justify="right")
+        if summary.flips:
+            table.add_column("best in", justify="right")
     for name in names:
         table.add_column(OUTCOME_INFO[name][0], justify="right")
     best = summary.best.variant if summary.best else None
     for row in summary.rows:
         style = "bold" if row["variant"] == best else None
-        table.add_row(escape(row["variant"]), *[escape(_cell(row, n)) for n in names],
-                      style=style)
-    table.caption = escape("\n".join([best_line(summary),
-                                       *(f"warning: {w}" for w in summary.warnings)]))
+        cells = []
+        if objective:
+            o = objective
+            cells.append(_cell(row, o))
+            if summary.draws:
+                cells.append(_fmt(o, row.get(f"{o}_noise_sd", math.nan)))
+                cells.append(f"{_fmt(o, row.get(f'{o}_range_low', math.nan))} to "
+                             f"{_fmt(o, row.get(f'{o}_range_high', math.nan))}")
+            if len(summary.rows) > 1:
+                p = row.get("p_best", math.nan)
+                cells.append("–" if not math.isfinite(p) else f"{p:.2f}")
+                cells.append(_fmt(o, row.get("regret", math.nan)))
+            if summary.flips:
+                cells.append(f"{summary.flips['best_in'].get(row['variant'], 0)} of "
+                             f"{summary.flips['draws']}")
+        cells += [_cell(row, n) for n in names]
+        table.add_row(escape(row["variant"]), *map(escape, cells), style=style)
+    lines = [best_line(summary)]
+    if summary.flips:
+        lines.append(flips_line(summary))
+    table.caption = escape("\n".join([*lines, *(f"warning: {w}" for w in summary.warnings)]))
     return table
+
+
+def flips_line(summary: Summary) -> str:
+    """One sentence: whether the ranking holds across the assumption draws, and if not,
+    which assumption decides between the best and its challenger, and where."""
+    from simulation.analysis.common import sig3
+
+    f = summary.flips or {}
+    if not f or not f.get("draws"):
+        return ""
+    won = ", ".join(f"{label} {n}" for label, n in sorted(f["best_in"].items(),
+                                                           key=lambda kv: -kv[1]))
+    best = summary.best.variant if summary.best else "?"
+    p = f.get("p_noise", math.nan)
+    if not f["flips"]:
+        text = (f"the ranking holds across the assumptions: {best} is best in all "
+                f"{f['draws']} draws")
+        if not (math.isfinite(p) and p < 0.05):
+            return text
+    else:
+        text = (f"the ranking flips across the assumptions: best in {won} of "
+                f"{f['draws']} draws")
+    driver = f.get("driver")
+    if driver:
+        rho = f.get("correlation", math.nan)
+        text += (f"; {best}'s lead over {f['challenger']} moves most with {driver} "
+                 f"(rank correlation {rho:+.2f})")
+        if "threshold" in f:
+            side = f["best_when"]
+            other = "below" if side == "above" else "above"
+            text += (f": {best} leads where it is {side} about {sig3(f['threshold'])}, "
+                     f"{f['challenger']} where it is {other}")
+    if math.isfinite(p):
+        text += ("; the leads vary with the assumptions beyond simulation noise "
+                 f"(p = {p:.3g})" if p < 0.05 else
+                 "; the leads' spread over the draws is within simulation noise "
+                 f"(p = {p:.2f}): more replicates would tell")
+    return text
 
 
 def _share(p: float) -> str:
@@ -172,6 +250,8 @@ def best_line(summary: Summary) -> str:
 
     b = summary.best
     goal = "highest" if summary.maximise else "lowest"
+    if b is not None and b.units == "draws":
+        goal += ", expected over the assumptions"
     if b is None:
         return f"no variant has a finite {summary.objective}"
     value = _fmt(summary.objective, b.mean)
@@ -198,8 +278,10 @@ def best_line(summary: Summary) -> str:
     if math.isfinite(b.difference_low):
         diff += (f", {int(summary.level * 100)}% CI {_fmt(summary.objective, b.difference_low)}"
                  f" to {_fmt(summary.objective, b.difference_high)}")
-    text += f"; better by {diff} (paired by replicate)"
+    text += (f"; better by {diff} (paired by " + ("draw: same assumptions and seeds)"
+                                                   if b.units == "draws" else "replicate)"))
     if math.isfinite(b.p_beats_runner_up):
         text += f"; P(beats runner-up) = {b.p_beats_runner_up:.3f}"
-    text += f", ahead in {b.wins} of {b.replicates} replicate(s)"
+    unit = "draw(s)" if b.units == "draws" else "replicate(s)"
+    text += f", ahead in {b.wins} of {b.replicates} {unit}"
     return text

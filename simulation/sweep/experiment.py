@@ -16,6 +16,16 @@ every point of the grid in that replicate uses it. The kernels' random streams a
 keyed by (seed, day, customer), so within a replicate every variant sees the same
 customers and the same draws where the strategy does not change them (common random
 numbers): differences between variants are the strategy, not noise.
+
+Decisions and assumptions. Variants and ``[[sweep]]`` blocks are decisions: what the
+firm chooses. ``[[uncertain]]`` entries are assumptions: what the firm does not know
+(a distribution per dotted path, or the joint draws of a calibration's
+``posterior.nc``). They are drawn ``draws`` times (an axis ``draw``, after the decision
+axes) and every decision runs on every draw, with the same draws and the same seeds:
+comparisons are paired. Replicate ``r`` of draw ``k`` has its own seed (derived from
+the experiment seed, ``k`` and ``r``), so the draws are independent units of the
+summary (:mod:`simulation.sweep.combine`); every decision of that draw and replicate
+shares it.
 """
 
 from __future__ import annotations
@@ -44,8 +54,9 @@ from simulation.scenario import (
 
 REPLICATE = "replicate"
 VARIANT = "variant"
+DRAW = "draw"
 RESERVED_DIMS = frozenset({
-    REPLICATE, VARIANT, "day", "channel", "stage", "segment", "attribution_model", "from_state",
+    REPLICATE, VARIANT, DRAW, "row", "day", "channel", "stage", "segment", "attribution_model", "from_state",
     "to_state", "cohort", "cohort_week", "weeks_since", "week",
 })
 """Names an axis may not take: the run dimensions of a result and the sweep's own."""
@@ -56,8 +67,14 @@ MINIMISED = frozenset({"cac", "churn"})
 
 MAX_RUNS = 100_000
 
+DEFAULT_DRAWS = 8
+"""Assumption draws of an experiment with ``[[uncertain]]`` and no ``draws``."""
+TAIL = 0.005
+"""An unbounded side of a distribution (normal, lognormal) is cut at this quantile (and
+1 - TAIL): draws and sensitivity designs stay within its central 99%."""
+
 # salts of the seed sequences derived from the experiment seed
-_SALT_REPLICATE, _SALT_SAMPLES = 0, 1
+_SALT_REPLICATE, _SALT_SAMPLES, _SALT_DRAWS, _SALT_DRAW_SEEDS = 0, 1, 2, 3
 
 
 class _Strict(BaseModel):
@@ -145,6 +162,74 @@ class Sweep(_Strict):
         return list(self.values or self.ranges)
 
 
+class Uncertain(_Strict):
+    """One assumption: a dotted path and its distribution, or a calibration's posterior.
+
+    uniform: ``low``, ``high``; triangular: ``low``, ``mode``, ``high``; normal: ``mean``,
+    ``sd`` (``low``/``high`` truncate); lognormal: ``median``, ``sigma`` (the sd of the
+    log; ``low``/``high`` truncate). ``integer`` rounds the value to a whole number.
+    ``posterior``: a ``posterior.nc`` of ``distsim calibrate`` (relative to the
+    experiment file): each draw is one of its rows, every free parameter together (their
+    correlation kept); ``parameters`` picks some of them (default: all).
+    """
+
+    path: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$", max_length=200)
+    distribution: Literal["uniform", "triangular", "normal", "lognormal"] | None = None
+    low: float | None = Field(None, allow_inf_nan=False)
+    high: float | None = Field(None, allow_inf_nan=False)
+    mode: float | None = Field(None, allow_inf_nan=False)
+    mean: float | None = Field(None, allow_inf_nan=False)
+    sd: float | None = Field(None, gt=0, allow_inf_nan=False)
+    median: float | None = Field(None, gt=0, allow_inf_nan=False)
+    sigma: float | None = Field(None, gt=0, allow_inf_nan=False)
+    integer: bool = False
+    posterior: str | None = Field(None, min_length=1)
+    parameters: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self):
+        given = {k for k in ("low", "high", "mode", "mean", "sd", "median", "sigma")
+                 if getattr(self, k) is not None}
+        if self.posterior is not None:
+            if self.path is not None or self.distribution is not None or given or self.integer:
+                raise ValueError("a 'posterior' entry takes 'parameters' only (each draw is a "
+                                 "row of the posterior); drop path and distribution fields")
+            if self.parameters is not None and not self.parameters:
+                raise ValueError("'parameters' needs at least one name")
+            return self
+        if self.parameters is not None:
+            raise ValueError("'parameters' goes with 'posterior'")
+        if self.path is None:
+            raise ValueError("an uncertain entry needs 'path' (with a 'distribution') or "
+                             "'posterior'")
+        if self.distribution is None:
+            raise ValueError("needs 'distribution': uniform, triangular, normal or lognormal")
+        need = {"uniform": {"low", "high"}, "triangular": {"low", "mode", "high"},
+                "normal": {"mean", "sd"}, "lognormal": {"median", "sigma"}}[self.distribution]
+        allowed = need | ({"low", "high"} if self.distribution in ("normal", "lognormal")
+                          else set())
+        missing = sorted(need - given)
+        if missing:
+            raise ValueError(f"a {self.distribution} distribution needs "
+                             f"{', '.join(map(repr, missing))}")
+        extra = sorted(given - allowed)
+        if extra:
+            raise ValueError(f"a {self.distribution} distribution takes "
+                             f"{', '.join(sorted(allowed))}, not {', '.join(extra)}")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        if self.distribution == "triangular" and not self.low <= self.mode <= self.high:
+            raise ValueError(f"mode ({self.mode:g}) must lie between low and high")
+        if self.distribution == "lognormal" and self.low is not None and self.low <= 0:
+            raise ValueError("a lognormal's low must be above 0 (or left out)")
+        if self.distribution == "normal":
+            inside = [b for b in (self.low, self.high) if b is not None]
+            if len(inside) == 2 and self.high < self.mean - 8 * self.sd or (
+                    len(inside) == 2 and self.low > self.mean + 8 * self.sd):
+                raise ValueError("low and high leave no probability of this normal")
+        return self
+
+
 class Variant(_Strict):
     name: Name
     description: str = ""
@@ -190,6 +275,9 @@ class ExperimentSpec(_Strict):
     set: dict[str, Any] = Field(default_factory=dict, description="overrides for every run")
     variants: list[Variant] = Field(default_factory=list)
     sweep: list[Sweep] = Field(default_factory=list)
+    uncertain: list[Uncertain] = Field(default_factory=list, description="assumptions")
+    draws: int | None = Field(None, ge=1, le=10_000, description="assumption draws (default "
+                              f"{DEFAULT_DRAWS} with [[uncertain]])")
     objective: Objective = Objective()
     outputs: Outputs = Outputs()
 
@@ -200,7 +288,179 @@ class ExperimentSpec(_Strict):
             if v.name in seen:
                 raise ValueError(f"variant names must be unique ('{v.name}' appears twice)")
             seen.add(v.name)
+        if self.draws is not None and not self.uncertain:
+            raise ValueError("'draws' goes with [[uncertain]] (assumptions to draw)")
         return self
+
+    @property
+    def n_draws(self) -> int:
+        """Assumption draws: 0 without [[uncertain]]."""
+        return (self.draws or DEFAULT_DRAWS) if self.uncertain else 0
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """One uncertain parameter as the runs see it: its path and how a point of [0, 1]
+    maps onto its values (the quantile function over the distribution's design range).
+
+    A parameter of a posterior (``group`` names the file) maps [0, 1] onto the empirical
+    quantiles of its draws (for sensitivity designs, which vary one factor at a time);
+    the sweep's draws take whole rows of the posterior instead (:func:`draw_values`).
+    """
+
+    path: str
+    where: str  # the experiment field that declares it, for messages: uncertain[2]
+    spec: Uncertain | None = None
+    samples: tuple[float, ...] = ()
+    group: str | None = None
+
+    def value(self, u) -> np.ndarray:
+        """Values at the points ``u`` of [0, 1] (0: the low end of the design range)."""
+        u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
+        if self.spec is None:
+            return np.quantile(np.asarray(self.samples, dtype=float), u)
+        s = self.spec
+        if s.distribution == "uniform":
+            v = s.low + u * (s.high - s.low)
+        elif s.distribution == "triangular":
+            v = _triangular(u, s.low, s.mode, s.high)
+        else:
+            from scipy.special import ndtr, ndtri
+
+            if s.distribution == "normal":
+                loc, scale = s.mean, s.sd
+                lo, hi = s.low, s.high
+            else:
+                loc, scale = math.log(s.median), s.sigma
+                lo = math.log(s.low) if s.low is not None else None
+                hi = math.log(s.high) if s.high is not None else None
+            p_lo = float(ndtr((lo - loc) / scale)) if lo is not None else TAIL
+            p_hi = float(ndtr((hi - loc) / scale)) if hi is not None else 1.0 - TAIL
+            z = loc + scale * ndtri(np.clip(p_lo + u * (p_hi - p_lo), 1e-15, 1 - 1e-15))
+            if lo is not None or hi is not None:  # no rounding step beyond a bound
+                z = np.clip(z, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+            v = z if s.distribution == "normal" else np.exp(z)
+        return np.round(v) if s.integer else v
+
+    def typed(self, values) -> list:
+        """Plain Python numbers, as an override takes them (whole numbers as int)."""
+        if self.spec is not None and self.spec.integer:
+            return [int(x) for x in np.asarray(values)]
+        return [float(x) for x in np.asarray(values)]
+
+    @property
+    def design_range(self) -> tuple[float, float]:
+        lo, hi = self.value([0.0, 1.0])
+        return float(lo), float(hi)
+
+    def describe(self) -> str:
+        s = self.spec
+        if s is None:
+            return f"posterior {self.group} ({len(self.samples)} draws)"
+        g = "{:g}".format
+        text = {"uniform": lambda: f"uniform({g(s.low)}, {g(s.high)})",
+                "triangular": lambda: f"triangular({g(s.low)}, {g(s.mode)}, {g(s.high)})",
+                "normal": lambda: f"normal(mean {g(s.mean)}, sd {g(s.sd)})",
+                "lognormal": lambda: f"lognormal(median {g(s.median)}, sigma {g(s.sigma)})",
+                }[s.distribution]()
+        if s.distribution in ("normal", "lognormal") and (s.low is not None
+                                                          or s.high is not None):
+            text += f" within [{g(s.low) if s.low is not None else '-inf'}, " \
+                    f"{g(s.high) if s.high is not None else 'inf'}]"
+        return text + (", whole numbers" if s.integer else "")
+
+
+def _triangular(u: np.ndarray, low: float, mode: float, high: float) -> np.ndarray:
+    """The triangular distribution's quantile function."""
+    if high == low:
+        return np.full_like(u, low)
+    c = (mode - low) / (high - low)
+    left = low + np.sqrt(u * (high - low) * (mode - low))
+    right = high - np.sqrt((1 - u) * (high - low) * (high - mode))
+    return np.where(u < c, left, right)
+
+
+def resolve_assumptions(spec: ExperimentSpec, source: str,
+                        root: str | Path = ".") -> tuple[Assumption, ...]:
+    """The experiment's assumptions, a posterior read into its parameters' draws."""
+    out: list[Assumption] = []
+    for i, entry in enumerate(spec.uncertain):
+        where = f"uncertain[{i}]"
+        if entry.posterior is None:
+            out.append(Assumption(entry.path, where, entry))
+            continue
+        path = Path(root) / entry.posterior
+        for name, values in read_posterior(path, source, f"{where}.posterior",
+                                           entry.parameters).items():
+            out.append(Assumption(name, f"{where}.posterior", None, tuple(values),
+                                  group=str(entry.posterior)))
+    return tuple(out)
+
+
+def read_posterior(path: Path, source: str, where: str,
+                   names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The free parameters of a ``distsim calibrate`` posterior: path -> draws (one value
+    per ``sample``, equally weighted)."""
+    import warnings
+
+    from simulation.io import read_netcdf
+
+    if not path.is_file():
+        raise ScenarioError(source, where, f"posterior file {path} not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            post = read_netcdf(path)
+    except Exception as exc:  # h5py and xarray raise many kinds on a foreign file
+        raise ScenarioError(source, where, f"{path}: not a readable posterior "
+                            f"({type(exc).__name__})") from None
+    if post.attrs.get("kind") != "calibration" or "sample" not in post.dims:
+        raise ScenarioError(source, where, f"{path}: not a distsim calibration posterior "
+                            "(posterior.nc of distsim calibrate)")
+    free = {name: np.asarray(post[name].values, dtype=float) for name in post.data_vars
+            if post[name].dims == ("sample",) and np.issubdtype(post[name].dtype, np.number)}
+    if names is not None:
+        unknown = [n for n in names if n not in free]
+        if unknown:
+            raise ScenarioError(source, where.removesuffix(".posterior") + ".parameters",
+                                f"{', '.join(map(repr, unknown))} is not a free parameter of "
+                                f"{path} (it has {', '.join(free) or 'none'})")
+        free = {n: free[n] for n in names}
+    if not free or post.sizes["sample"] < 1:
+        raise ScenarioError(source, where, f"{path}: no posterior draws")
+    for name, values in free.items():
+        if not np.isfinite(values).all():
+            raise ScenarioError(source, where, f"{path}: {name} has non-finite draws")
+    return free
+
+
+def draw_values(spec: ExperimentSpec, assumptions: tuple[Assumption, ...]) -> dict[str, list]:
+    """The ``draws`` values of every assumption: path -> one value per draw.
+
+    Distributions: a Latin hypercube over their quantiles (every parameter's range cut
+    into ``draws`` strata of equal probability, one draw in each: a few draws cover the
+    range). A posterior: ``draws`` of its rows, all its parameters together (without
+    replacement while there are rows enough). From the experiment seed alone.
+    """
+    k = spec.n_draws
+    out: dict[str, list] = {}
+    plain = [a for a in assumptions if a.spec is not None]
+    if plain:
+        rng = np.random.Generator(np.random.PCG64(
+            np.random.SeedSequence(spec.seed, spawn_key=(_SALT_DRAWS, 0))))
+        u = sample_unit("lhs", k, len(plain), rng)
+        for j, a in enumerate(plain):
+            out[a.path] = a.typed(a.value(u[:, j]))
+    groups = list(dict.fromkeys(a.group for a in assumptions if a.spec is None))
+    for g, group in enumerate(groups):
+        members = [a for a in assumptions if a.group == group]
+        n = len(members[0].samples)
+        rng = np.random.Generator(np.random.PCG64(
+            np.random.SeedSequence(spec.seed, spawn_key=(_SALT_DRAWS, 1 + g))))
+        rows = rng.choice(n, size=k, replace=k > n)
+        for a in members:
+            out[a.path] = [float(a.samples[i]) for i in rows]
+    return {a.path: out[a.path] for a in assumptions}  # in file order
 
 
 # -- the loaded experiment and its runs ------------------------------------------
@@ -249,23 +509,43 @@ class Experiment:
     base: Scenario  # the base scenario with the experiment's set, agents and days applied
     source: str = "<experiment>"
     text: str = ""  # the experiment file as written (stored with the results)
+    assumptions: tuple[Assumption, ...] = ()  # [[uncertain]], posteriors read
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     def with_size(self, agents: int | None = None, days: int | None = None,
-                  replicates: int | None = None) -> Experiment:
+                  replicates: int | None = None, seed: int | None = None,
+                  draws: int | None = None) -> Experiment:
         """The experiment at another size, for quick tries (``--agents``, ``--days``,
-        ``--replicates``). Replicate r keeps its seed whatever the number of replicates."""
+        ``--replicates``, ``--draws``), or with another experiment seed (``--seed``).
+        Replicate r keeps its seed whatever the number of replicates."""
         spec, base = self.spec, self.base
         if agents is not None or days is not None:
             base = resolve_size(base, agents, days, source="command line")
+        update: dict[str, Any] = {}
         if replicates is not None:
             if replicates < 1:
                 raise ScenarioError("command line", "replicates", "must be at least 1")
-            spec = spec.model_copy(update={"replicates": replicates})
-        return Experiment(spec, base, self.source, self.text)
+            update["replicates"] = replicates
+        if seed is not None:
+            if not 0 <= seed <= 2**63 - 1:
+                raise ScenarioError("command line", "seed", "must be in 0 ... 2**63 - 1")
+            update["seed"] = seed
+        if draws is not None:
+            if not spec.uncertain:
+                raise ScenarioError("command line", "draws", "the experiment has no "
+                                    "[[uncertain]] assumptions to draw")
+            if not 1 <= draws <= 10_000:
+                raise ScenarioError("command line", "draws", "must be in 1 ... 10000")
+            update["draws"] = draws
+        if update:
+            spec = spec.model_copy(update=update)
+        out = Experiment(spec, base, self.source, self.text, self.assumptions)
+        if "seed" in update or "draws" in update:  # other draws: check them as on loading
+            validate_runs(out)
+        return out
 
 
 @dataclass(frozen=True)
@@ -275,6 +555,8 @@ class Plan:
     axes: tuple[Axis, ...]
     replicate_seeds: tuple[int, ...]
     runs: tuple[RunSpec, ...]
+    # with assumption draws: the seed of each (draw, replicate), shared by every decision
+    draw_seeds: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -300,6 +582,15 @@ def replicate_seeds(seed: int, replicates: int) -> tuple[int, ...]:
             1, np.uint64)[0] >> np.uint64(1))
         for r in range(replicates)
     )
+
+
+def draw_seeds(seed: int, draws: int, replicates: int) -> tuple[tuple[int, ...], ...]:
+    """Run seed of replicate r of assumption draw k (63-bit, stable): each draw its own
+    replicates, so that draws are independent; every decision shares them."""
+    return tuple(
+        tuple(int(np.random.SeedSequence(seed, spawn_key=(_SALT_DRAW_SEEDS, k, r)).generate_state(
+            1, np.uint64)[0] >> np.uint64(1)) for r in range(replicates))
+        for k in range(draws))
 
 
 def sample_unit(kind: str, samples: int, dims: int, rng: np.random.Generator) -> np.ndarray:
@@ -328,8 +619,10 @@ def scale_unit(u: np.ndarray, r: Range) -> list:
     return [float(x) for x in v]
 
 
-def build_axes(spec: ExperimentSpec) -> tuple[Axis, ...]:
-    """The axes of the run grid: variants first, then the sweep blocks in file order."""
+def build_axes(spec: ExperimentSpec, assumptions: tuple[Assumption, ...] = ()
+               ) -> tuple[Axis, ...]:
+    """The axes of the run grid: variants first, then the sweep blocks in file order, then
+    the assumption draws (``draw``, with ``assumptions``: every decision on every draw)."""
     axes: list[Axis] = []
     if spec.variants:
         axes.append(Axis(VARIANT, tuple(v.name for v in spec.variants),
@@ -359,6 +652,11 @@ def build_axes(spec: ExperimentSpec) -> tuple[Axis, ...]:
             axes.append(Axis(dim, tuple(range(block.samples)), params,
                              tuple({p: params[p][i] for p in params}
                                    for i in range(block.samples))))
+    if assumptions and spec.n_draws:
+        values = draw_values(spec, assumptions)
+        k = spec.n_draws
+        axes.append(Axis(DRAW, tuple(range(k)), {p: tuple(v) for p, v in values.items()},
+                         tuple({p: values[p][i] for p in values} for i in range(k))))
     return tuple(axes)
 
 
@@ -370,8 +668,10 @@ def expand(experiment: Experiment) -> Plan:
     short holds whole replicates.
     """
     spec = experiment.spec
-    axes = build_axes(spec)
+    axes = build_axes(spec, experiment.assumptions)
     seeds = replicate_seeds(spec.seed, spec.replicates)
+    drawn = axes and axes[-1].dim == DRAW
+    per_draw = draw_seeds(spec.seed, len(axes[-1]), spec.replicates) if drawn else None
     base_text = experiment.base.to_toml()
     outputs = json.dumps(spec.outputs.model_dump(mode="json"), sort_keys=True)
     shape = tuple(len(a) for a in axes)
@@ -380,17 +680,18 @@ def expand(experiment: Experiment) -> Plan:
         raise ScenarioError(experiment.source, "", f"{len(points) * len(seeds):,} runs "
                             f"(at most {MAX_RUNS:,})")
     runs = []
-    for r, seed in enumerate(seeds):
+    for r, replicate_seed in enumerate(seeds):
         for pos in points:
             overrides: dict[str, Any] = {}
             labels = {}
             for axis, i in zip(axes, pos, strict=True):
                 overrides.update(axis.overrides[i])
                 labels[axis.dim] = axis.labels[i]
+            seed = per_draw[pos[-1]][r] if per_draw else replicate_seed
             key = _hash(base_text, sorted(overrides.items()), seed, outputs)
             runs.append(RunSpec(len(runs), r, seed, tuple(int(i) for i in pos), labels,
                                 overrides, key))
-    return Plan(axes, seeds, tuple(runs))
+    return Plan(axes, seeds, tuple(runs), per_draw)
 
 
 def expand_runs(experiment: Experiment) -> list[RunSpec]:
@@ -438,7 +739,9 @@ def experiment_from_dict(data: dict, source: str = "<experiment>", root: str | P
     base = _apply(base, {"simulation.agents": spec.agents, "simulation.days": spec.days},
                   source, "", drop_none=True)
     base = _apply(base, spec.set, source, "set")
-    experiment = Experiment(spec, base, source, text)
+    assumptions = resolve_assumptions(spec, source, root)
+    _check_assumption_paths(spec, assumptions, source)
+    experiment = Experiment(spec, base, source, text, assumptions)
     validate_runs(experiment)
     return experiment
 
@@ -470,7 +773,13 @@ def validate_runs(experiment: Experiment) -> None:
                 for value in (int(r.low) if r.integer else r.low,
                               int(r.high) if r.integer else r.high):
                     _apply(base, {path: value}, source, f"{where}.ranges.{path}", exact=True)
-    plan_axes = build_axes(spec)
+    for a in experiment.assumptions:  # each alone, over its whole range (or posterior)
+        ends = a.typed(a.value([0.0, 1.0])) if a.spec is not None else a.typed(
+            [min(a.samples), max(a.samples)])
+        field_name = f"{a.where}.{a.path}" if a.spec is None else a.where
+        for value in ends:
+            _apply(base, {a.path: value}, source, field_name, exact=True)
+    plan_axes = build_axes(spec, experiment.assumptions)
     shape = tuple(len(a) for a in plan_axes)
     n_points = math.prod(shape) if shape else 1
     if n_points * spec.replicates > MAX_RUNS:
@@ -526,6 +835,8 @@ def _check_paths(spec: ExperimentSpec, source: str) -> None:
                                     f"already swept in {owners[path]}")
             owners[path] = where
     dims = [a.dim for a in build_axes_names(spec)]
+    if spec.uncertain:
+        dims = dims[:-1]  # the draws' own axis
     for d in dims[1:] if spec.variants else dims:  # the axes of the sweep blocks
         if d in RESERVED_DIMS:
             raise ScenarioError(source, "sweep", f"axis name '{d}' is reserved (a run "
@@ -557,6 +868,33 @@ class _AxisName:
     dim: str
 
 
+def _check_assumption_paths(spec: ExperimentSpec, assumptions: tuple[Assumption, ...],
+                            source: str) -> None:
+    """An assumption is not a decision: a path in [[uncertain]] cannot also be set, set by a
+    variant or swept, nor be drawn twice, nor be the seed."""
+    decided: dict[str, str] = {p: "set" for p in spec.set}
+    for v in spec.variants:
+        for p in v.set:
+            decided.setdefault(p, f"variant '{v.name}'")
+    for b, block in enumerate(spec.sweep):
+        for p in block.paths:
+            decided[p] = f"sweep.{block.name}" if block.name else f"sweep[{b}]"
+    seen: dict[str, str] = {}
+    for a in assumptions:
+        where = f"{a.where}.{a.path}" if a.spec is None else a.where
+        if a.path == "simulation.seed" or a.path.startswith("simulation."):
+            raise ScenarioError(source, where, f"'{a.path}' is the run's size or seed, not an "
+                                "assumption")
+        if a.path in seen:
+            raise ScenarioError(source, where, f"'{a.path}' is already uncertain in "
+                                f"{seen[a.path]}")
+        seen[a.path] = a.where
+        if a.path in decided:
+            raise ScenarioError(source, where, f"'{a.path}' is a decision in "
+                                f"{decided[a.path]}: a parameter is either decided "
+                                "(variants, sweeps, set) or uncertain, not both")
+
+
 def build_axes_names(spec: ExperimentSpec) -> list[_AxisName]:
     """The axis names alone (without drawing samples)."""
     names = [_AxisName(VARIANT)] if spec.variants else []
@@ -569,6 +907,8 @@ def build_axes_names(spec: ExperimentSpec) -> list[_AxisName]:
         else:
             k += 1
             names.append(_AxisName(block.name or ("sample" if k == 1 else f"sample_{k}")))
+    if spec.uncertain:
+        names.append(_AxisName(DRAW))
     return names
 
 

@@ -321,6 +321,45 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
 
     t_start = time.perf_counter()
     plan = expand(experiment)
+    ran = run_plan(experiment, plan, out, jobs=jobs, scheduler=scheduler, resume=resume,
+                   threads=threads, progress=progress, keep_workers=keep_workers)
+    store = ran.store
+    combined = combine(experiment, plan, ran.datasets)
+    write_netcdf(combined, store.combined_path)
+    summary = summarise(combined, objective or experiment.spec.objective)
+    write_file(store.out / "summary.csv", summary.to_frame().to_csv())
+    write_file(store.out / "summary.json", summary.to_json())
+    if summary.channel_rows:
+        write_file(store.out / "summary_channels.csv", summary.channel_frame().to_csv())
+    store.write_manifest("complete", combined=store.combined_path.name)
+    return SweepResult(combined, store.out, ran.computed, ran.reused,
+                       time.perf_counter() - t_start, ran.sim_seconds,
+                       ran.jobs, ran.threads, summary)
+
+
+@dataclass
+class PlanRuns:
+    """What :func:`run_plan` returns: every run's dataset, in plan order, and how they came."""
+
+    store: RunStore
+    datasets: list[xr.Dataset]
+    computed: int
+    reused: int
+    sim_seconds: float
+    jobs: int  # 0 on a Dask cluster
+    threads: int | None
+
+
+def run_plan(experiment: Experiment, plan: Plan, out: str | Path, *, jobs: int = 1,
+             scheduler=None, resume: bool = False, threads: int | None = None,
+             progress: Callable[[int, int], None] | None = None,
+             keep_workers: bool = True, reduce: str | None = None) -> PlanRuns:
+    """Run the runs of ``plan`` (of ``experiment``'s base) not already in ``out``: the
+    sweep's machinery (run files, manifest, resume, workers or a Dask cluster) for any
+    list of runs, a sweep's grid or a sensitivity design. The manifest is left
+    ``running``; the caller writes what the runs add up to, then marks it complete.
+    ``reduce`` (``"outcomes"``): each worker keeps only the run's key outcomes
+    (:data:`simulation.sweep.worker.REDUCERS`), for designs of thousands of runs."""
     store = RunStore(out, plan)
     unknown = unmatched(experiment.spec.outputs)
     if unknown:
@@ -359,7 +398,7 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
             progress(len(done), total)
         tasks = (Task(r.index, r.key, r.replicate, r.seed, experiment.base, r.overrides,
                       experiment.spec.outputs, per_run, r.labels,
-                      None if client is not None else str(store.run_path(r.index)))
+                      None if client is not None else str(store.run_path(r.index)), reduce)
                  for r in plan.runs if r.index not in done)
         results = run_dask(tasks, client) if client is not None else run_local(
             tasks, jobs, per_run, pool)
@@ -385,22 +424,14 @@ def run_sweep(experiment: Experiment, out: str | Path, *, jobs: int = 1, schedul
                 pool.shutdown(wait=False, kill_workers=True)
             elif pool is not None and not keep_workers:
                 release_workers()
-        combined = combine(experiment, plan, [done[r.index] for r in plan.runs])
-        write_netcdf(combined, store.combined_path)
-        summary = summarise(combined, objective or experiment.spec.objective)
-        write_file(store.out / "summary.csv", summary.to_frame().to_csv())
-        write_file(store.out / "summary.json", summary.to_json())
-        if summary.channel_rows:
-            write_file(store.out / "summary_channels.csv", summary.channel_frame().to_csv())
-        store.write_manifest("complete", combined=store.combined_path.name)
+        datasets = [done[r.index] for r in plan.runs]
     finally:
         if isinstance(pool, ForkedPool):  # however this call ends, its workers end
             pool.shutdown(wait=False, kill_workers=True)
         if own_client:
             client.close()
-    return SweepResult(combined, store.out, computed, reused,
-                       time.perf_counter() - t_start, sim_seconds,
-                       jobs if client is None else 0, per_run, summary)
+    return PlanRuns(store, datasets, computed, reused, sim_seconds,
+                    jobs if client is None else 0, per_run)
 
 
 def check_version(ds: xr.Dataset, path) -> None:

@@ -63,6 +63,20 @@ def unmatched(outputs: Outputs) -> list[str]:
             if not any(fnmatch.fnmatchcase(k, p) for k in known)]
 
 
+def key_outcomes(ds: xr.Dataset) -> xr.Dataset:
+    """A run's key outcomes alone (one number each: profit, customers, CAC, ...), its
+    attributes kept: what a sensitivity design needs of each of its thousands of runs."""
+    from simulation.sweep.combine import outcomes
+
+    out = outcomes(ds)
+    out.attrs = dict(ds.attrs)
+    return out
+
+
+REDUCERS = {"outcomes": key_outcomes}
+"""What a task may keep of its run instead of the experiment's outputs."""
+
+
 @dataclass(frozen=True)
 class Task:
     """What a worker receives: small and picklable (no population, no model)."""
@@ -77,6 +91,7 @@ class Task:
     threads: int | None
     labels: dict[str, Any] = field(default_factory=dict)
     path: str | None = None  # where the worker writes the result (None: send it back)
+    reduce: str | None = None  # a name of REDUCERS: what of the run to keep (None: outputs)
 
 
 _runs_in_this_process = 0
@@ -101,6 +116,8 @@ def simulate(task: Task) -> tuple[int, xr.Dataset, dict]:
     sim_seconds = time.perf_counter() - t0
     _runs_in_this_process += 1
     ds = shrink(ds, task.outputs)
+    if task.reduce is not None:
+        ds = REDUCERS[task.reduce](ds)
     ds.attrs.update({
         "sweep_run": task.index,
         "sweep_run_key": task.key,
