@@ -437,6 +437,25 @@ def cmd_sweep(args) -> int:
     return sweep_command(args, _console())
 
 
+def cmd_export_mmm(args) -> int:
+    from simulation import export_mmm
+    from simulation.outputs import OutputFiles
+
+    path, ds = _load_result(args.result)
+    lift = _read(Path(args.lift), f"--lift {args.lift}", "lift result")
+    export_mmm.check(ds, lift, str(path), f"--lift {args.lift}")  # before any output
+    names = (export_mmm.SERIES, export_mmm.TRUTH, export_mmm.CARD)
+    flags = {n: "--out" if n == export_mmm.SERIES else f"--out ({n})" for n in names}
+    with OutputFiles(inputs=[path, args.lift]) as outputs:
+        for name in names:
+            outputs.add(flags[name], Path(args.out) / name, export_mmm.size_estimate(ds))
+        files = export_mmm.build(ds, lift, str(path), f"--lift {args.lift}").files()
+        for name, text in files.items():
+            outputs.write(flags[name], text)
+        outputs.commit()
+    _console().print(f"MMM export written to {args.out}: {', '.join(names)}", markup=False)
+    return 0
+
 class Parser(argparse.ArgumentParser):
     """argparse with the project's error format: one line naming the command and the
     problem, exit 2 (argparse's own prints its usage first, several lines)."""
@@ -537,6 +556,15 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--plot", help="also write the lift plot PNG here")
     lift.add_argument("--quiet", action="store_true", help="no progress bar or table")
     lift.set_defaults(func=cmd_lift)
+
+    mmm = sub.add_parser("export-mmm", help="a run's daily series for marketing-mix models, "
+                                            "with the true channel effects from its lift")
+    mmm.add_argument("result", help="result NetCDF file of distsim run (with start_date)")
+    mmm.add_argument("--lift", required=True, metavar="LIFT.nc",
+                     help="distsim lift of the same scenario, size and seeds")
+    mmm.add_argument("--out", required=True, metavar="DIR",
+                     help="directory for series.csv, truth.csv and README.md")
+    mmm.set_defaults(func=cmd_export_mmm)
 
     ab = sub.add_parser("abtest", help="a controlled test: two arms of one market, the "
                                        "stopping rule's power against a z-test's")
