@@ -190,7 +190,7 @@ def daily_series(result: xr.Dataset) -> pd.DataFrame:
     cols["new_customers"] = result.conversions.sum("channel").values.astype(float)
     cols["orders"] = result.orders.sum("channel").values.astype(float)
     cols["revenue"] = result.revenue.sum("channel").values.astype(float)
-    cols["day_of_week"] = dates.dayofweek.values
+    cols["day_of_week"] = dates.day_of_week.values
     cols["month"] = dates.month.values
     factors = seasonal_factors(scenario, days)
     for name in ("demand", "reach", "media_price"):
