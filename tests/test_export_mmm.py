@@ -261,3 +261,17 @@ def test_a_failure_while_writing_leaves_the_old_files(files, tmp_path, monkeypat
                     "--out", out])[0] == 0
     for name in NAMES:
         assert (out / name).read_bytes() == (files / "export" / name).read_bytes()
+
+
+def test_the_benchmarks_market_has_dates_and_moving_budgets():
+    """benchmarks/mmm_truth.toml: a calendar, and paid budgets that move independently
+    (an MMM's signal), at a few days' run."""
+    from helpers import ROOT
+
+    sc = simulation.load_scenario(ROOT / "benchmarks" / "mmm_truth.toml")
+    assert sc.simulation.start_date is not None
+    ds = simulation.run(sc, agents=1000, days=70, seed=1)
+    paid = ds.spend.sel(channel=["paid_social", "search", "video"]).values
+    assert all(len(np.unique(paid[:, k])) >= 3 for k in range(3))
+    assert abs(np.corrcoef(paid.T)[0, 1]) < 0.9
+    assert float(ds.revenue.sum()) > 0
