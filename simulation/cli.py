@@ -456,6 +456,7 @@ def cmd_export_mmm(args) -> int:
     _console().print(f"MMM export written to {args.out}: {', '.join(names)}", markup=False)
     return 0
 
+
 class Parser(argparse.ArgumentParser):
     """argparse with the project's error format: one line naming the command and the
     problem, exit 2 (argparse's own prints its usage first, several lines)."""
