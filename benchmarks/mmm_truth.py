@@ -66,7 +66,12 @@ def simulate(out: Path, agents: int, days: int, replicates: int, jobs: int) -> P
     return out / "export"
 
 
-def fit(export: Path, draws: int, tune: int, chains: int, seed: int = 1) -> None:
+TRUTH = {"revenue": "revenue", "new_customers": "customers", "orders": "orders"}
+"""The truth of each target the model may fit: ``incremental_<figure>``."""
+
+
+def fit(export: Path, draws: int, tune: int, chains: int, target: str = "revenue",
+        trend: bool = True, seed: int = 1) -> None:
     """Fit PyMC-Marketing's MMM to ``export/series.csv`` and print it against
     ``export/truth.csv``. Needs pandas, numpy and pymc_marketing only."""
     import numpy as np
@@ -83,14 +88,17 @@ def fit(export: Path, draws: int, tune: int, chains: int, seed: int = 1) -> None
     X["season_media_price"] = series.season_media_price
     X["weekend"] = (series.day_of_week >= 5).astype(float)
     X["trend"] = series.day / series.day.max()
-    y = series.revenue
-    mmm = MMM(date_column="date", channel_columns=media, target_column="revenue",
-              control_columns=list(CONTROLS), adstock=GeometricAdstock(l_max=28),
+    controls = [c for c in CONTROLS if trend or c != "trend"]
+    X = X[["date", *media, *controls]]
+    y = series[target]
+    fig = TRUTH[target]
+    mmm = MMM(date_column="date", channel_columns=media, target_column=target,
+              control_columns=controls, adstock=GeometricAdstock(l_max=28),
               saturation=LogisticSaturation(), yearly_seasonality=2)
     mmm.build_model(X, y)
     mmm.add_original_scale_contribution_variable(var=["channel_contribution"])
-    print(f"PyMC-Marketing {pymc_marketing.__version__}: MMM of daily revenue on "
-          f"{', '.join(media)}; controls {', '.join(CONTROLS)}, 2 yearly Fourier modes; "
+    print(f"PyMC-Marketing {pymc_marketing.__version__}: MMM of daily {target} on "
+          f"{', '.join(media)}; controls {', '.join(controls)}, 2 yearly Fourier modes; "
           f"NUTS {chains} chains x ({tune} tune + {draws} draws)", flush=True)
     t0 = time.perf_counter()
     idata = mmm.fit(X, y, chains=chains, cores=chains, draws=draws, tune=tune,
@@ -104,43 +112,44 @@ def fit(export: Path, draws: int, tune: int, chains: int, seed: int = 1) -> None
         est, low, high = (float(np.mean(draws_c)), float(np.quantile(draws_c, 0.03)),
                           float(np.quantile(draws_c, 0.97)))
         t = truth.loc[c]
-        true = t.incremental_revenue_this_run
+        true = t[f"incremental_{fig}_this_run"]
         if not np.isfinite(true):
-            true = t.incremental_revenue_mean
-        rows.append({"channel": c, "spend": t.spend, "true_incremental_revenue": true,
-                     "true_mean": t.incremental_revenue_mean,
-                     "true_low": t.incremental_revenue_low,
-                     "true_high": t.incremental_revenue_high,
+            true = t[f"incremental_{fig}_mean"]
+        rows.append({"channel": c, "target": target, "spend": t.spend, "true": true,
+                     "true_mean": t[f"incremental_{fig}_mean"],
+                     "true_low": t[f"incremental_{fig}_low"],
+                     "true_high": t[f"incremental_{fig}_high"],
                      "mmm_contribution": est, "mmm_low": low, "mmm_high": high,
                      "error": est / true - 1.0 if true else np.nan,
-                     "true_roas": true / t.spend, "mmm_roas": est / t.spend})
+                     "true_per_spend": true / t.spend, "mmm_per_spend": est / t.spend})
     total = post.sum("channel").values.ravel()
     allc = truth.loc["all_channels"] if "all_channels" in truth.index else None
     table = pd.DataFrame(rows)
-    table.to_csv(export.parent / "comparison.csv", index=False)
+    saved = export.parent / f"comparison_{target}{'' if trend else '_no_trend'}.csv"
+    table.to_csv(saved, index=False)
     print(f"\nfit {elapsed:.0f} s, {divergences} divergent transitions\n")
-    head = (f"{'channel':<12} {'spend':>10} {'true incr. revenue':>19} {'(lift mean ± CI)':>22} "
-            f"{'MMM contribution [3%, 97%]':>34} {'error':>7} {'ROAS true':>9} {'MMM':>6}")
+    head = (f"{'channel':<12} {'spend':>10} {'true (this run)':>19} {'(lift mean ± CI)':>22} "
+            f"{'MMM contribution [3%, 97%]':>34} {'error':>7} {'per spend':>9} {'MMM':>6}")
     print(head)
     print("-" * len(head))
     for r in rows:
         ci = (f"{r['true_mean']:,.0f} ± {(r['true_high'] - r['true_low']) / 2:,.0f}"
               if np.isfinite(r["true_low"]) else f"{r['true_mean']:,.0f}")
-        print(f"{r['channel']:<12} {r['spend']:>10,.0f} {r['true_incremental_revenue']:>19,.0f} "
+        print(f"{r['channel']:<12} {r['spend']:>10,.0f} {r['true']:>19,.0f} "
               f"{ci:>22} {r['mmm_contribution']:>12,.0f} [{r['mmm_low']:>8,.0f}, "
-              f"{r['mmm_high']:>8,.0f}] {r['error']:>+7.0%} {r['true_roas']:>9.2f} "
-              f"{r['mmm_roas']:>6.2f}")
+              f"{r['mmm_high']:>8,.0f}] {r['error']:>+7.0%} {r['true_per_spend']:>9.3g} "
+              f"{r['mmm_per_spend']:>6.3g}")
     if allc is not None:
-        true_all = allc.incremental_revenue_this_run
+        true_all = allc[f"incremental_{fig}_this_run"]
         if not np.isfinite(true_all):
-            true_all = allc.incremental_revenue_mean
+            true_all = allc[f"incremental_{fig}_mean"]
         print(f"{'all paid':<12} {allc.spend:>10,.0f} {true_all:>19,.0f} "
               f"{'(all held out at once)':>22} {total.mean():>12,.0f} "
               f"[{np.quantile(total, 0.03):>8,.0f}, {np.quantile(total, 0.97):>8,.0f}] "
               f"{total.mean() / true_all - 1:>+7.0%}")
-    print(f"\nrevenue over the series {series.revenue.sum():,.0f}; true: the exact lift of "
-          "the run's own seed (lift replicate 0); error = MMM / true - 1; "
-          f"written to {export.parent / 'comparison.csv'}")
+    print(f"\n{target} over the series {series[target].sum():,.0f}; true: incremental_{fig} "
+          "of the run's own seed (lift replicate 0); error = MMM / true - 1; per spend: "
+          f"per unit of spend (ROAS for revenue); written to {saved}")
 
 
 def main() -> None:
@@ -156,18 +165,24 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=300)
     ap.add_argument("--tune", type=int, default=300)
     ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--target", choices=tuple(TRUTH), default="revenue",
+                    help="the series the MMM fits (default revenue)")
+    ap.add_argument("--no-trend", action="store_true",
+                    help="leave the linear trend out of the controls")
     args = ap.parse_args()
     if args.fit_only is not None:
-        fit(args.fit_only, args.draws, args.tune, args.chains)
+        fit(args.fit_only, args.draws, args.tune, args.chains, args.target,
+            not args.no_trend)
         return
     export = simulate(args.out, args.agents, args.days, args.replicates, args.jobs)
     options = ["--draws", str(args.draws), "--tune", str(args.tune),
-               "--chains", str(args.chains)]
+               "--chains", str(args.chains), "--target", args.target,
+               *(["--no-trend"] if args.no_trend else [])]
     if args.fit_python:
         subprocess.run([args.fit_python, __file__, "--fit-only", str(export), *options],
                        check=True)
     elif importlib.util.find_spec("pymc_marketing") is not None:
-        fit(export, args.draws, args.tune, args.chains)
+        fit(export, args.draws, args.tune, args.chains, args.target, not args.no_trend)
     else:
         print("\nMMM fit skipped: pymc_marketing is not importable in this Python "
               f"({sys.version.split()[0]}); PyMC-Marketing 1.x needs Python 3.12 or later. "
