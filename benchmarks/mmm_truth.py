@@ -14,7 +14,8 @@ export, its channel contributions printed beside the true incremental revenue.
 4. the MMM (geometric adstock, logistic saturation, the calendar as controls, a linear
    trend) is fitted to daily revenue on the paid channels' spend with NUTS, and each
    channel's contribution over the series (posterior mean and 94% interval) is printed
-   against the true incremental revenue, and written to ``DIR/comparison.csv``.
+   against the truth (``--target``: revenue, new_customers or orders), and written to
+   ``DIR/comparison_<target>.csv``.
 
 PyMC-Marketing is optional and never a dependency of distsim: its 1.x needs Python
 3.12, which distsim's pinned 3.11 environment is not. Give ``--fit-python`` a Python with
