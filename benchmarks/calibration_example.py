@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import sys
 import tempfile
 import time
@@ -144,11 +143,12 @@ def targets_text(days: int, fit: dict | None = None) -> str:
     return "\n\n".join(tables) + "\n"
 
 
-def calibrate(targets: Path, out: Path, jobs: int, days: int | None = None) -> float:
+def calibrate(targets: Path, out: Path, jobs: int, days: int | None = None,
+              resume: bool = False) -> float:
     from simulation.cli import main as distsim
 
     command = ["calibrate", str(SCENARIO), "--targets", str(targets), "--out", str(out),
-               "--jobs", str(jobs), "--quiet"]
+               "--jobs", str(jobs), "--quiet"] + (["--resume"] if resume else [])
     if days is not None:
         command += ["--days", str(days)]
     t0 = time.perf_counter()
@@ -247,6 +247,8 @@ def main(argv=None) -> int:
     ap.add_argument("step", choices=("targets", "fit", "holdout"))
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", help="keep the calibration(s) here (default: a temporary folder)")
+    ap.add_argument("--resume", action="store_true", help="go on from the calibrations' "
+                    "checkpoints in --out (wall times are then the resumed part's)")
     args = ap.parse_args(argv)
 
     if args.step == "targets":
@@ -257,10 +259,13 @@ def main(argv=None) -> int:
         base = Path(args.out) if args.out else Path(tmp)
         if args.step == "fit":
             out = base / "year"
-            wall = calibrate(TARGETS, out, args.jobs)
+            wall = calibrate(TARGETS, out, args.jobs, resume=args.resume)
             post = read_posterior(out)
             print_recovery(post, wall, args.jobs)
-            shutil.copyfile(out / "calibrated.toml", CALIBRATED)
+            text = (out / "calibrated.toml").read_text()
+            CALIBRATED.write_text(text.replace(
+                "the firm's own first guesses, before calibration",
+                "calibrated to a year of the firm's KPIs (coffee_roaster_targets.toml)"))
             print(f"kept the calibrated scenario as {CALIBRATED.relative_to(ROOT)}")
             return 0
         # holdout: the first 26 weeks' KPIs (the same year, read at day 181)
@@ -268,7 +273,7 @@ def main(argv=None) -> int:
         base.mkdir(parents=True, exist_ok=True)
         first.write_text(targets_text(182))
         out = base / "first_half"
-        wall = calibrate(first, out, args.jobs, days=182)
+        wall = calibrate(first, out, args.jobs, days=182, resume=args.resume)
         post = read_posterior(out)
         print("calibrated on weeks 1-26 (days 0-181):")
         print_recovery(post, wall, args.jobs)
