@@ -10,9 +10,11 @@ Outputs in ``--out DIR`` (docs/calibration.md):
 - ``fit.png`` and ``fit.csv``: observed versus simulated, for every observed value, from
   ``check_runs`` fresh runs of the calibrated scenario.
 
-``DIR/checkpoint.npz`` holds the fit's state after every round (:mod:`.fit`); the final
-outputs appear together at the end (:class:`simulation.outputs.OutputFiles`), so a killed
-command leaves the checkpoint and none of them, and ``--resume`` finishes the fit.
+``DIR/history.db`` is pyabc's History database, the fit's checkpoint: pyabc adds each
+generation to it as the generation ends (:mod:`.fit`). The final outputs appear together
+at the end (:class:`simulation.outputs.OutputFiles`), so a killed command leaves the
+database and none of them, and ``--resume`` finishes the fit. pyabc (a second or two of
+imports) is imported only once the input is known to be good.
 """
 
 from __future__ import annotations
@@ -21,21 +23,23 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from simulation.calibration.evaluate import Evaluator
-from simulation.calibration.fit import FitState, Problem, resample, run_fit
 from simulation.calibration.targets import MAX_REPLICATES, Targets, load_targets, read_text
-from simulation.outputs import OutputError, write_file
 from simulation.scenario import Scenario, ScenarioError, with_overrides
 
-CHECKPOINT = "checkpoint.npz"
+if TYPE_CHECKING:
+    from simulation.calibration.fit import FitState, Problem
+
+CHECKPOINT = "history.db"
 OUTPUTS = ("calibrated.toml", "posterior.nc", "fit.png", "fit.csv")
 PILOT_RUNS = 4
-# tags of the fit's random streams besides its rounds ([seed, generation, round])
-PILOT, POSTERIOR, CHECK = 1_000_001, 1_000_002, 1_000_003
+# tags of the fit's random streams besides its proposals ([seed, generation, proposal])
+PILOT, CHECK = 1_000_001, 1_000_003
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Calibration:
 
     @property
     def problem(self) -> Problem:
+        from simulation.calibration.fit import Problem
+
         observed, sds, owner = self.targets.vector()
         return Problem(tuple(self.targets.parameters), observed, sds, owner)
 
@@ -58,7 +64,7 @@ class Calibration:
         return tuple(p.path for p in self.targets.parameters)
 
     def fingerprint(self) -> str:
-        """What the checkpoint must match to be resumed: the scenario as run and the
+        """What the database must match to be resumed: the scenario as run and the
         targets (not the budget: a resume may grant more evaluations)."""
         h = hashlib.sha256()
         h.update(self.resolved.to_toml().encode())
@@ -78,15 +84,18 @@ def load_checkpoint(out: Path, cal: Calibration, resume: bool) -> FitState | Non
     """The fit to go on with, or None to start afresh; refuses, in one line, a folder
     that holds another fit or one the user did not ask to resume."""
     path = out / CHECKPOINT
-    if not path.is_file():
+    if not path.exists():
         return None
     if not resume:
         raise ScenarioError(str(out), "", f"holds a calibration ({CHECKPOINT}): --resume to "
                             "finish it, or another --out")
+    from simulation.calibration.fit import read_state
+
     try:
-        state = FitState.from_bytes(path.read_bytes())
-    except (OSError, ValueError, KeyError) as exc:
-        raise ScenarioError(str(path), "", f"not a readable checkpoint ({exc})") from None
+        state = read_state(path)
+    except ValueError as exc:
+        raise ScenarioError(str(path), "", f"not a readable calibration database ({exc})"
+                            ) from None
     if state.fingerprint != cal.fingerprint():
         raise ScenarioError(str(path), "", "a calibration of another scenario or other "
                             "targets (or another --agents, --days, --seed); use another --out")
@@ -182,7 +191,7 @@ def posterior_dataset(cal: Calibration, state: FitState, draws: np.ndarray,
     gens = state.generations
     ds["epsilon"] = ("generation", np.array([g.epsilon for g in gens]))
     ds["evaluations"] = ("generation", np.array([g.evaluations for g in gens]))
-    ds["acceptance"] = ("generation", np.array([len(g.z) / g.evaluations for g in gens]))
+    ds["acceptance"] = ("generation", np.array([g.accepted / g.evaluations for g in gens]))
     ds["ess"] = ("generation", np.array([g.ess for g in gens]))
     ds = ds.merge(table)
     ds.attrs.update(kind="calibration", scenario=calibrated.to_toml(), targets=cal.targets_text,
@@ -201,15 +210,6 @@ def table_csv(table: xr.Dataset) -> str:
     return frame.to_csv(index=False, float_format="%.6g")
 
 
-def save_checkpoint(out: Path, state: FitState) -> None:
-    try:
-        write_file(out / CHECKPOINT, state.to_bytes())
-    except OutputError:
-        raise
-    except OSError as exc:
-        raise OutputError(f"{out / CHECKPOINT}: cannot write ({exc.strerror})") from None
-
-
 def calibrate_command(args, console, scenario: Scenario, resolved: Scenario) -> int:
     """The command (``simulation.cli`` parses and loads the scenario)."""
     from simulation.outputs import OutputFiles, check_directory
@@ -221,9 +221,12 @@ def calibrate_command(args, console, scenario: Scenario, resolved: Scenario) -> 
     check_directory("--out", out)
     state = load_checkpoint(out, cal, args.resume)
     quiet = args.quiet
+    db = out / CHECKPOINT
     with OutputFiles(inputs=[args.scenario, args.targets]) as outputs:
         for name in OUTPUTS:  # checked and reserved before any run
             outputs.add(name, out / name, 1 << 20)
+        from simulation.calibration import fit  # pyabc: before any worker is forked
+
         start_local_workers(args.jobs, args.threads or 1, args.scheduler)
         with Evaluator(resolved, cal.paths, cal.targets, jobs=args.jobs,
                        scheduler=args.scheduler, threads=args.threads) as evaluator:
@@ -235,18 +238,16 @@ def calibrate_command(args, console, scenario: Scenario, resolved: Scenario) -> 
                     console.print(f"pilot: the noisiest figure's run-to-run sd is "
                                   f"{noise:.2f} of its stated sd: {replicates} run(s) per "
                                   f"evaluation{capped}", markup=False)
-                state = FitState(cal.fingerprint(), replicates)
-                save_checkpoint(out, state)
+                _create(db, cal, replicates)
             elif not quiet:
                 console.print(f"resuming: {len(state.generations)} generation(s) and "
                               f"{state.evaluations} evaluation(s) done", markup=False)
-            state = _fit(cal, state, evaluator, args.evaluations, out, console, quiet)
+            state = _fit(cal, evaluator, args.evaluations, db, console, quiet)
             if not state.generations:
                 raise ScenarioError("--evaluations", "", f"{args.evaluations} evaluations do "
                                     f"not finish the first generation (population "
                                     f"{cal.targets.fit.population}); allow more")
-            rng = np.random.default_rng([cal.seed, POSTERIOR])
-            draws = resample(state.generations[-1], rng, cal.targets.fit.population)
+            draws = fit.draws(*fit.last_population(db, cal.problem), cal.targets.fit.population)
             best = estimates(cal, draws)
             calibrated = calibrated_scenario(cal, best, str(out / "calibrated.toml"))
             runs = check_runs(cal, best, evaluator)
@@ -272,32 +273,40 @@ def calibrate_command(args, console, scenario: Scenario, resolved: Scenario) -> 
     return 0
 
 
+def _create(db: Path, cal: Calibration, replicates: int) -> None:
+    from simulation.calibration.fit import create
+    from simulation.outputs import OutputError
+
+    try:
+        create(db, cal.problem, cal.targets.fit, cal.fingerprint(), replicates)
+    except OSError as exc:
+        raise OutputError(f"{db}: cannot write ({exc.strerror})") from None
+
+
 STOPS = {"epsilon": "reaching the tolerance [fit] epsilon",
          "generations": "the [fit] generations limit",
          "acceptance": "an acceptance rate below [fit] min_acceptance",
          "budget": "the --evaluations budget"}
 
 
-def _fit(cal, state, evaluator, budget, out, console, quiet) -> FitState:
+def _fit(cal, evaluator, budget, db, console, quiet) -> FitState:
+    from simulation.calibration.fit import run_fit
     from simulation.progress import ProgressBar
 
-    seen = [len(state.generations)]
     bar = ProgressBar(console, f"calibrating {cal.scenario.name}", "evaluations",
                       enabled=not quiet)
 
-    def save(s: FitState) -> None:
-        save_checkpoint(out, s)
-        while not quiet and seen[0] < len(s.generations):
-            g = s.generations[seen[0]]
-            bar.console.print(f"generation {seen[0]}: tolerance {g.epsilon:.3g} sd, accepted "
-                              f"{len(g.z)} of {g.evaluations} ({len(g.z) / g.evaluations:.0%}), "
-                              f"effective sample size {g.ess:.0f}", markup=False)
-            seen[0] += 1
+    def generation(s: FitState) -> None:
+        t, g = len(s.generations) - 1, s.generations[-1]
+        bar.console.print(f"generation {t}: tolerance {g.epsilon:.3g} sd, accepted "
+                          f"{g.accepted} of {g.evaluations} ({g.accepted / g.evaluations:.0%}), "
+                          f"effective sample size {g.ess:.0f}", markup=False)
 
     try:
-        return run_fit(cal.problem, cal.targets.fit, evaluator, state, seed=cal.seed,
-                       budget=budget, save=save,
-                       progress=lambda done: bar(min(done, budget), budget))
+        return run_fit(cal.problem, cal.targets.fit, evaluator.simulator, db, seed=cal.seed,
+                       budget=budget, mapper=evaluator,
+                       progress=lambda done: bar(min(done, budget), budget),
+                       generation=None if quiet else generation)
     finally:
         bar.close()
 

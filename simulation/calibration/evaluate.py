@@ -1,13 +1,15 @@
 """Evaluations: parameter values and seeds in, the observed figures' simulated values out.
 
-A fit asks for many evaluations at once (a round of proposals). They are cut into
-batches, each a small picklable :class:`Batch` that a worker simulates and shrinks to
-the figures the targets name, so a worker sends back a few numbers per run, never a
-dataset. Batches go to this process (one job), to worker processes on this machine (the
-sweep's pool: :mod:`simulation.sweep.pool`) or to a Dask cluster; their results are put
+An evaluation (:class:`Simulator`) runs the scenario at the fit's size with the free
+parameters set, once per seed, and shrinks each run to the figures the targets name, so
+a worker sends back a few numbers per run, never a dataset. Work goes out through
+:meth:`Evaluator.map`: to this process (one job), to worker processes on this machine
+(the sweep's pool: :mod:`simulation.sweep.pool`) or to a Dask cluster; results are put
 back in the order of the request, so which worker finished first never changes a fit.
+The fit maps its own tasks (proposals, :mod:`.fit`); the pilot and the check runs map
+:class:`Batch` es of rows.
 
-Each row of a batch carries its own seeds, drawn by the fit from its own seed: an
+Each evaluation carries its own seeds, drawn by the fit from its own seed: an
 evaluation's runs are fresh random numbers, shared with no other particle (common
 random numbers across particles would make every particle's miss partly the same noise,
 and the posterior narrower than the data allow).
@@ -23,20 +25,6 @@ from simulation.calibration.targets import Targets, simulated
 from simulation.scenario import Scenario, ScenarioError, with_overrides
 
 
-@dataclass(frozen=True)
-class Batch:
-    """What a worker receives: the scenario at the fit's size, the free paths, and a row of
-    values and a row of seeds per evaluation."""
-
-    index: int
-    base: Scenario
-    paths: tuple[str, ...]
-    values: np.ndarray  # (rows, parameters), scenario values
-    seeds: np.ndarray  # (rows, replicates)
-    targets: Targets
-    threads: int | None = None
-
-
 def scenario_at(base: Scenario, paths, values, seed: int) -> Scenario:
     """``base`` with the free parameters set to ``values`` and the run's seed."""
     over = {p: float(v) for p, v in zip(paths, values, strict=True)}
@@ -44,27 +32,49 @@ def scenario_at(base: Scenario, paths, values, seed: int) -> Scenario:
     return with_overrides(base, over, source="calibration")
 
 
-def evaluate(batch: Batch) -> tuple[int, np.ndarray]:
-    """Simulate a batch: (its index, the figures averaged over each row's replicates).
+@dataclass(frozen=True)
+class Simulator:
+    """One evaluation, picklable for the workers: the scenario at the fit's size, the free
+    paths and the targets whose figures to read."""
 
-    A combination of values that makes no valid scenario gives NaN figures (an infinite
-    distance: the proposal is rejected), not a failed fit.
-    """
-    import simulation
+    base: Scenario
+    paths: tuple[str, ...]
+    targets: Targets
+    threads: int | None = 1
 
-    k = len(batch.targets.vector()[0])
-    out = np.full((len(batch.values), k), np.nan)
-    for i, (values, seeds) in enumerate(zip(batch.values, batch.seeds, strict=True)):
+    def __call__(self, values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """The figures at ``values`` (one per free path), averaged over a run per seed.
+
+        A combination of values that makes no valid scenario gives NaN figures (an
+        infinite distance: the proposal is rejected), not a failed fit.
+        """
+        import simulation
+
+        k = len(self.targets.vector()[0])
         total = np.zeros(k)
         try:
             for seed in seeds:
-                ds = simulation.run(scenario_at(batch.base, batch.paths, values, seed),
-                                    threads=batch.threads)
-                total += simulated(ds, batch.targets)
+                ds = simulation.run(scenario_at(self.base, self.paths, values, seed),
+                                    threads=self.threads)
+                total += simulated(ds, self.targets)
         except ScenarioError:
-            continue
-        out[i] = total / len(seeds)
-    return batch.index, out
+            return np.full(k, np.nan)
+        return total / len(seeds)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows of evaluations for one worker: a row of values and a row of seeds each."""
+
+    simulator: Simulator
+    values: np.ndarray  # (rows, parameters), scenario values
+    seeds: np.ndarray  # (rows, replicates)
+
+
+def evaluate(batch: Batch) -> np.ndarray:
+    """The figures of each row of a batch (rows, observed values)."""
+    return np.array([batch.simulator(v, s)
+                     for v, s in zip(batch.values, batch.seeds, strict=True)])
 
 
 class Evaluator:
@@ -81,7 +91,6 @@ class Evaluator:
         self.threads = threads
         self.pool = None
         self.client = None
-        self.runs = 0
 
     def __enter__(self) -> Evaluator:
         return self
@@ -113,65 +122,68 @@ class Evaluator:
             return max(1, len(self.client.scheduler_info().get("workers", {})))
         return self.jobs
 
-    def __call__(self, values: np.ndarray, seeds: np.ndarray, progress=None) -> np.ndarray:
-        """The figures of each row of ``values`` (rows, parameters) run on the row's
-        ``seeds`` (rows, replicates), in row order. ``progress(rows_done)`` after each
-        batch."""
-        n = len(values)
-        self.start()
-        size = max(1, -(-n // (4 * self.workers)))  # a few batches per worker: balance
+    @property
+    def simulator(self) -> Simulator:
         # one numba thread per run unless told otherwise: a fit is many small runs, and
         # runs side by side use the cores far better than one run's threads, which wait
         # for each other every day (5-9 times slower on a busy machine)
-        batches = [Batch(i, self.base, self.paths, values[lo:lo + size], seeds[lo:lo + size],
-                         self.targets, self.threads or 1)
-                   for i, lo in enumerate(range(0, n, size))]
-        results: dict[int, np.ndarray] = {}
-        done = 0
-        for index, figures in self._run(batches):
-            results[index] = figures
-            done += len(figures)
-            if progress is not None:
-                progress(done)
-        self.runs += int(seeds.size)
+        return Simulator(self.base, self.paths, self.targets, self.threads or 1)
+
+    def __call__(self, values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """The figures of each row of ``values`` (rows, parameters) run on the row's
+        ``seeds`` (rows, replicates), in row order."""
+        n = len(values)
+        size = max(1, -(-n // (4 * self.workers)))  # a few batches per worker: balance
+        batches = [Batch(self.simulator, values[lo:lo + size], seeds[lo:lo + size])
+                   for lo in range(0, n, size)]
         k = len(self.targets.vector()[0])
-        return (np.concatenate([results[i] for i in range(len(batches))]) if batches
-                else np.zeros((0, k)))
+        return np.concatenate(self.map(evaluate, batches)) if batches else np.zeros((0, k))
 
-    def _run(self, batches):
+    def map(self, fn, items: list, done=None) -> list:
+        """``[fn(item) for item in items]``, run here, on the worker processes or on the
+        cluster, in the order of ``items`` whichever finishes first; ``done(result)`` as
+        each one finishes."""
+        self.start()
+        results: list = [None] * len(items)
+        for i, result in self._run(fn, items):
+            results[i] = result
+            if done is not None:
+                done(result)
+        return results
+
+    def _run(self, fn, items):
         if self.client is not None:
-            yield from self._run_dask(batches)
+            yield from self._run_dask(fn, items)
         elif self.jobs == 1:
-            for batch in batches:
-                yield evaluate(batch)
+            for i, item in enumerate(items):
+                yield i, fn(item)
         else:
-            yield from self._run_local(batches)
+            yield from self._run_local(fn, items)
 
-    def _run_local(self, batches):
+    def _run_local(self, fn, items):
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        self.start()
-        running = {self.pool.submit(evaluate, b): b for b in batches}
+        running = {self.pool.submit(fn, item): i for i, item in enumerate(items)}
         try:
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    running.pop(future)
-                    yield future.result()
+                    yield running.pop(future), future.result()
         finally:
-            if running:  # interrupted: end the runs under way; the round is redone
+            if running:  # interrupted: end the work under way; it is redone at a resume
                 self.pool.shutdown(wait=False, kill_workers=True)
                 self.pool = None
 
-    def _run_dask(self, batches):
+    def _run_dask(self, fn, items):
         from distributed import as_completed
 
-        futures = self.client.map(evaluate, batches, pure=False)
+        futures = self.client.map(fn, items, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
         try:
             for fut in as_completed(futures, loop=self.client.loop):
                 result = fut.result()
                 fut.release()
-                yield result
+                yield index[fut.key], result
         finally:
             self.client.cancel(futures)
 

@@ -3,9 +3,15 @@
 The fit moves every parameter in an *internal* coordinate where its prior is simple and
 a Gaussian perturbation is sensible: the value itself for ``uniform`` and ``normal``,
 its logarithm for ``log_uniform`` (a rate known only to an order of magnitude is
-explored evenly across magnitudes, and never proposed at or below zero). Densities are
-those of the internal coordinate; the fit's importance weights only ever divide one by
-another, so the Jacobian of the log never matters beyond this choice.
+explored evenly across magnitudes, and never proposed at or below zero).
+
+Each prior is one scipy distribution of the internal coordinate (:meth:`Prior.scipy`):
+uniform on [low, high], uniform on [log low, log high], or a normal truncated to [low,
+high]. The fit hands the same (name, arguments) to pyabc's ``RV`` (:mod:`.fit`), which
+draws from it and weighs by its density; the quantiles here are that distribution's, so
+a prior is defined once. Densities are those of the internal coordinate; ABC-SMC's
+importance weights only ever divide one by another, so the Jacobian of the log never
+matters beyond this choice.
 """
 
 from __future__ import annotations
@@ -74,32 +80,26 @@ class Prior(BaseModel):
         hi = math.inf if self.high is None else self.high
         return lo, hi
 
+    def scipy(self) -> tuple[str, tuple[float, ...], dict[str, float]]:
+        """The prior of the internal coordinate as a scipy.stats distribution: (name,
+        arguments, keyword arguments), as pyabc's ``RV(name, *args, **kwargs)`` takes it."""
+        if self.prior == "normal":
+            lo, hi = self._standard_bounds()
+            return "truncnorm", (lo, hi), {"loc": self.mean, "scale": self.sd}
+        lo, hi = self.bounds
+        return "uniform", (lo, hi - lo), {}
+
+    def distribution(self):
+        """The frozen scipy distribution of the internal coordinate."""
+        name, args, kwargs = self.scipy()
+        return getattr(stats, name)(*args, **kwargs)
+
     def value(self, z: np.ndarray) -> np.ndarray:
         """Scenario values of internal coordinates."""
         return np.exp(z) if self.prior == "log_uniform" else np.asarray(z, dtype=float)
 
     def internal(self, x: np.ndarray) -> np.ndarray:
         return np.log(x) if self.prior == "log_uniform" else np.asarray(x, dtype=float)
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` internal coordinates drawn from the prior."""
-        if self.prior == "normal":
-            lo, hi = self._standard_bounds()
-            u = rng.uniform(stats.norm.cdf(lo), stats.norm.cdf(hi), n)
-            return self.mean + self.sd * stats.norm.ppf(u)
-        lo, hi = self.bounds
-        return rng.uniform(lo, hi, n)
-
-    def log_density(self, z: np.ndarray) -> np.ndarray:
-        """Log prior density of internal coordinates, up to a constant; -inf outside."""
-        z = np.asarray(z, dtype=float)
-        lo, hi = self.bounds
-        inside = (z >= lo) & (z <= hi)
-        if self.prior == "normal":
-            dens = -0.5 * ((z - self.mean) / self.sd) ** 2
-        else:
-            dens = np.zeros_like(z)
-        return np.where(inside, dens, -np.inf)
 
     def width(self) -> float:
         """The prior's central 90% interval in scenario values (for the identifiability
@@ -108,12 +108,8 @@ class Prior(BaseModel):
         return hi - lo
 
     def quantile(self, q: float) -> float:
-        if self.prior == "normal":
-            lo, hi = self._standard_bounds()
-            a, b = stats.norm.cdf(lo), stats.norm.cdf(hi)
-            return float(self.mean + self.sd * stats.norm.ppf(a + q * (b - a)))
-        lo, hi = self.bounds
-        return float(self.value(np.array(lo + q * (hi - lo))))
+        """The value below which the prior puts a share ``q``."""
+        return float(self.value(self.distribution().ppf(q)))
 
     def median(self) -> float:
         return self.quantile(0.5)
