@@ -39,7 +39,7 @@ CHECKPOINT = "history.db"
 OUTPUTS = ("calibrated.toml", "posterior.nc", "fit.png", "fit.csv")
 PILOT_RUNS = 4
 # tags of the fit's random streams besides its proposals ([seed, generation, proposal])
-PILOT, CHECK = 1_000_001, 1_000_003
+PILOT, POSTERIOR, CHECK = 1_000_001, 1_000_002, 1_000_003
 
 
 @dataclass
@@ -247,7 +247,9 @@ def calibrate_command(args, console, scenario: Scenario, resolved: Scenario) -> 
                 raise ScenarioError("--evaluations", "", f"{args.evaluations} evaluations do "
                                     f"not finish the first generation (population "
                                     f"{cal.targets.fit.population}); allow more")
-            draws = fit.draws(*fit.last_population(db, cal.problem), cal.targets.fit.population)
+            z, w = fit.last_population(db, cal.problem)
+            draws = fit.resample(z, w, np.random.default_rng([cal.seed, POSTERIOR]),
+                                 cal.targets.fit.population)
             best = estimates(cal, draws)
             calibrated = calibrated_scenario(cal, best, str(out / "calibrated.toml"))
             runs = check_runs(cal, best, evaluator)

@@ -5,9 +5,10 @@ land within a tolerance of the observed ones; sequential Monte Carlo lowers the
 tolerance generation by generation, proposing each generation's values around the
 previous one's. pyabc's ``ABCSMC`` does the search: generation 0 draws ``population``
 values from the prior (each prior's internal coordinate, :mod:`.priors`); generation t
-moves particles of t-1 by its multivariate normal kernel, simulates them and keeps those
-within the tolerance, weighted by prior over proposal density. What this module adds
-are the pieces pyabc takes as arguments, and the loop around it:
+moves particles of t-1 by its multivariate normal kernel (at twice their weighted
+covariance: :func:`kernel`), simulates them and keeps those within the tolerance,
+weighted by prior over proposal density. What this module adds are the pieces pyabc
+takes as arguments, and the loop around it:
 
 - **the distance** (:class:`Distance`): the root mean square over the observed figures of
   each figure's mean squared miss in its sds, so a weekly series of 52 values weighs as
@@ -22,16 +23,17 @@ are the pieces pyabc takes as arguments, and the loop around it:
   whose sizes depend only on what earlier rounds found, cut into tasks of about a second
   of work (:data:`TASK_SECONDS`) on this process, the worker pool or a Dask cluster
   (:meth:`.evaluate.Evaluator.map`). So a seed gives the same posterior on any number of
-  workers or threads, whichever worker finishes first. The model draws each
-  evaluation's simulation seeds from the same seeded generator after its proposal: fresh
-  for every evaluation, shared with no other particle;
+  workers or threads, whichever worker finishes first, and however the proposals are
+  cut into tasks. The model (:class:`Model`) draws each evaluation's simulation seeds
+  from the same seeded generator after its proposal: fresh for every evaluation, shared
+  with no other particle;
 - **the loop** (:func:`run_fit`): one ``ABCSMC.run(max_nr_populations=1)`` per
   generation, each on a fresh ``ABCSMC`` that ``load`` s the database, exactly as a
   ``--resume`` does. The fit ends after the generation whose tolerance is ``epsilon``,
   after ``generations``, when a generation would need more than ``population /
-  min_acceptance`` evaluations, or when the ``--evaluations`` budget runs out (checked
-  before every round, not only between generations; the last whole generation is then
-  the answer).
+  min_acceptance`` evaluations, or when the ``--evaluations`` budget runs out (every
+  round is capped at what is left of it, where pyabc's own budget is checked only
+  between generations; the last whole generation is then the answer).
 
 **Resuming.** The checkpoint is pyabc's History database (SQLite), which pyabc writes in
 one transaction at the end of each generation, plus a table ``distsim_fit`` of ours (the
@@ -398,10 +400,12 @@ def _update(db: Path, **values) -> None:
         con.close()
 
 
-def read_state(db: Path) -> FitState:
-    """The fit in ``db``; ValueError when it is not a fit's database."""
+def read_state(db: Path, known: list[Generation] | None = None) -> FitState:
+    """The fit in ``db``; ValueError when it is not a fit's database. ``known``: the
+    generations read before (the loop's), which are not read again."""
     if not Path(db).is_file():
         raise ValueError("no such file")
+    known = list(known or [])
     try:
         con = sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
         try:
@@ -418,7 +422,11 @@ def read_state(db: Path) -> FitState:
             pops = history.get_all_populations()
             gens = []
             for _, p in pops[pops.t >= 0].sort_values("t").iterrows():
-                _, w = history.get_distribution(m=0, t=int(p.t))
+                t = int(p.t)
+                if t < len(known):
+                    gens.append(known[t])
+                    continue
+                _, w = history.get_distribution(m=0, t=t)
                 gens.append(Generation(float(p.epsilon), int(p.samples), len(w),
                                        float(1.0 / np.sum(w ** 2))))
     except ValueError:
@@ -439,11 +447,13 @@ def last_population(db: Path, problem: Problem) -> tuple[np.ndarray, np.ndarray]
     return frame[problem.names].to_numpy(dtype=float), np.asarray(w, dtype=float)
 
 
-def draws(z: np.ndarray, w: np.ndarray, size: int) -> np.ndarray:
-    """``size`` equally weighted draws of a weighted population: each particle repeated
-    about ``size`` x its weight times (pyabc's deterministic resampling)."""
-    return np.array(pyabc.weighted_statistics.resample_deterministic(z, w, size,
-                                                                        enforce_n=True))
+def resample(z: np.ndarray, w: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` equally weighted draws of a weighted population (systematic resampling:
+    each particle appears floor or ceil of size x weight times, as often as its weight
+    says on average; pyabc's deterministic resampling rounds small weights to none)."""
+    positions = (rng.random() + np.arange(size)) / size
+    idx = np.searchsorted(np.cumsum(w), positions)
+    return z[np.minimum(idx, len(z) - 1)]
 
 
 class _quiet:
@@ -509,7 +519,7 @@ def run_fit(problem: Problem, settings, simulate: Simulate, db: Path, *, seed: i
             _update(db, stopped=sampler.stopped,
                     unfinished=state.evaluations - sum(g.evaluations for g in state.generations)
                     + sampler.nr_evaluations_)
-        state = read_state(db)
+        state = read_state(db, state.generations)
         if not sampler.stopped and generation is not None:
             generation(state)
     state.stopped = stopped
