@@ -63,7 +63,9 @@ import numpy as np
 from simulation.calibration.priors import Prior
 
 TASK_SECONDS = 1.0
-"""Aimed work per task: enough that sending a task and its particles costs little."""
+"""Work per task when evaluations are quick: enough that sending a task and its particles
+costs little (slower evaluations go one by one, at least four tasks a worker a round so
+that the workers finish a round together)."""
 
 TABLE = "distsim_fit"
 """Our table in pyabc's database: the fit's identity and how it stopped."""
@@ -301,11 +303,10 @@ class Sampler(pyabc.Sampler):
     def _evaluate(self, payload: bytes, t: int, start: int, size: int) -> list:
         """Proposals ``start`` to ``start + size - 1`` of generation ``t``, in order."""
         workers = max(1, int(self.mapper.workers))
-        most = max(1, math.ceil(size / (2 * workers)))  # at least two tasks per worker
-        if self.seconds is None:
-            per_task = max(1, math.ceil(size / (4 * workers)))
-        else:
-            per_task = min(most, max(1, math.ceil(TASK_SECONDS / max(self.seconds, 1e-9))))
+        most = max(1, math.ceil(size / (4 * workers)))  # four tasks a worker: balance
+        per_task = most if self.seconds is None else min(
+            most, max(1, math.ceil(TASK_SECONDS / max(self.seconds, 1e-9))))
+        per_task = math.ceil(size / math.ceil(size / per_task))  # tasks of equal size
         tasks = [Task(payload, self.seed, t, lo, min(lo + per_task, start + size))
                  for lo in range(start, start + size, per_task)]
         finished = [self.done + start]
