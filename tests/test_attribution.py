@@ -57,7 +57,7 @@ def kernel_credit(touches: list[tuple[int, int]], day: int, half_life: float = 7
 
     pop = population_with([touches])
     attr = np.zeros((2, len(ATTR_MODELS), NCH))
-    cnt = np.zeros(width(NCH, 1))
+    cnt = np.zeros(width(NCH, 1, 1))
     _credit(pop.arrays(), 0, day, attr, half_life, 10.0, cnt, NCH)
     np.testing.assert_allclose(attr[1], 10.0 * attr[0])
     for m, model in enumerate(ATTR_MODELS):

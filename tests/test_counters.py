@@ -24,4 +24,6 @@ def test_counter_names_are_unique_and_every_mechanism_is_registered():
     names = [v.name for v in counters.CHANNEL_COUNTERS]
     assert len(names) == len(set(names))
     assert K.CH is counters.CH and "outreach_contacts" in K.CH._fields
-    assert counters.width(5, 3) == len(names) * 5 + 5 * 3 + len(counters.MARKET_COUNTERS)
+    assert counters.width(5, 3, 10) == (len(names) * 5 + 5 * 3 + len(counters.MARKET_COUNTERS)
+                                        + 5 * 10)  # the cohort block: 10 weeks a channel
+    assert counters.cohort_offset(5, 3) == counters.width(5, 3, 0)

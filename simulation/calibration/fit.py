@@ -205,7 +205,7 @@ class Acceptor(pyabc.UniformAcceptor):
 
 
 @dataclass(frozen=True)
-class Task:
+class ProposalTask:
     """Proposals ``start`` to ``stop - 1`` of generation ``t``: what a worker receives
     (pyabc's sampling function, pickled once per round)."""
 
@@ -216,7 +216,7 @@ class Task:
     stop: int
 
 
-def run_task(task: Task) -> tuple[list, float]:
+def run_task(task: ProposalTask) -> tuple[list, float]:
     """A task's particles, in proposal order, and the seconds they took. Proposal i
     draws from numpy's (and Python's) global generator seeded by (seed, t, i); the
     generators' states are put back afterwards."""
@@ -307,7 +307,7 @@ class Sampler(pyabc.Sampler):
         per_task = most if self.seconds is None else min(
             most, max(1, math.ceil(TASK_SECONDS / max(self.seconds, 1e-9))))
         per_task = math.ceil(size / math.ceil(size / per_task))  # tasks of equal size
-        tasks = [Task(payload, self.seed, t, lo, min(lo + per_task, start + size))
+        tasks = [ProposalTask(payload, self.seed, t, lo, min(lo + per_task, start + size))
                  for lo in range(start, start + size, per_task)]
         finished = [self.done + start]
 
