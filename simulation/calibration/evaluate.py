@@ -23,6 +23,7 @@ import numpy as np
 
 from simulation.calibration.targets import Targets, simulated
 from simulation.scenario import Scenario, ScenarioError, with_overrides
+from simulation.sweep.pool import Workers
 
 
 def scenario_at(base: Scenario, paths, values, seed: int) -> Scenario:
@@ -77,57 +78,19 @@ def evaluate(batch: Batch) -> np.ndarray:
                      for v, s in zip(batch.values, batch.seeds, strict=True)])
 
 
-class Evaluator:
+class Evaluator(Workers):
     """Runs evaluations on ``jobs`` processes here, or on the Dask cluster at
-    ``scheduler``; a context manager that ends its workers on exit."""
+    ``scheduler`` (:class:`~simulation.sweep.pool.Workers`)."""
 
     def __init__(self, base: Scenario, paths: tuple[str, ...], targets: Targets, *,
                  jobs: int = 1, scheduler=None, threads: int | None = None):
-        self.base = base
+        super().__init__(base, jobs=jobs, scheduler=scheduler, threads=threads)
         self.paths = paths
         self.targets = targets
-        self.jobs = jobs
-        self.scheduler = scheduler
-        self.threads = threads
-        self.pool = None
-        self.client = None
-
-    def __enter__(self) -> Evaluator:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def start(self) -> None:
-        """Connect to the cluster, or start this machine's workers: before a progress bar
-        starts its thread, as workers may be forked from this process."""
-        if self.scheduler is not None:
-            if self.client is None:
-                from simulation.cluster import connect
-
-                self.client = connect(self.scheduler)
-        elif self.jobs > 1 and self.pool is None:
-            from simulation import memory
-            from simulation.sweep.pool import worker_pool
-
-            sim = self.base.simulation
-            memory.check(self.jobs * memory.run_bytes(self.base),
-                         f"{self.jobs} run(s) at once of {sim.agents:,} customers x "
-                         f"{sim.days:,} days", "--jobs")
-            self.pool = worker_pool(self.jobs, self.threads or 1)
-
-    @property
-    def workers(self) -> int:
-        if self.client is not None:
-            return max(1, len(self.client.scheduler_info().get("workers", {})))
-        return self.jobs
 
     @property
     def simulator(self) -> Simulator:
-        # one numba thread per run unless told otherwise: a fit is many small runs, and
-        # runs side by side use the cores far better than one run's threads, which wait
-        # for each other every day (5-9 times slower on a busy machine)
-        return Simulator(self.base, self.paths, self.targets, self.threads or 1)
+        return Simulator(self.base, self.paths, self.targets, self.per_run)
 
     def __call__(self, values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         """The figures of each row of ``values`` (rows, parameters) run on the row's
@@ -186,13 +149,3 @@ class Evaluator:
                 yield index[fut.key], result
         finally:
             self.client.cancel(futures)
-
-    def close(self) -> None:
-        from simulation.sweep.pool import ForkedPool
-
-        if isinstance(self.pool, ForkedPool):
-            self.pool.shutdown(wait=False, kill_workers=True)
-        self.pool = None
-        if self.client is not None and self.client is not self.scheduler:
-            self.client.close()
-        self.client = None

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from simulation.scenario import Scenario
+from simulation.sweep.pool import Workers
 
 FIGURES = ("profit", "contribution", "customers", "media_spend")
 """What a worker sends back per run, in this order: the objectives, and the media spend
@@ -36,50 +37,14 @@ def figures(task) -> tuple[int, np.ndarray, dict]:
     return index, np.array([float(market[name]) for name in FIGURES]), info
 
 
-class Runs:
-    """Runs splits on ``jobs`` processes here, or on the Dask cluster at ``scheduler``;
-    a context manager that ends its workers on exit."""
+class Runs(Workers):
+    """Runs splits on ``jobs`` processes here, or on the Dask cluster at ``scheduler``
+    (:class:`~simulation.sweep.pool.Workers`); counts the runs simulated."""
 
     def __init__(self, base: Scenario, *, jobs: int = 1, scheduler=None,
                  threads: int | None = None):
-        self.base = base
-        self.jobs = jobs
-        self.scheduler = scheduler
-        self.threads = threads
-        self.pool = None
-        self.client = None
+        super().__init__(base, jobs=jobs, scheduler=scheduler, threads=threads)
         self.count = 0  # runs simulated
-
-    def __enter__(self) -> Runs:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def start(self) -> None:
-        """Connect to the cluster, or start this machine's workers: before a progress bar
-        starts its thread, as workers may be forked from this process."""
-        if self.scheduler is not None:
-            if self.client is None:
-                from simulation.cluster import connect
-
-                self.client = connect(self.scheduler)
-        elif self.jobs > 1 and self.pool is None:
-            from simulation import memory
-            from simulation.sweep.pool import worker_pool
-
-            sim = self.base.simulation
-            memory.check(self.jobs * memory.run_bytes(self.base),
-                         f"{self.jobs} run(s) at once of {sim.agents:,} customers x "
-                         f"{sim.days:,} days", "--jobs")
-            self.pool = worker_pool(self.jobs, self.per_run)
-
-    @property
-    def per_run(self) -> int:
-        """numba threads per run: one unless told otherwise. An optimisation is many small
-        runs, and runs side by side (``--jobs``) use the cores far better than one run's
-        threads, which wait for each other every day (as for calibrations)."""
-        return self.threads or 1
 
     def __call__(self, overrides: list[dict], seeds, progress: Callable[[], None] | None = None
                  ) -> np.ndarray:
@@ -110,15 +75,3 @@ class Runs:
             self.pool = None  # interrupted: run_local has ended the workers
             raise
         return out
-
-    def close(self) -> None:
-        from simulation.sweep.pool import ForkedPool, release_workers
-
-        if isinstance(self.pool, ForkedPool):
-            self.pool.shutdown(wait=False, kill_workers=True)
-        elif self.pool is not None:
-            release_workers()
-        self.pool = None
-        if self.client is not None and self.client is not self.scheduler:
-            self.client.close()
-        self.client = None
