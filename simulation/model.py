@@ -503,7 +503,7 @@ def cohort_counts(pop: Population, days: int, n_channels: int) -> np.ndarray:
     """
     from simulation.state import CHURNED, EXISTING, NO_CHANNEL
 
-    weeks = (days + 6) // 7
+    weeks = counters.weeks(days)
     bought = (pop.acq_channel != NO_CHANNEL) & ((pop.flags & EXISTING) == 0)  # the run's
     acq = pop.acq_channel[bought].astype(np.int64)
     start = pop.acquired_day[bought].astype(np.int64)
@@ -536,7 +536,7 @@ def order_counts(pop: Population, days: int, n_channels: int) -> np.ndarray:
     """
     from simulation.state import EXISTING, NO_CHANNEL
 
-    weeks = (days + 6) // 7
+    weeks = counters.weeks(days)
     bought = (pop.acq_channel != NO_CHANNEL) & ((pop.flags & EXISTING) == 0)
     acq = pop.acq_channel[bought].astype(np.int64)
     start = pop.acquired_day[bought].astype(np.int64)

@@ -318,9 +318,9 @@ def _check_observed(source: str, where: str, o: Observed, scenario: Scenario) ->
         if weeks != len(o.values):
             raise ScenarioError(source, f"{where}.value", f"{len(o.values)} values for the "
                                 f"{weeks} whole week(s) of days {first}-{last}")
-    if o.cohorts is not None and o.cohorts[1] >= (days + 6) // 7:
+    if o.cohorts is not None and o.cohorts[1] >= counters.weeks(days):
         raise ScenarioError(source, f"{where}.cohorts", f"week {o.cohorts[1]} is beyond the "
-                            f"run ({(days + 6) // 7} weeks)")
+                            f"run ({counters.weeks(days)} weeks)")
 
 
 def read_text(path: str | Path) -> str:
@@ -350,12 +350,7 @@ def figure(ds, o: Observed) -> np.ndarray:
     if o.variable == COHORT_ORDERS:
         return _cohort_orders(ds, o, first, last)
     if o.variable == HISTOGRAM:
-        h = ds[HISTOGRAM]
-        if o.cohorts is not None:
-            h = h.isel(cohort_week=slice(o.cohorts[0], o.cohorts[1] + 1))
-        h = h.sum("cohort_week")
-        h = h.sum("channel") if o.channel == ALL else h.sel(channel=o.channel)
-        counts = np.asarray(h.values, dtype=float)
+        counts = _of_cohorts(ds, o)
         k = len(o.values)
         return np.concatenate([counts[:k - 1], [counts[k - 1:].sum()]])
     if o.variable in METRICS:
@@ -388,13 +383,19 @@ def figure(ds, o: Observed) -> np.ndarray:
 def _cohort_orders(ds, o: Observed, first: int, last: int) -> np.ndarray:
     """The orders of the cohorts ``o.cohorts`` placed in the window's weeks (a week the
     window ends within counts whole: the window starts on a week's first day)."""
-    x = ds[COHORT_ORDERS]
-    if o.cohorts is not None:
-        x = x.isel(cohort_week=slice(o.cohorts[0], o.cohorts[1] + 1))
-    x = x.sum("cohort_week")
-    x = x.sum("channel") if o.channel == ALL else x.sel(channel=o.channel)
-    weekly = np.asarray(x.values, dtype=float)
+    weekly = _of_cohorts(ds, o)
     start = first // 7
     if o.weekly:
         return weekly[start:start + (last - first + 1) // 7]
     return np.array([weekly[start:last // 7 + 1].sum()])
+
+
+def _of_cohorts(ds, o: Observed) -> np.ndarray:
+    """``o.variable`` (by channel and ``cohort_week``) summed over the cohorts ``o.cohorts``
+    (default: all) and over the market for ``all``, else of ``o.channel``."""
+    x = ds[o.variable]
+    if o.cohorts is not None:
+        x = x.isel(cohort_week=slice(o.cohorts[0], o.cohorts[1] + 1))
+    x = x.sum("cohort_week")
+    x = x.sum("channel") if o.channel == ALL else x.sel(channel=o.channel)
+    return np.asarray(x.values, dtype=float)
