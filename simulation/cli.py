@@ -403,26 +403,28 @@ def _names(text: str | None, flag: str) -> list[str] | None:
     return names
 
 
-def cmd_calibrate(args) -> int:
-    from simulation.calibration.command import calibrate_command
+def _on_workers(command, args) -> int:
+    """A scenario command that runs on the worker pool: the pool's workers end with it (the
+    process exits next: no need to wait for them)."""
     from simulation.sweep import pool
 
     scenario, resolved = _scenario(args)
     try:
-        return calibrate_command(args, _console(), scenario, resolved)
+        return command(args, _console(), scenario, resolved)
     finally:
-        pool.release_workers()  # the process exits next: no need to wait for them
+        pool.release_workers()
+
+
+def cmd_calibrate(args) -> int:
+    from simulation.calibration.command import calibrate_command
+
+    return _on_workers(calibrate_command, args)
 
 
 def cmd_optimise(args) -> int:
     from simulation.optimise.command import optimise_command
-    from simulation.sweep import pool
 
-    scenario, resolved = _scenario(args)
-    try:
-        return optimise_command(args, _console(), scenario, resolved)
-    finally:
-        pool.release_workers()  # the process exits next: no need to wait for them
+    return _on_workers(optimise_command, args)
 
 
 def cmd_sensitivity(args) -> int:
