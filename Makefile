@@ -4,12 +4,14 @@
 #               pytest-xdist; the docking runs are plain Python, one core each)
 #   make test-fast  the suite without the tests marked slow (under a minute)
 #   make docs   regenerate the README's reference tables from the code
+#   make browser  install the system's Chromium (Debian package) for the app's browser test,
+#               where it is missing and this user may install packages; make test asks for it
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast docs lint bench clean install
+.PHONY: run test test-fast docs lint bench clean install browser app
 
 install: $(STAMP)
 
@@ -22,11 +24,24 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/distsim run scenarios/default.toml --out results/default.nc --plot results/default_funnel.png
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n auto
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq chromium' >/dev/null 2>&1 || true; \
+	fi; \
+	command -v chromium >/dev/null 2>&1 || \
+	  echo "make browser: no Chromium here (Debian package chromium); the app's browser test will skip"
+
+app: $(STAMP)
+	$(BIN)/distsim app scenarios/default.toml --agents 20000
 
 docs: $(STAMP)
 	$(BIN)/python -m simulation.docs --write

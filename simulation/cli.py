@@ -59,6 +59,13 @@ _positive = _integer_at_least(1, "positive")
 _non_negative = _integer_at_least(0, "non-negative")
 
 
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return value
+
+
 def cmd_validate(args) -> int:
     from simulation.scenario import load_scenario, scenario_warnings
 
@@ -459,6 +466,28 @@ def cmd_export_mmm(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    import socket
+
+    from simulation.scenario import load_scenario
+
+    if args.scenario is not None:
+        load_scenario(args.scenario)  # a bad file: one line here, not an error page later
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise BadInput(f"--port {args.port}: cannot listen on {args.host} "
+                           f"({exc.strerror}); choose another with --port") from None
+    from simulation.app.server import serve
+
+    _console().print(f"distsim app on http://{args.host}:{args.port} (Ctrl-C stops it)",
+                     markup=False)
+    serve(args.scenario, args.host, args.port, args.agents)
+    return 0
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with the project's error format: one line naming the command and the
     problem, exit 2 (argparse's own prints its usage first, several lines)."""
@@ -502,6 +531,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "at most one per 16,384 customers)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table")
     run.set_defaults(func=cmd_run)
+
+    app = sub.add_parser("app", help="explore a scenario in the browser: move budgets and "
+                                      "programmes, run, compare with the previous run")
+    app.add_argument("scenario", nargs="?", help="scenario TOML file opened first (default: "
+                                                 "the first example of scenarios/)")
+    app.add_argument("--agents", type=_positive,
+                     help="customers simulated at first (default the file's; the page can change "
+                          "it)")
+    app.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                                                          "127.0.0.1: this machine only)")
+    app.add_argument("--port", type=_port, default=8765, help="port (default 8765)")
+    app.set_defaults(func=cmd_app)
 
     val = sub.add_parser("validate", help="check a scenario file without running it")
     val.add_argument("scenario")

@@ -1478,16 +1478,22 @@ def read_toml(path: str | Path) -> dict:
         raise ScenarioError(str(p), "", "is not a regular file")
     try:
         with p.open("rb") as fh:
-            text = fh.read()
-        if not text.strip():
-            raise ScenarioError(str(p), "", "is empty")
-        return tomllib.loads(text.decode("utf-8-sig"))  # a byte-order mark is allowed
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(str(p), "", f"malformed TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(str(p), "", "not a UTF-8 text file") from None
+            raw = fh.read()
     except OSError as exc:
         raise ScenarioError(str(p), "", f"cannot be read ({exc.strerror})") from None
+    return parse_toml(raw, str(p))
+
+
+def parse_toml(raw: bytes, source: str) -> dict:
+    """The tables of a TOML file's bytes (``source`` names it in messages)."""
+    if not raw.strip():
+        raise ScenarioError(source, "", "is empty")
+    try:
+        return tomllib.loads(raw.decode("utf-8-sig"))  # a byte-order mark is allowed
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(source, "", f"malformed TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(source, "", "not a UTF-8 text file") from None
 
 
 def fix_market_size(data: dict) -> None:
@@ -1521,6 +1527,14 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
             raise ScenarioError("--set", key.strip(), "a value must be on one line")
         apply_override(data, key.strip(), parse_value(text.strip()))
     return scenario_from_dict(data, str(path))
+
+
+def scenario_from_toml(raw: bytes, source: str) -> Scenario:
+    """A scenario from a TOML file's bytes (one uploaded, say), validated as
+    :func:`load_scenario` validates a file."""
+    data = parse_toml(raw, source)
+    fix_market_size(data)
+    return scenario_from_dict(data, source)
 
 
 def with_overrides(scenario: Scenario, overrides: dict[str, Any], source: str = "<overrides>") -> Scenario:

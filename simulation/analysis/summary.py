@@ -70,7 +70,8 @@ def totals(ds: xr.Dataset) -> dict:
     }
 
 
-def _fmt(key: str, value) -> str:
+def format_figure(key: str, value) -> str:
+    """A summary figure as the table prints it (money, shares, ratios, counts)."""
     if isinstance(value, str):
         return value
     if isinstance(value, float) and math.isnan(value):
@@ -103,7 +104,7 @@ def summary_table(ds: xr.Dataset) -> Table:
         else:
             table.add_column(header, justify="right")
     for row in channel_summary(ds):
-        table.add_row(*[escape(_fmt(key, row[key])) for _, key in COLUMNS])
+        table.add_row(*[escape(format_figure(key, row[key])) for _, key in COLUMNS])
     t = totals(ds)
     se = {f: "" for f in ("customers", "revenue", "gross_margin")}
     if "standard_error_total" in ds:
