@@ -13,7 +13,7 @@ import pytest
 from helpers import DEFAULT, run_cli
 
 from simulation.analysis.report import _num
-from simulation.analysis.summary import _fmt
+from simulation.analysis.summary import format_figure
 from simulation.io import read_netcdf
 
 FIGURES = ("cac", "cac_loaded", "ltv", "ltv_projected", "ltv_cac", "profit")
@@ -52,7 +52,7 @@ def test_every_command_shows_the_same_figures(tmp_path):
             value = _figure(ds, name, channel)
             # console: the table's cell is the dataset's figure, formatted
             if name != "profit" or math.isfinite(value):
-                assert _fmt(name, value) in cells, (channel, name, value, row)
+                assert format_figure(name, value) in cells, (channel, name, value, row)
             # report: the unit-economics row shows the same figure
             if name != "ltv_cac" or math.isfinite(value):
                 assert f">{_num(value, 'ratio' if name == 'ltv_cac' else 'money')}<" in (
