@@ -25,7 +25,7 @@ run: $(STAMP)
 	$(BIN)/distsim run scenarios/default.toml --out results/default.nc --plot results/default_funnel.png
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
