@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from simulation import arguments
 from simulation.progress import ProgressBar
 
 EXIT_BAD_INPUT = 2
@@ -42,25 +43,10 @@ def _warn(message: str) -> None:
                                                 soft_wrap=True)
 
 
-def _integer_at_least(low: int, what: str):
-    """An argparse type: an integer (underscores allowed) of at least ``low``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text.replace("_", ""))
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}")
-        return value
-    return parse
-
-
-_positive = _integer_at_least(1, "positive")
-_non_negative = _integer_at_least(0, "non-negative")
 
 
 def _port(text: str) -> int:
-    value = _positive(text)
+    value = arguments.positive(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
     return value
@@ -508,35 +494,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a scenario, print the channel summary, write the result")
     run.add_argument("scenario", help="scenario TOML file")
-    run.add_argument("--agents", type=_positive, help="override simulation.agents")
-    run.add_argument("--days", type=_positive, help="override simulation.days")
-    run.add_argument("--seed", type=_non_negative, help="override simulation.seed")
-    run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                     help="override a scenario field (TOML literal), e.g. channels.search.daily_budget=500")
+    arguments.size(run, overrides="override a scenario field (TOML literal), e.g. "
+                                  "channels.search.daily_budget=500")
     run.add_argument("--out", help="result NetCDF file (default results/<scenario>.nc)")
     run.add_argument("--plot", help="also write a funnel plot PNG here")
     run.add_argument("--events", help="write the events of a customer sample to this Parquet file")
-    run.add_argument("--events-sample", type=_positive, default=10_000, metavar="N",
+    run.add_argument("--events-sample", type=arguments.positive, default=10_000, metavar="N",
                      help="customers in the event sample (default 10000)")
     run.add_argument("--backend", choices=("numba", "mesa"), default="numba",
                      help="numba: the kernels (default); mesa: one Mesa agent per customer, "
                           "the reference for docking (up to ~100k customers, slow)")
-    run.add_argument("--threads", type=_positive, help="numba threads (results do not depend on "
+    run.add_argument("--threads", type=arguments.positive, help="numba threads (results do not depend on "
                      "it); with --scheduler, each shard's (default: its worker's threads)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="split the market into shards held by the workers of the Dask "
                           "cluster at ADDRESS (the same result as on one machine)")
-    run.add_argument("--shards", type=_positive, metavar="N",
+    run.add_argument("--shards", type=arguments.positive, metavar="N",
                      help="shards of the market with --scheduler (default: one per worker; "
                           "at most one per 16,384 customers)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    arguments.quiet(run)
     run.set_defaults(func=cmd_run)
 
     app = sub.add_parser("app", help="explore a scenario in the browser: move budgets and "
                                       "programmes, run, compare with the previous run")
     app.add_argument("scenario", nargs="?", help="scenario TOML file opened first (default: "
                                                  "the first example of scenarios/)")
-    app.add_argument("--agents", type=_positive,
+    app.add_argument("--agents", type=arguments.positive,
                      help="customers simulated at first (default the file's; the page can change "
                           "it)")
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
@@ -582,23 +565,15 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--programmes", metavar="X,Y",
                       help="post-purchase programmes to hold out, one at a time (e.g. "
                            "reminders,community)")
-    lift.add_argument("--from-day", type=_non_negative, default=0, metavar="D",
+    lift.add_argument("--from-day", type=arguments.non_negative, default=0, metavar="D",
                       help="hold out from day D on (a scheduled change; default 0)")
-    lift.add_argument("--replicates", type=_positive, default=3,
+    lift.add_argument("--replicates", type=arguments.positive, default=3,
                       help="paired replicates (seeds) of the base and each hold-out (default 3)")
-    lift.add_argument("--jobs", type=_positive, default=1, help="parallel runs on this machine")
-    lift.add_argument("--scheduler", metavar="ADDRESS",
-                      help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
-    lift.add_argument("--threads", type=_positive, help="numba threads per run")
-    lift.add_argument("--agents", type=_positive, help="override simulation.agents")
-    lift.add_argument("--days", type=_positive, help="override simulation.days")
-    lift.add_argument("--seed", type=_non_negative, help="override simulation.seed (the "
-                                                         "replicate seeds derive from it)")
-    lift.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                      help="override a scenario field, as for run")
+    arguments.workers(lift)
+    arguments.size(lift, seed="override simulation.seed (the replicate seeds derive from it)")
     lift.add_argument("--out", help="lift NetCDF file (default results/<scenario>_lift.nc)")
     lift.add_argument("--plot", help="also write the lift plot PNG here")
-    lift.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    arguments.quiet(lift)
     lift.set_defaults(func=cmd_lift)
 
     mmm = sub.add_parser("export-mmm", help="a run's daily series for marketing-mix models, "
@@ -619,28 +594,22 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--effects", metavar="M1,M2,...",
                     help="effect sizes as multipliers of the change: the treatment gets "
                          "base + M x (VALUE - base); 0 is the null (default 0,0.5,1,1.5,2)")
-    ab.add_argument("--replicates", type=_positive, default=20,
+    ab.add_argument("--replicates", type=arguments.positive, default=20,
                     help="replicates (seeds) per effect size (default 20)")
-    ab.add_argument("--min-days", type=_positive, default=14,
+    ab.add_argument("--min-days", type=arguments.positive, default=14,
                     help="the rule's minimum length in days (default 14)")
-    ab.add_argument("--min-conversions", type=_positive, default=100,
+    ab.add_argument("--min-conversions", type=arguments.positive, default=100,
                     help="the rule's conversions per arm (default 100)")
     ab.add_argument("--alpha", type=float, default=0.05,
                     help="the z-test's significance level, two-sided (default 0.05)")
-    ab.add_argument("--jobs", type=_positive, default=1, help="parallel runs on this machine")
-    ab.add_argument("--threads", type=_positive,
-                    help="numba threads per run (default: the cores shared between jobs)")
+    arguments.workers(ab, threads="numba threads per run (default: the cores shared between "
+                                  "jobs)", cluster=False)
     ab.add_argument("--backend", choices=("numba", "mesa"), default="numba")
-    ab.add_argument("--agents", type=_positive, help="override simulation.agents (must equal "
-                                                     "the market's size)")
-    ab.add_argument("--days", type=_positive, help="override simulation.days")
-    ab.add_argument("--seed", type=_non_negative, help="override simulation.seed (the "
-                                                       "replicate seeds derive from it)")
-    ab.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                    help="override a scenario field, as for run")
+    arguments.size(ab, agents="override simulation.agents (must equal the market's size)",
+                   seed="override simulation.seed (the replicate seeds derive from it)")
     ab.add_argument("--out", required=True, metavar="DIR",
                     help="directory for abtest.nc and power.png")
-    ab.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    arguments.quiet(ab)
     ab.set_defaults(func=cmd_abtest)
     cal = sub.add_parser("calibrate", help="fit the scenario's free parameters to observed "
                                            "figures (ABC-SMC): posterior, calibrated "
@@ -652,24 +621,16 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", metavar="DIR",
                      help="directory for calibrated.toml, posterior.nc, fit.png, fit.csv "
                           "(default results/<scenario>_calibration/)")
-    cal.add_argument("--evaluations", type=_positive, default=20_000, metavar="N",
+    cal.add_argument("--evaluations", type=arguments.positive, default=20_000, metavar="N",
                      help="most parameter sets the fit may evaluate (default 20000); each "
                           "is [fit] replicates runs")
-    cal.add_argument("--jobs", type=_positive, default=1, help="parallel runs on this machine")
-    cal.add_argument("--scheduler", metavar="ADDRESS",
-                     help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
     cal.add_argument("--resume", action="store_true",
                      help="finish the calibration in --out from its checkpoint")
-    cal.add_argument("--threads", type=_positive, help="numba threads per run")
-    cal.add_argument("--agents", type=_positive,
-                     help="customers simulated per run (the sample; the answer is in market "
-                          "units whatever it is)")
-    cal.add_argument("--days", type=_positive, help="override simulation.days")
-    cal.add_argument("--seed", type=_non_negative, help="override simulation.seed (the fit's "
-                                                        "seed unless [fit] seed is set)")
-    cal.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                     help="override a scenario field, as for run")
-    cal.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    arguments.workers(cal)
+    arguments.size(cal, agents="customers simulated per run (the sample; the answer is in "
+                               "market units whatever it is)",
+                   seed="override simulation.seed (the fit's seed unless [fit] seed is set)")
+    arguments.quiet(cal, "tables")
     cal.set_defaults(func=cmd_calibrate)
 
     from simulation.optimise.command import add_arguments as optimise_arguments
@@ -677,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt = sub.add_parser("optimise", help="the split of a total daily budget across channels "
                                           "that maximises profit (CMA-ES on common seeds, "
                                           "checked on fresh ones)")
-    optimise_arguments(opt, _positive, _non_negative)
+    optimise_arguments(opt)
     opt.set_defaults(func=cmd_optimise)
 
     from simulation.sensitivity.command import add_arguments as sensitivity_arguments
@@ -685,31 +646,27 @@ def build_parser() -> argparse.ArgumentParser:
     sens = sub.add_parser("sensitivity", help="which assumptions ([[uncertain]]) drive the "
                                               "objective and each key outcome: Morris "
                                               "screening or Sobol indices (SALib), a tornado")
-    sensitivity_arguments(sens, _positive, _non_negative)
+    sensitivity_arguments(sens)
     sens.set_defaults(func=cmd_sensitivity)
 
     sweep = sub.add_parser("sweep", help="run an experiment: variants and swept parameters "
                                          "over replicates, in parallel")
     sweep.add_argument("experiment", help="experiment TOML file (see experiments/)")
-    sweep.add_argument("--jobs", type=_positive, default=1, help="parallel runs on this machine")
-    sweep.add_argument("--scheduler", metavar="ADDRESS",
-                       help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
+    arguments.workers(sweep, threads="numba threads per run (default: the cores shared "
+                                     "between jobs)")
     sweep.add_argument("--resume", action="store_true",
                        help="finish the sweep in --out, keeping the runs already done")
     sweep.add_argument("--out", help="directory (default results/<experiment>/)")
-    sweep.add_argument("--agents", type=_positive, help="override the base scenario's agents")
-    sweep.add_argument("--days", type=_positive, help="override the base scenario's days")
-    sweep.add_argument("--seed", type=_non_negative,
-                       help="override the experiment's seed (every run seed and draw derives "
-                            "from it)")
-    sweep.add_argument("--replicates", type=_positive, help="override the experiment's replicates")
-    sweep.add_argument("--draws", type=_positive,
+    arguments.size(sweep, agents="override the base scenario's agents",
+                   days="override the base scenario's days", overrides=None,
+                   seed="override the experiment's seed (every run seed and draw derives "
+                        "from it)")
+    sweep.add_argument("--replicates", type=arguments.positive, help="override the experiment's replicates")
+    sweep.add_argument("--draws", type=arguments.positive,
                        help="override the experiment's assumption draws ([[uncertain]])")
-    sweep.add_argument("--threads", type=_positive,
-                       help="numba threads per run (default: the cores shared between jobs)")
     sweep.add_argument("--objective", metavar="METRIC[:max|min]",
                        help="pick the best variant by this outcome (default: the experiment's)")
-    sweep.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    arguments.quiet(sweep)
     sweep.set_defaults(func=cmd_sweep)
     return ap
 

@@ -31,8 +31,11 @@ SALT_FRESH = 7_000_002
 LEVEL = 0.95
 
 
-def add_arguments(ap: argparse.ArgumentParser, positive, non_negative) -> None:
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The sub-command's arguments (``simulation/cli.py`` makes the parser)."""
+    from simulation import arguments
+    from simulation.arguments import integer_at_least, non_negative, positive
+
     ap.add_argument("scenario", help="scenario TOML file")
     ap.add_argument("--budget", required=True, type=float, metavar="TOTAL",
                     help="the total daily budget held over the run, split across the channels")
@@ -48,12 +51,12 @@ def add_arguments(ap: argparse.ArgumentParser, positive, non_negative) -> None:
     ap.add_argument("--trials", type=positive, default=49,
                     help="candidate splits to try: the scenario's own, then whole CMA-ES "
                          "generations (rounded up; default 49)")
-    ap.add_argument("--popsize", type=_integer_at_least(4),
+    ap.add_argument("--popsize", type=integer_at_least(4),
                     help="candidates per generation, run in parallel (at least 4; default: "
                          "CMA-ES's, 4 + 3 ln(channels))")
     ap.add_argument("--replicates", type=positive, default=8,
                     help="seeds per candidate, the same for every candidate (default 8)")
-    ap.add_argument("--fresh-seeds", type=_integer_at_least(2), default=20, metavar="N",
+    ap.add_argument("--fresh-seeds", type=integer_at_least(2), default=20, metavar="N",
                     help="paired seeds the recommended and current splits are run on again "
                          "for the reported improvement (default 20)")
     ap.add_argument("--curve-points", type=non_negative, default=6, metavar="N",
@@ -63,35 +66,16 @@ def add_arguments(ap: argparse.ArgumentParser, positive, non_negative) -> None:
                     help="also forecast a planned budget: a 'week' column (0, 1, ...) and a "
                          "column per optimised channel, its budget for the week; run on the "
                          "fresh seeds beside the recommended and current splits")
-    ap.add_argument("--jobs", type=positive, default=1, help="parallel runs on this machine")
-    ap.add_argument("--scheduler", metavar="ADDRESS",
-                    help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
     ap.add_argument("--resume", action="store_true",
                     help="finish the search in --out from its journal")
-    ap.add_argument("--threads", type=positive, help="numba threads per run")
-    ap.add_argument("--agents", type=positive, help="customers simulated per run (the sample; "
-                                                    "budgets and results are in market units)")
-    ap.add_argument("--days", type=positive, help="override simulation.days")
-    ap.add_argument("--seed", type=non_negative, help="override simulation.seed (every seed of "
-                                                      "the search and the check derives from it)")
-    ap.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                    help="override a scenario field, as for run")
+    arguments.workers(ap)
+    arguments.size(ap, agents="customers simulated per run (the sample; budgets and results "
+                              "are in market units)",
+                   seed="override simulation.seed (every seed of the search and the check "
+                        "derives from it)")
     ap.add_argument("--out", required=True, metavar="DIR",
                     help="directory for recommended.toml, optimise.nc, response.png")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar or tables")
-
-
-def _integer_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text.replace("_", ""))
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer of at least {low}, got "
-                                             f"{text!r}")
-        return value
-    return parse
+    arguments.quiet(ap, "tables")
 
 
 def fresh_seeds(seed: int, n: int) -> list[int]:

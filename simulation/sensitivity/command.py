@@ -25,7 +25,10 @@ SHOWN = ("customers", "cac", "ltv_cac")
 NC_BYTES_PER_RUN = 200
 
 
-def add_arguments(p, positive, non_negative) -> None:
+def add_arguments(p) -> None:
+    from simulation import arguments
+    from simulation.arguments import positive
+
     p.add_argument("experiment", help="experiment TOML file with [[uncertain]] parameters "
                                       "(the factors)")
     p.add_argument("--method", choices=("morris", "sobol"), default="morris",
@@ -48,16 +51,12 @@ def add_arguments(p, positive, non_negative) -> None:
                         "and the runs (default results/<experiment>_sensitivity/)")
     p.add_argument("--resume", action="store_true",
                    help="finish the design in --out, keeping the runs already done")
-    p.add_argument("--jobs", type=positive, default=1, help="parallel runs on this machine")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run on the Dask cluster at ADDRESS instead (--jobs is ignored)")
-    p.add_argument("--threads", type=positive, help="numba threads per run")
-    p.add_argument("--agents", type=positive, help="override the base scenario's agents")
-    p.add_argument("--days", type=positive, help="override the base scenario's days")
-    p.add_argument("--seed", type=non_negative,
-                   help="override the experiment's seed (the design and the replicate "
-                        "seeds derive from it)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    arguments.workers(p)
+    arguments.size(p, agents="override the base scenario's agents",
+                   days="override the base scenario's days", overrides=None,
+                   seed="override the experiment's seed (the design and the replicate seeds "
+                        "derive from it)")
+    arguments.quiet(p)
 
 
 def prepare(args):
