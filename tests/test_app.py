@@ -101,3 +101,35 @@ def test_the_command_refuses_a_bad_scenario_and_a_busy_port(tmp_path):
         port = busy.getsockname()[1]
         code, _, err = run_cli(["app", "--port", str(port)])
     assert code == 2 and f"--port {port}" in err
+
+
+def test_sessions_run_one_at_a_time_and_a_waiting_run_can_be_stopped(base):
+    """Two browser sessions share the server's cores (and numba's threading layer): the
+    second run waits for the first, and Stop ends it while it waits."""
+    import threading
+
+    scenario = session.edited(base, SMALL)
+    first_day, release = threading.Event(), threading.Event()
+
+    def hold(day, days):
+        first_day.set()
+        release.wait(30)
+
+    first = threading.Thread(target=session.simulate, args=(scenario, hold))
+    first.start()
+    assert first_day.wait(60)
+    told, stopped = [], threading.Event()
+    second = threading.Thread(target=lambda: _stopped(scenario, told, stopped))
+    second.start()
+    second.join(30)
+    release.set()
+    first.join(60)
+    assert told == ["waiting"] and stopped.is_set()
+
+
+def _stopped(scenario, told, stopped):
+    try:
+        session.simulate(scenario, waiting=lambda: told.append("waiting"),
+                         stop=lambda: bool(told))  # Stop pressed once it waits
+    except session.Cancelled:
+        stopped.set()

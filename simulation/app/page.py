@@ -62,7 +62,11 @@ def simulate(scenario: Scenario, label: str) -> session.Outcome:
         day.value = (done, days)
         simulate.progress = 100.0 * done / days
 
-    result = session.simulate(scenario, progress, stop=lambda: not simulate.is_current())
+    def waiting() -> None:
+        day.value = (-1, scenario.simulation.days)
+
+    result = session.simulate(scenario, progress, stop=lambda: not simulate.is_current(),
+                              waiting=waiting)
     result.label = label
     previous.value, outcome.value = outcome.value, result
     return result
@@ -137,7 +141,8 @@ def Controls(base: Scenario | None):
     if running:
         done, days = day.value
         solara.ProgressLinear(simulate.progress if simulate.progress else True)
-        solara.Text(f"day {done} of {days}")
+        solara.Text(f"day {done} of {days}" if done >= 0 else
+                    "waiting for a run of another session on this server to end")
 
 
 @solara.component

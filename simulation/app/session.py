@@ -119,12 +119,19 @@ class Outcome:
 _PYPLOT = threading.Lock()
 """pyplot keeps one global list of figures: browser sessions draw one at a time."""
 
+_ONE_RUN = threading.Lock()
+"""Browser sessions simulate one at a time: each run already uses every core, and numba's
+fallback threading layer (workqueue, where neither OpenMP nor TBB is found) aborts the
+process when two threads launch parallel kernels at once."""
+
 
 def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None,
-             stop: Callable[[], bool] | None = None, threads: int | None = None) -> Outcome:
+             stop: Callable[[], bool] | None = None, threads: int | None = None,
+             waiting: Callable[[], None] | None = None) -> Outcome:
     """Run ``scenario`` (numba backend) and draw what the page shows. ``progress(day,
     days)`` is called after each day; when ``stop()`` turns true the run ends with
-    :class:`Cancelled` at the next day."""
+    :class:`Cancelled` at the next day. While another session's run goes on, this one
+    waits for it (``waiting()`` is called once), and may be stopped meanwhile."""
     import time
 
     import simulation
@@ -137,9 +144,19 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
         if progress is not None:
             progress(day, days)
 
-    start = time.perf_counter()
-    ds = simulation.run(scenario, progress=each_day, threads=threads)
-    seconds = time.perf_counter() - start
+    told = False
+    while not _ONE_RUN.acquire(timeout=0.2):
+        if stop is not None and stop():
+            raise Cancelled
+        if waiting is not None and not told:
+            waiting()
+            told = True
+    try:
+        start = time.perf_counter()
+        ds = simulation.run(scenario, progress=each_day, threads=threads)
+        seconds = time.perf_counter() - start
+    finally:
+        _ONE_RUN.release()
     plots, problems = {}, []
     with _PYPLOT:
         for kind, _ in PLOTS:
