@@ -457,15 +457,21 @@ def cmd_app(args) -> int:
 
     from simulation.scenario import load_scenario
 
+    from simulation.app.session import MAX_AGENTS
+
     if args.scenario is not None:
         load_scenario(args.scenario)  # a bad file: one line here, not an error page later
+    if args.agents is not None and args.agents > MAX_AGENTS:
+        raise BadInput(f"--agents {args.agents:,}: the app simulates at most {MAX_AGENTS:,} "
+                       "customers (distsim run has no such cap)")
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind((args.host, args.port))
         except OSError as exc:
-            raise BadInput(f"--port {args.port}: cannot listen on {args.host} "
-                           f"({exc.strerror}); choose another with --port") from None
+            raise BadInput(f"--host {args.host} --port {args.port}: cannot listen there "
+                           f"({exc.strerror or exc}); choose another --port, or a --host of "
+                           "this machine") from None
     from simulation.app.server import serve
 
     _console().print(f"distsim app on http://{args.host}:{args.port} (Ctrl-C stops it)",

@@ -63,7 +63,7 @@ def test_a_run_shows_the_results_figures_and_compares_with_the_previous(base):
     search = {r["channel"]: r for r in high.rows}["search"]
     before = {r["channel"]: r for r in low.rows}["search"]
     row = rows["search: new customers"]
-    assert row["this run"] == f"{search['customers']:,}"
+    assert row["this run"].startswith(f"{search['customers']:,} ± ")
     assert row["previous run"] == f"{before['customers']:,}"
     diff = search["customers"] - before["customers"]
     assert diff > 0 and row["change"].startswith(f"+{diff:,} ")
@@ -71,7 +71,7 @@ def test_a_run_shows_the_results_figures_and_compares_with_the_previous(base):
     assert spend.startswith("+") and math.isclose(
         float(spend.split()[0][1:].replace(",", "")),
         high.totals["spend"] - low.totals["spend"], abs_tol=1)
-    assert "comes from the edit" in session.noise_note(high, low)
+    assert "comes from the edits" in session.noise_note(high, low)
     assert all(r["previous run"] == "" for r in session.compare(high, None))
 
 
@@ -101,6 +101,25 @@ def test_the_command_refuses_a_bad_scenario_and_a_busy_port(tmp_path):
         port = busy.getsockname()[1]
         code, _, err = run_cli(["app", "--port", str(port)])
     assert code == 2 and f"--port {port}" in err
+    code, _, err = run_cli(["app", "--agents", str(session.MAX_AGENTS + 1)])
+    assert code == 2 and "at most" in err
+
+
+def test_the_page_says_what_the_command_line_warns_about(base):
+    """The scenario warnings of distsim run, the diagnostics, the sample's standard errors
+    and programmes that the file prices at nothing: a strategist reading only the page is
+    told what the console would have told them."""
+    scenario = session.edited(base, {**SMALL, "simulation.days": 120, "channels.paid_social.daily_budget": 0.0,
+                                     "post_purchase.reminders.enabled": True})
+    shown = session.simulate(scenario)
+    assert any("paid_social" in w and "reach" in w for w in shown.warnings), shown.warnings
+    assert shown.findings and all(sev in ("ok", "warning", "critical")
+                                  for sev, _ in shown.findings)
+    rows = {r["figure"]: r for r in session.compare(shown, None)}
+    se = float(shown.ds.standard_error_total.sel(figure="revenue"))
+    assert rows["revenue"]["this run"].endswith(f" ± {se:,.0f}")
+    labels = {k.path: k.label for k in session.knobs(base)}
+    assert labels["post_purchase.reminders.enabled"] == "reminders (no cost set in the file)"
 
 
 def test_sessions_run_one_at_a_time_and_a_waiting_run_can_be_stopped(base):

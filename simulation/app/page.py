@@ -28,7 +28,9 @@ def _sources() -> dict[str, Path]:
     given = os.environ.get(session.SCENARIO_ENV)
     if given:
         out[Path(given).name] = Path(given)
-    out.update({f"{name}.toml": path for name, path in session.examples().items()})
+    examples = session.examples()  # the default example first, as make run and the README
+    for name in sorted(examples, key=lambda n: n != "default"):
+        out.setdefault(f"{name}.toml", examples[name])
     return out
 
 
@@ -55,7 +57,7 @@ def _scenario(name: str) -> Scenario:
 
 
 @solara.lab.task
-def simulate(scenario: Scenario, label: str) -> session.Outcome:
+def simulate(scenario: Scenario, label: str, source: str) -> session.Outcome:
     day.value = (0, scenario.simulation.days)
 
     def progress(done: int, days: int) -> None:
@@ -67,24 +69,26 @@ def simulate(scenario: Scenario, label: str) -> session.Outcome:
 
     result = session.simulate(scenario, progress, stop=lambda: not simulate.is_current(),
                               waiting=waiting)
-    result.label = label
+    runs.value += 1  # finished runs only: a stopped one takes no number
+    result.source, result.label = source, f"run {runs.value}: {label}"
     previous.value, outcome.value = outcome.value, result
     return result
 
 
 def _start(base: Scenario) -> None:
+    if simulate.pending:  # a second click before the button is disabled
+        return
     try:
         scenario = session.edited(base, edits.value)
     except ScenarioError as exc:
         problem.value = str(exc)
         return
     problem.value = ""
-    runs.value += 1
-    simulate(scenario, f"run {runs.value}: {session.describe(base, edits.value, choice.value)}")
+    simulate(scenario, session.describe(base, edits.value, choice.value), choice.value)
 
 
 def _upload(file: dict) -> None:
-    name = file["name"]
+    name = f"{file['name']} (uploaded)"  # never mistaken for, nor replacing, an example
     try:
         scenario = scenario_from_toml(file["data"], name)
     except ScenarioError as exc:
@@ -123,7 +127,7 @@ def Controls(base: Scenario | None):
     running = simulate.pending
     solara.Select("scenario", values=names, value=choice.value, on_value=_pick,
                   disabled=running)
-    solara.FileDrop(label="or drop a scenario TOML here", on_file=_upload, lazy=False)
+    solara.FileDrop(label="or drag a scenario TOML file here", on_file=_upload, lazy=False)
     if base is None:
         return
     if base.description:
@@ -141,8 +145,10 @@ def Controls(base: Scenario | None):
     if running:
         done, days = day.value
         solara.ProgressLinear(simulate.progress if simulate.progress else True)
-        solara.Text(f"day {done} of {days}" if done >= 0 else
-                    "waiting for a run of another session on this server to end")
+        if done < 0:
+            solara.Text("waiting for a run of another session on this server to end")
+        else:
+            solara.Text(f"day {done} of {days}" if done < days else "drawing the plots")
 
 
 @solara.component
@@ -152,14 +158,17 @@ def Results(result: session.Outcome):
     _html("p", f"<b>{t['customers']:,}</b> new customers · revenue <b>{t['revenue']:,.0f}</b> · "
                f"spend <b>{t['spend']:,.0f}</b> · profit <b>{t['profit']:,.0f}</b> · "
                f"{escape(size_text(result.ds.attrs, int(result.ds.attrs['days'])))}, "
-               f"seed {result.ds.attrs['seed']} ({result.seconds:.1f} s)")
+               f"seed {result.ds.attrs['seed']} (simulated in {result.seconds:.1f} s)")
+    for text in result.warnings:
+        solara.Warning(f"{result.source}: {text}")
     for text in result.problems:
         solara.Warning(text)
     with solara.Row():
+        stem = Path(result.source.removesuffix(" (uploaded)")).stem or result.scenario.name
         solara.FileDownload(lambda: session.scenario_bytes(result.scenario),
-                            filename=f"{result.scenario.name}.toml", label="scenario TOML")
+                            filename=f"{stem}_as_run.toml", label="scenario TOML")
         solara.FileDownload(lambda: session.result_bytes(result),
-                            filename=f"{result.scenario.name}.nc", label="result (NetCDF)")
+                            filename=f"{stem}.nc", label="result (NetCDF)")
     _html("h4", "Compared with the previous run")
     if previous.value is not None:
         _html("p", escape(f"previous: {previous.value.label}. {session.noise_note(result, previous.value)}"))
@@ -173,6 +182,12 @@ def Results(result: session.Outcome):
     rows = [{h: format_figure(k, r[k]) for h, k in COLUMNS} for r in result.rows]
     _html("div", _table(rows), "distsim-channels")
     _html("p", f"<small>{escape(definitions(result.ds))}</small>")
+    if result.findings:
+        marks = {"critical": "⚠", "ok": "✓"}
+        items = "".join(f"<li>{marks.get(sev, '•')} {escape(text)}</li>"
+                        for sev, text in result.findings)
+        _html("h4", "Read with care")
+        _html("ul", items, "distsim-findings")
     _html("p", "<small>Each customer is credited to the channel of the last touch before the "
                "first order (the Attribution tab shows other rules); what a channel caused "
                "is its hold-out lift: <code>distsim lift</code>.</small>")

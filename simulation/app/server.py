@@ -21,6 +21,12 @@ def serve(scenario: Path | None, host: str, port: int, agents: int | None = None
         os.environ[SCENARIO_ENV] = str(Path(scenario).resolve())
     if agents is not None:
         os.environ[AGENTS_ENV] = str(agents)
+    import warnings
+
     import uvicorn
+
+    # over plain http on this machine the session cookie is SameSite=Lax, as it should be;
+    # Solara says so at every page load in a dozen lines
+    warnings.filterwarnings("ignore", message="Cookies with samesite=none require https")
 
     uvicorn.run("solara.server.starlette:app", host=host, port=port, log_level="warning")

@@ -8,6 +8,7 @@ page (:mod:`simulation.app.page`) holds only layout.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,15 +72,18 @@ def knobs(scenario: Scenario) -> list[Knob]:
         Knob("product.price", "price", "money", scenario.product.price, "product"),
     ]
     for ch in scenario.channels:
-        out.append(Knob(f"channels.{ch.name}.enabled", f"{ch.name} on", "switch", ch.enabled,
+        out.append(Knob(f"channels.{ch.name}.enabled", ch.name, "switch", ch.enabled,
                         "channels"))
         if ch.reach.model in ("cpm", "cpc") or ch.daily_budget > 0:
-            out.append(Knob(f"channels.{ch.name}.daily_budget", f"{ch.name} budget a day",
+            moved = "" if ch.schedule.kind == "constant" else f" (at launch; {ch.schedule.kind} schedule)"
+            out.append(Knob(f"channels.{ch.name}.daily_budget", f"{ch.name} budget a day{moved}",
                             "money", ch.daily_budget, "channels"))
     for name in PROGRAMMES:
         programme = getattr(scenario.post_purchase, name)
-        out.append(Knob(f"post_purchase.{name}.enabled", name, "switch", programme.enabled,
-                        "programmes"))
+        costs = [v for k, v in programme.model_dump().items() if "cost" in k]
+        free = " (no cost set in the file)" if costs and not any(costs) else ""
+        out.append(Knob(f"post_purchase.{name}.enabled", f"{name}{free}", "switch",
+                        programme.enabled, "programmes"))
     return out
 
 
@@ -112,8 +116,11 @@ class Outcome:
     rows: list[dict]
     totals: dict
     seconds: float
+    source: str = ""
     label: str = ""
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    findings: list[tuple[str, str]] = field(default_factory=list)
 
 
 _PYPLOT = threading.Lock()
@@ -135,8 +142,10 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
     import time
 
     import simulation
+    from simulation.analysis.diagnostics import KIND_TITLES, diagnose
     from simulation.analysis.plots import PlotError, plot_bytes
     from simulation.analysis.summary import channel_summary, totals
+    from simulation.scenario import scenario_warnings
 
     def each_day(day: int, days: int) -> None:
         if stop is not None and stop():
@@ -167,7 +176,9 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
             except PlotError as exc:  # a result without what the plot needs
                 problems.append(f"{kind}: {exc}")
     return Outcome(scenario, ds, plots, channel_summary(ds), totals(ds), seconds,
-                   problems=problems)
+                   problems=problems, warnings=scenario_warnings(scenario),
+                   findings=[(f.severity, f"{KIND_TITLES[f.kind]}: {f.detail}")
+                             for f in diagnose(ds)])
 
 
 KEY_FIGURES = (("customers", "new customers"), ("active_at_end", "active at the end"),
@@ -182,12 +193,14 @@ def compare(current: Outcome, previous: Outcome | None) -> list[dict]:
     rows = []
     for key, label in KEY_FIGURES:
         rows.append(_row(label, current.totals[key],
-                         None if previous is None else previous.totals[key], key))
+                         None if previous is None else previous.totals[key], key,
+                         _se(current.ds, key)))
     before = {} if previous is None else {r["channel"]: r for r in previous.rows}
     for r in current.rows:
         old = before.get(r["channel"])
         rows.append(_row(f"{r['channel']}: new customers", r["customers"],
-                         None if old is None else old["customers"], "customers"))
+                         None if old is None else old["customers"], "customers",
+                         _se(current.ds, "customers", r["channel"])))
         rows.append(_row(f"{r['channel']}: CAC", r["cac"],
                          None if old is None else old["cac"], "cac"))
     return rows
@@ -197,7 +210,7 @@ def describe(scenario: Scenario, values: dict, source: str) -> str:
     """What a run is: the file and the knobs moved from the file's values."""
     own = {k.path: k for k in knobs(scenario)}
     moved = [f"{own[p].label} {_plain(own[p].value)} → {_plain(v)}" for p, v in values.items()
-             if p in own and v != own[p].value]
+             if p in own and v != own[p].value]  # a switch reads "search on → off"
     return f"{source}" + (f", {', '.join(moved)}" if moved else ", as in the file")
 
 
@@ -212,33 +225,50 @@ def noise_note(current: Outcome, previous: Outcome) -> str:
     runs of the same seed and sample draw the same customers and the same chances, so
     what differs between them is what the edit caused in that sample."""
     a, b = current.ds.attrs, previous.ds.attrs
-    if current.scenario.name != previous.scenario.name:
-        return "The previous run is of another scenario: the change is not one edit's effect."
+    if current.source != previous.source:
+        return (f"The previous run is of another file ({previous.source}): the change is "
+                "not one edit's effect.")
     if (a["seed"], a["agents"]) == (b["seed"], b["agents"]):
         return (f"Both runs drew the same {int(a['agents']):,} customers (seed {a['seed']}): "
-                "the change comes from the edit, not from a new draw of customers (a larger "
-                "sample measures it more precisely).")
+                "the change comes from the edits, not from a new draw of customers. Each "
+                "figure is still the sample's estimate of the market's (± its standard error); "
+                "a larger sample measures the change more precisely.")
     return ("The runs differ in seed or sample size: part of the change is sampling noise; "
             "keep both fixed to read an edit's effect.")
 
 
-def _row(label: str, now, before, key: str) -> dict:
+def _se(ds: xr.Dataset, key: str, channel: str | None = None) -> float | None:
+    """The sample's standard error of a figure the result carries one for, else None."""
+    if channel is None:
+        if "standard_error_total" not in ds or key not in ds.figure.values:
+            return None
+        return float(ds.standard_error_total.sel(figure=key))
+    if "standard_error" not in ds or key not in ds.figure.values:
+        return None
+    return float(ds.standard_error.sel(figure=key, channel=channel))
+
+
+def _row(label: str, now, before, key: str, se: float | None = None) -> dict:
     from simulation.analysis.summary import format_figure
 
     change = "" if before is None else _change(now, before, key)
-    return {"figure": label, "this run": format_figure(key, now),
+    shown = format_figure(key, now)
+    if se is not None and math.isfinite(se) and se > 0:
+        shown += f" ± {se:,.0f}"
+    return {"figure": label, "this run": shown,
             "previous run": "" if before is None else format_figure(key, before),
             "change": change}
 
 
 def _change(now, before, key: str) -> str:
-    import math
-
     from simulation.analysis.summary import format_figure
 
     if not all(map(math.isfinite, (now, before))):  # no customers (∞), none to divide (nan)
-        same = now == before or (math.isnan(now) and math.isnan(before))
-        return "" if same else "changed"
+        if now == before or (math.isnan(now) and math.isnan(before)):
+            return ""
+        if math.isinf(now):
+            return "no customers now"
+        return "had no customers" if math.isinf(before) else "changed"
     diff = now - before
     if diff == 0:
         return "same"
