@@ -48,6 +48,7 @@ outcome: solara.Reactive[session.Outcome | None] = solara.reactive(None, equals=
 previous: solara.Reactive[session.Outcome | None] = solara.reactive(None, equals=lambda a, b: a is b)
 day = solara.reactive((0, 0))
 runs = solara.reactive(0)
+tab = solara.reactive(0)
 
 
 def _scenario(name: str) -> Scenario:
@@ -173,7 +174,7 @@ def Results(result: session.Outcome):
     if previous.value is not None:
         _html("p", escape(f"previous: {previous.value.label}. {session.noise_note(result, previous.value)}"))
     _html("div", _table(session.compare(result, previous.value)), "distsim-compare")
-    with solara.lab.Tabs():
+    with solara.lab.Tabs(value=tab):  # the tab stays open across runs
         for kind, label in session.PLOTS:
             with solara.lab.Tab(label):
                 if kind in result.plots:
