@@ -455,9 +455,8 @@ def cmd_export_mmm(args) -> int:
 def cmd_app(args) -> int:
     import socket
 
-    from simulation.scenario import load_scenario
-
     from simulation.app.session import MAX_AGENTS
+    from simulation.scenario import load_scenario
 
     if args.scenario is not None:
         load_scenario(args.scenario)  # a bad file: one line here, not an error page later
