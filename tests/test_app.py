@@ -118,6 +118,8 @@ def test_the_page_says_what_the_command_line_warns_about(base):
     rows = {r["figure"]: r for r in session.compare(shown, None)}
     se = float(shown.ds.standard_error_total.sel(figure="revenue"))
     assert rows["revenue"]["this run"].endswith(f" ± {se:,.0f}")
+    margin_se = float(shown.ds.standard_error_total.sel(figure="gross_margin"))
+    assert rows["profit"]["this run"].endswith(f" ± {margin_se:,.0f}")  # as distsim run
     labels = {k.path: k.label for k in session.knobs(base)}
     assert labels["post_purchase.reminders.enabled"] == "reminders (no cost set in the file)"
 

@@ -80,7 +80,7 @@ def _start(base: Scenario) -> None:
     if simulate.pending:  # a second click before the button is disabled
         return
     try:
-        scenario = session.edited(base, edits.value)
+        scenario = session.edited(base, edits.value, choice.value)
     except ScenarioError as exc:
         problem.value = str(exc)
         return
@@ -155,9 +155,14 @@ def Controls(base: Scenario | None):
 @solara.component
 def Results(result: session.Outcome):
     t = result.totals
+
+    def figure(key: str) -> str:
+        se = session.standard_error(result.ds, key)
+        return f"<b>{t[key]:,.0f}</b>" + (f" ± {se:,.0f}" if se and se == se else "")
+
     _html("h3", escape(result.label))
-    _html("p", f"<b>{t['customers']:,}</b> new customers · revenue <b>{t['revenue']:,.0f}</b> · "
-               f"spend <b>{t['spend']:,.0f}</b> · profit <b>{t['profit']:,.0f}</b> · "
+    _html("p", f"{figure('customers')} new customers · revenue {figure('revenue')} · "
+               f"spend <b>{t['spend']:,.0f}</b> · profit {figure('profit')} · "
                f"{escape(size_text(result.ds.attrs, int(result.ds.attrs['days'])))}, "
                f"seed {result.ds.attrs['seed']} (simulated in {result.seconds:.1f} s)")
     for text in result.warnings:
@@ -171,7 +176,9 @@ def Results(result: session.Outcome):
         solara.FileDownload(lambda: session.result_bytes(result),
                             filename=f"{stem}.nc", label="result (NetCDF)")
     _html("h4", "Compared with the previous run")
-    if previous.value is not None:
+    if previous.value is None:
+        _html("p", "No previous run yet: move a knob and Run again to see what it changes.")
+    else:
         _html("p", escape(f"previous: {previous.value.label}. {session.noise_note(result, previous.value)}"))
     _html("div", _table(session.compare(result, previous.value)), "distsim-compare")
     with solara.lab.Tabs(value=tab):  # the tab stays open across runs

@@ -87,11 +87,12 @@ def knobs(scenario: Scenario) -> list[Knob]:
     return out
 
 
-def edited(scenario: Scenario, values: dict[str, float | int | bool]) -> Scenario:
+def edited(scenario: Scenario, values: dict[str, float | int | bool],
+           source: str = "app") -> Scenario:
     """``scenario`` with the knobs' ``values`` (by path) that differ from its own applied
     and validated: a bad value raises :class:`~simulation.scenario.ScenarioError` naming
-    the field. ``simulation.*`` goes through :func:`resolve_size`, so that fewer customers
-    simulate the same market."""
+    the field (in ``source``, the file's name). ``simulation.*`` goes through
+    :func:`resolve_size`, so that fewer customers simulate the same market."""
     own = {k.path: k.value for k in knobs(scenario)}
     changes = {p: v for p, v in values.items() if p in own and v != own[p]}
     size = {p.removeprefix("simulation."): changes.pop(p) for p in list(changes)
@@ -99,10 +100,10 @@ def edited(scenario: Scenario, values: dict[str, float | int | bool]) -> Scenari
     if "agents" in size and size["agents"] > MAX_AGENTS:
         from simulation.scenario import ScenarioError
 
-        raise ScenarioError("app", "simulation.agents",
+        raise ScenarioError(source, "simulation.agents",
                             f"at most {MAX_AGENTS:,} in the app (use distsim run for more)")
-    out = with_overrides(scenario, changes, "app") if changes else scenario
-    return resolve_size(out, source="app", **size) if size else out
+    out = with_overrides(scenario, changes, source) if changes else scenario
+    return resolve_size(out, source=source, **size) if size else out
 
 
 @dataclass
@@ -194,13 +195,13 @@ def compare(current: Outcome, previous: Outcome | None) -> list[dict]:
     for key, label in KEY_FIGURES:
         rows.append(_row(label, current.totals[key],
                          None if previous is None else previous.totals[key], key,
-                         _se(current.ds, key)))
+                         standard_error(current.ds, key)))
     before = {} if previous is None else {r["channel"]: r for r in previous.rows}
     for r in current.rows:
         old = before.get(r["channel"])
         rows.append(_row(f"{r['channel']}: new customers", r["customers"],
                          None if old is None else old["customers"], "customers",
-                         _se(current.ds, "customers", r["channel"])))
+                         standard_error(current.ds, "customers", r["channel"])))
         rows.append(_row(f"{r['channel']}: CAC", r["cac"],
                          None if old is None else old["cac"], "cac"))
     return rows
@@ -209,8 +210,8 @@ def compare(current: Outcome, previous: Outcome | None) -> list[dict]:
 def describe(scenario: Scenario, values: dict, source: str) -> str:
     """What a run is: the file and the knobs moved from the file's values."""
     own = {k.path: k for k in knobs(scenario)}
-    moved = [f"{own[p].label} {_plain(own[p].value)} → {_plain(v)}" for p, v in values.items()
-             if p in own and v != own[p].value]  # a switch reads "search on → off"
+    moved = [f"{own[p].label.split(' (')[0]} {_plain(own[p].value)} → {_plain(v)}"
+             for p, v in values.items() if p in own and v != own[p].value]
     return f"{source}" + (f", {', '.join(moved)}" if moved else ", as in the file")
 
 
@@ -237,8 +238,10 @@ def noise_note(current: Outcome, previous: Outcome) -> str:
             "keep both fixed to read an edit's effect.")
 
 
-def _se(ds: xr.Dataset, key: str, channel: str | None = None) -> float | None:
-    """The sample's standard error of a figure the result carries one for, else None."""
+def standard_error(ds: xr.Dataset, key: str, channel: str | None = None) -> float | None:
+    """The sample's standard error of a figure the result carries one for, else None.
+    Profit's is the gross margin's: its costs are the firm's decisions, not draws."""
+    key = "gross_margin" if key == "profit" else key
     if channel is None:
         if "standard_error_total" not in ds or key not in ds.figure.values:
             return None
@@ -268,7 +271,9 @@ def _change(now, before, key: str) -> str:
             return ""
         if math.isinf(now):
             return "no customers now"
-        return "had no customers" if math.isinf(before) else "changed"
+        if math.isinf(before):
+            return "had no customers"
+        return "nothing to divide now" if math.isnan(now) else "had nothing to divide"
     diff = now - before
     if diff == 0:
         return "same"
