@@ -43,8 +43,6 @@ def _warn(message: str) -> None:
                                                 soft_wrap=True)
 
 
-
-
 def _port(text: str) -> int:
     value = arguments.positive(text)
     if value > 65535:
@@ -509,8 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=("numba", "mesa"), default="numba",
                      help="numba: the kernels (default); mesa: one Mesa agent per customer, "
                           "the reference for docking (up to ~100k customers, slow)")
-    run.add_argument("--threads", type=arguments.positive, help="numba threads (results do not depend on "
-                     "it); with --scheduler, each shard's (default: its worker's threads)")
+    run.add_argument("--threads", type=arguments.positive,
+                     help="numba threads (results do not depend on it); with --scheduler, "
+                          "each shard's (default: its worker's threads)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="split the market into shards held by the workers of the Dask "
                           "cluster at ADDRESS (the same result as on one machine)")
@@ -666,7 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
                    days="override the base scenario's days", overrides=None,
                    seed="override the experiment's seed (every run seed and draw derives "
                         "from it)")
-    sweep.add_argument("--replicates", type=arguments.positive, help="override the experiment's replicates")
+    sweep.add_argument("--replicates", type=arguments.positive,
+                       help="override the experiment's replicates")
     sweep.add_argument("--draws", type=arguments.positive,
                        help="override the experiment's assumption draws ([[uncertain]])")
     sweep.add_argument("--objective", metavar="METRIC[:max|min]",

@@ -109,7 +109,8 @@ def test_the_page_says_what_the_command_line_warns_about(base):
     """The scenario warnings of distsim run, the diagnostics, the sample's standard errors
     and programmes that the file prices at nothing: a strategist reading only the page is
     told what the console would have told them."""
-    scenario = session.edited(base, {**SMALL, "simulation.days": 120, "channels.paid_social.daily_budget": 0.0,
+    scenario = session.edited(base, {**SMALL, "simulation.days": 120,
+                                     "channels.paid_social.daily_budget": 0.0,
                                      "post_purchase.reminders.enabled": True})
     shown = session.simulate(scenario)
     assert any("paid_social" in w and "reach" in w for w in shown.warnings), shown.warnings
@@ -120,7 +121,7 @@ def test_the_page_says_what_the_command_line_warns_about(base):
     assert rows["revenue"]["this run"].endswith(f" ± {se:,.0f}")
     margin_se = float(shown.ds.standard_error_total.sel(figure="gross_margin"))
     assert rows["profit"]["this run"].endswith(f" ± {margin_se:,.0f}")  # as distsim run
-    labels = {k.path: k.label for k in session.knobs(base)}
+    labels = {k.path: k.title for k in session.knobs(base)}
     assert labels["post_purchase.reminders.enabled"] == "reminders (no cost set in the file)"
 
 

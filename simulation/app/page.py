@@ -44,8 +44,12 @@ loaded: solara.Reactive[dict[str, Scenario]] = solara.reactive({})
 choice = solara.reactive(next(iter(_sources()), ""))
 edits: solara.Reactive[dict] = solara.reactive(_first_edits())
 problem = solara.reactive("")
-outcome: solara.Reactive[session.Outcome | None] = solara.reactive(None, equals=lambda a, b: a is b)
-previous: solara.Reactive[session.Outcome | None] = solara.reactive(None, equals=lambda a, b: a is b)
+def _same(a, b) -> bool:
+    return a is b  # an Outcome is new when it is another object (xarray's == would align)
+
+
+outcome: solara.Reactive[session.Outcome | None] = solara.reactive(None, equals=_same)
+previous: solara.Reactive[session.Outcome | None] = solara.reactive(None, equals=_same)
 day = solara.reactive((0, 0))
 runs = solara.reactive(0)
 tab = solara.reactive(0)
@@ -115,11 +119,11 @@ def KnobInput(knob: session.Knob, disabled: bool):
             edits.value = {**edits.value, knob.path: v}
 
     if knob.kind == "switch":
-        solara.Switch(label=knob.label, value=bool(value), on_value=set_value, disabled=disabled)
+        solara.Switch(label=knob.title, value=bool(value), on_value=set_value, disabled=disabled)
     elif knob.kind == "int":
-        solara.InputInt(knob.label, value=int(value), on_value=set_value, disabled=disabled)
+        solara.InputInt(knob.title, value=int(value), on_value=set_value, disabled=disabled)
     else:
-        solara.InputFloat(knob.label, value=float(value), on_value=set_value, disabled=disabled)
+        solara.InputFloat(knob.title, value=float(value), on_value=set_value, disabled=disabled)
 
 
 @solara.component
@@ -133,8 +137,9 @@ def Controls(base: Scenario | None):
         return
     if base.description:
         _html("p", f"<i>{escape(base.description)}</i>")
+    every = session.knobs(base)
     for group in ("run", "product", "channels", "programmes"):
-        group_knobs = [k for k in session.knobs(base) if k.group == group]
+        group_knobs = [k for k in every if k.group == group]
         if group_knobs:
             _html("h4", escape(group))
             for knob in group_knobs:
@@ -157,8 +162,7 @@ def Results(result: session.Outcome):
     t = result.totals
 
     def figure(key: str) -> str:
-        se = session.standard_error(result.ds, key)
-        return f"<b>{t[key]:,.0f}</b>" + (f" ± {se:,.0f}" if se and se == se else "")
+        return f"<b>{t[key]:,.0f}</b>" + session.plus_minus(session.standard_error(result.ds, key))
 
     _html("h3", escape(result.label))
     _html("p", f"{figure('customers')} new customers · revenue {figure('revenue')} · "
@@ -179,7 +183,8 @@ def Results(result: session.Outcome):
     if previous.value is None:
         _html("p", "No previous run yet: move a knob and Run again to see what it changes.")
     else:
-        _html("p", escape(f"previous: {previous.value.label}. {session.noise_note(result, previous.value)}"))
+        note = session.noise_note(result, previous.value)
+        _html("p", escape(f"previous: {previous.value.label}. {note}"))
     _html("div", _table(session.compare(result, previous.value)), "distsim-compare")
     with solara.lab.Tabs(value=tab):  # the tab stays open across runs
         for kind, label in session.PLOTS:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from simulation.scenario import Scenario, resolve_size, with_overrides
+from simulation.analysis.summary import format_figure
+from simulation.scenario import Scenario, ScenarioError, resolve_size, with_overrides
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "scenarios"
 """The shipped example scenarios (present in a source checkout, the way the app is run)."""
@@ -51,14 +52,21 @@ def examples() -> dict[str, Path]:
 @dataclass(frozen=True)
 class Knob:
     """One setting the app lets the user change: its dotted path in the scenario (as
-    ``--set`` takes it), a label, its kind (``int``, ``money``, ``switch``) and the
-    scenario's own value."""
+    ``--set`` takes it), a label, its kind (``int``, ``money``, ``switch``), the
+    scenario's own value, its group on the page and a note the page adds to the label
+    (what the file's value means)."""
 
     path: str
     label: str
     kind: str
     value: float | int | bool
     group: str
+    note: str = ""
+
+    @property
+    def title(self) -> str:
+        """The label the page shows: with its note."""
+        return f"{self.label} ({self.note})" if self.note else self.label
 
 
 def knobs(scenario: Scenario) -> list[Knob]:
@@ -75,15 +83,16 @@ def knobs(scenario: Scenario) -> list[Knob]:
         out.append(Knob(f"channels.{ch.name}.enabled", ch.name, "switch", ch.enabled,
                         "channels"))
         if ch.reach.model in ("cpm", "cpc") or ch.daily_budget > 0:
-            moved = "" if ch.schedule.kind == "constant" else f" (at launch; {ch.schedule.kind} schedule)"
-            out.append(Knob(f"channels.{ch.name}.daily_budget", f"{ch.name} budget a day{moved}",
-                            "money", ch.daily_budget, "channels"))
+            kind = ch.schedule.kind
+            moved = "" if kind == "constant" else f"at launch; {kind} schedule"
+            out.append(Knob(f"channels.{ch.name}.daily_budget", f"{ch.name} budget a day",
+                            "money", ch.daily_budget, "channels", moved))
     for name in PROGRAMMES:
         programme = getattr(scenario.post_purchase, name)
         costs = [v for k, v in programme.model_dump().items() if "cost" in k]
-        free = " (no cost set in the file)" if costs and not any(costs) else ""
-        out.append(Knob(f"post_purchase.{name}.enabled", f"{name}{free}", "switch",
-                        programme.enabled, "programmes"))
+        free = "no cost set in the file" if costs and not any(costs) else ""
+        out.append(Knob(f"post_purchase.{name}.enabled", name, "switch", programme.enabled,
+                        "programmes", free))
     return out
 
 
@@ -98,8 +107,6 @@ def edited(scenario: Scenario, values: dict[str, float | int | bool],
     size = {p.removeprefix("simulation."): changes.pop(p) for p in list(changes)
             if p.startswith("simulation.")}
     if "agents" in size and size["agents"] > MAX_AGENTS:
-        from simulation.scenario import ScenarioError
-
         raise ScenarioError(source, "simulation.agents",
                             f"at most {MAX_AGENTS:,} in the app (use distsim run for more)")
     out = with_overrides(scenario, changes, source) if changes else scenario
@@ -210,7 +217,7 @@ def compare(current: Outcome, previous: Outcome | None) -> list[dict]:
 def describe(scenario: Scenario, values: dict, source: str) -> str:
     """What a run is: the file and the knobs moved from the file's values."""
     own = {k.path: k for k in knobs(scenario)}
-    moved = [f"{own[p].label.split(' (')[0]} {_plain(own[p].value)} → {_plain(v)}"
+    moved = [f"{own[p].label} {_plain(own[p].value)} → {_plain(v)}"
              for p, v in values.items() if p in own and v != own[p].value]
     return f"{source}" + (f", {', '.join(moved)}" if moved else ", as in the file")
 
@@ -251,21 +258,19 @@ def standard_error(ds: xr.Dataset, key: str, channel: str | None = None) -> floa
     return float(ds.standard_error.sel(figure=key, channel=channel))
 
 
-def _row(label: str, now, before, key: str, se: float | None = None) -> dict:
-    from simulation.analysis.summary import format_figure
+def plus_minus(se: float | None) -> str:
+    """" ± SE" for a standard error the sample gave (none, nan or 0: nothing)."""
+    return f" ± {se:,.0f}" if se is not None and math.isfinite(se) and se > 0 else ""
 
+
+def _row(label: str, now, before, key: str, se: float | None = None) -> dict:
     change = "" if before is None else _change(now, before, key)
-    shown = format_figure(key, now)
-    if se is not None and math.isfinite(se) and se > 0:
-        shown += f" ± {se:,.0f}"
-    return {"figure": label, "this run": shown,
+    return {"figure": label, "this run": format_figure(key, now) + plus_minus(se),
             "previous run": "" if before is None else format_figure(key, before),
             "change": change}
 
 
 def _change(now, before, key: str) -> str:
-    from simulation.analysis.summary import format_figure
-
     if not all(map(math.isfinite, (now, before))):  # no customers (∞), none to divide (nan)
         if now == before or (math.isnan(now) and math.isnan(before)):
             return ""
