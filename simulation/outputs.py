@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,19 @@ MARGIN_BYTES = 1 << 20
 _LEGACY = re.compile(r"\.[a-z0-9_]{8}\.(nc|png|html|parquet|json|csv|tmp)$")
 """Temporaries of distsim 0.1 (``tempfile.mkstemp`` names), cleared once old."""
 _LEGACY_AGE_S = 3600
+
+
+_STOP = threading.Event()
+
+
+def interrupted(*, set_it: bool = False, clear_it: bool = False) -> bool:
+    """Whether the command was asked to stop (Ctrl-C, SIGTERM): the command line's signal
+    handler sets it, and :meth:`OutputFiles.commit` refuses to commit once it is set."""
+    if set_it:
+        _STOP.set()
+    if clear_it:
+        _STOP.clear()
+    return _STOP.is_set()
 
 
 class OutputError(Exception):
@@ -120,7 +134,10 @@ class OutputFiles:
             raise _error(out.where, exc) from None
 
     def commit(self) -> None:
-        """Rename every temporary onto its name: the outputs appear together."""
+        """Rename every temporary onto its name: the outputs appear together (unless a
+        stop was asked for that could not interrupt the work, :func:`interrupted`)."""
+        if interrupted():
+            raise KeyboardInterrupt
         mode = 0o666 & ~_umask()  # temporaries are made 0600; results are ordinary files
         try:
             for out in self._outputs.values():

@@ -103,6 +103,13 @@ def uniform(state):
     return np.int64(mix64(state) >> _S11) * _INV53, state
 
 
+@njit(cache=True, inline="always")
+def uniform_bits(state):
+    """The first :func:`uniform` of a stream as its 53-bit integer ``k`` (the uniform is
+    ``k / 2**53``): ``uniform_bits(s) < odds(p)`` exactly when ``uniform(s)[0] < p``."""
+    return mix64(np.uint64(state) + GOLDEN) >> _S11
+
+
 @njit(cache=True)
 def normal(state):
     """A standard normal (Box-Muller, one of the pair) and the advanced state."""

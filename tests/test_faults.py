@@ -304,6 +304,31 @@ def test_a_stopped_run_leaves_nothing(tmp_path, sig):
     assert leftovers(tmp_path) == []
 
 
+def test_a_stop_that_compiled_code_swallowed_still_stops_the_commit(tmp_path, monkeypatch):
+    """Ctrl-C while numba calls back into Python (writing a compiled kernel to its cache)
+    raises inside the callback, which prints the exception and goes on: the command must
+    still not commit its outputs. Reproduced with a ctypes callback, as numba's is."""
+    import ctypes
+
+    from simulation.cli import _terminate_as_interrupt
+    from simulation.outputs import OutputFiles
+
+    def callback():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the handler runs here, inside the callback
+
+    swallowed = []
+    monkeypatch.setattr(sys, "unraisablehook", swallowed.append)
+    with _terminate_as_interrupt(), OutputFiles() as out:
+        out.add("--out", tmp_path / "r.nc")
+        out.write("--out", b"a result")
+        ctypes.CFUNCTYPE(None)(callback)()
+        assert [type(u.exc_value) for u in swallowed] == [KeyboardInterrupt]
+        with pytest.raises(KeyboardInterrupt):
+            out.commit()
+    assert leftovers(tmp_path) == []
+
+
 @pytest.mark.slow
 def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
     proc = _start(tmp_path)

@@ -31,12 +31,25 @@ def _draws(key, n, keys):
 
 @njit(cache=True)
 def _reach_masks(key, n, exposure, chday):
-    """The kernel's exposure draw for n customers of segment 0 in stage 0."""
+    """The kernel's exposure draw (:func:`simulation.kernels.day._triage`) for n customers
+    of segment 0 in stage 0."""
+    nch = exposure.shape[2]
+    thr = K.thresholds(exposure)
+    live = np.ones(nch, np.bool_)
+    zeros = np.zeros(n, np.uint8)
+    reached = np.zeros(n, np.uint64)
+    cnt = np.zeros(len(K.CH) * nch)
+    b = K.BLOCK
+    cell, bits = np.empty(b, np.uint64), np.empty(b, np.uint64)
+    mask, works = np.empty(b, np.uint64), np.empty(b, np.uint64)
+    gone, flag, who = np.empty(b, np.uint8), np.zeros(b, np.uint8), np.empty(b, np.int64)
     out = np.empty((n, 2), np.uint64)
-    for i in range(n):
-        mask, works = K._reaching(0, 0, exposure, chday, exposure.shape[2], i)
-        out[i, 0] = mask
-        out[i, 1] = works
+    for lo in range(0, n, b):
+        m = min(b, n - lo)
+        K._triage(key, 0, lo, m, zeros, zeros, zeros, reached, thr, chday, live, 0, 0,
+                  np.uint64(0), cnt, nch, cell, bits, mask, works, gone, flag, who)
+        out[lo:lo + m, 0] = mask[:m]
+        out[lo:lo + m, 1] = works[:m]
     return out
 
 
@@ -138,3 +151,48 @@ def test_a_channel_with_no_effect_changes_only_its_own_figures():
     # the credit moves between channels, it is not created
     for v in ("attributed_conversions",):
         np.testing.assert_allclose(quiet[v].sum("channel"), idle[v].sum("channel"))
+
+
+def _mix64(z):
+    """SplitMix64's finaliser in plain numpy (wrapping uint64 arithmetic), apart from the
+    kernels' own."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def test_a_days_reaches_and_forgetting_are_the_draws_counted_by_hand():
+    """One day of a market in mid-journey, recounted from the draws in numpy: each
+    channel's reach count (a customer is reached when the channel's draw falls below the
+    odds of its stage at the day's start), the aware and considering customers who forget
+    (not moved on, and their forgetting draw below the odds), and the day's occupancy.
+    Most customers are counted in blocks by the kernel rather than one by one, so this
+    checks those tallies against the rules."""
+    from simulation.model import SALT_STEP, MarketModel
+    from simulation.state import ACTIVE, AWARE, CONSIDERING
+
+    scenario = simulation.load_scenario("benchmarks/market_100m.toml")
+    model = MarketModel(scenario, agents=40_000, days=40)
+    for _ in range(30):
+        model.step()
+    pop = model.population
+    day = model.day
+    stage, segment = pop.stage.copy(), pop.segment.copy()
+    event = (stage == ACTIVE) & (pop.next_day == day)  # the day's event comes instead
+    model.step()
+    key = rng.day_key(model.key, day, SALT_STEP)
+    chday = rng.day_decision_keys(key, model.channel_keys)
+    odds = _exposure(model.reach, model.eff)[segment, stage]  # (customer, channel, 2)
+    customer = np.arange(model.n, dtype=np.uint64)
+    u = np.stack([_mix64(k + customer * rng.GOLDEN) >> np.uint64(11) for k in chday], axis=1)
+    reached = (u < odds[:, :, 0]) & ~event[:, None]
+    moved = (u < odds[:, :, 1]).any(axis=1) & ~event
+    np.testing.assert_array_equal(model.recorder.channel("reached", day), reached.sum(axis=0))
+    base = _mix64(key + customer * rng.GOLDEN)
+    draw = _mix64((base ^ rng.decision_key("forget")) + rng.GOLDEN) >> np.uint64(11)
+    for s, name in ((AWARE, "forgot_aware"), (CONSIDERING, "forgot_considering")):
+        gone = (stage == s) & ~moved & (draw < rng.odds(np.array(model.forget[s])))
+        assert model.recorder.market(name, day) == gone.sum() > 0
+    occupancy = np.zeros((len(scenario.segments), 5))
+    np.add.at(occupancy, (pop.segment, pop.stage), 1)
+    np.testing.assert_array_equal(model.recorder.occupancy(day), occupancy)

@@ -37,8 +37,13 @@ What happens to a customer on a day, in order:
    draw) moves the customer one stage on;
 4. if nothing moved an aware or considering customer, they may forget.
 
-Customers who have nothing to decide today (nobody can reach them, they cannot
-forget, no event is scheduled) cost a byte or two of reads and no draw.
+A chunk takes its customers a block at a time (:func:`_triage`). The day's common draws
+(every channel's exposure, forgetting) are made for the whole block at once, many
+customers an instruction; then only customers with something to decide are visited one
+by one: an active customer, a waiting lead, a customer who forgets, and one reached by a
+channel unless the reach changes nothing but the reach counts (an unaware customer it
+does not move on). Everyone else's day, most of a large market's, ends in the block's
+counts (:func:`_tally`).
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ from simulation.rng import (
     poisson,
     stream,
     uniform,
+    uniform_bits,
 )
 from simulation.state import (
     ACTIVE,
@@ -564,33 +570,109 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
 
 
 @njit(cache=True, inline="always")
-def _reaching(g, s, exposure, chday, nch, customer):
-    """Which channels reach the customer today, and which of them would move them on.
+def _odds(p):
+    """:func:`simulation.rng.odds` of one probability, inside a kernel."""
+    return np.uint64(np.ceil(min(max(p, 0.0), 1.0) * 9007199254740992.0))
 
-    Each channel draws one uniform ``u`` from its own stream, keyed by its name and the
-    day (``chday``), so a channel's budget never moves whom another reaches. It reaches
-    if ``u < r`` and its effect works if ``u < r e``: given a reach, ``u / r`` is uniform,
-    so the effect has probability ``e`` as its own draw would, and both sets only grow
-    with the channel's reach (a higher budget reaches and moves everyone a lower one
-    did). ``exposure[g, s, c]`` holds ``r`` and ``r e`` as :func:`simulation.rng.odds`;
-    ``customer`` is the index in the whole market (the draw's key, as for :func:`stream`).
 
-    Returns bit masks (reached, effective). This is the common path of every reachable
-    customer, kept small; what the reaching channels do is :func:`_exposures`, called
-    only when one does.
+@njit(cache=True)
+def thresholds(exposure):
+    """``exposure[g, s, c, k]`` as ``out[k, c, g * N_STAGES + s]``: a channel's thresholds
+    in one row, indexed by the customer's (segment, stage), for :func:`_reach_block`."""
+    nseg, nst, nch = exposure.shape[0], exposure.shape[1], exposure.shape[2]
+    out = np.empty((2, nch, nseg * nst), np.uint64)
+    for g in range(nseg):
+        for s in range(nst):
+            for c in range(nch):
+                for k in range(2):
+                    out[k, c, g * nst + s] = exposure[g, s, c, k]
+    return out
+
+
+BLOCK = 512
+"""Customers a chunk sorts at once (:func:`_triage`) before visiting those with something
+to decide; small enough that the block's scratch arrays stay in the core's first cache."""
+
+
+@njit(cache=True, inline="always")
+def _triage(key, first, lo, m, segment, stage, lead, reached_mask, thr, chday, live,
+            forget_aware, forget_considering, plain, cnt, nch, cell, bits, mask, works, gone,
+            flag, who):
+    """Sort customers ``lo ... lo + m - 1`` of the day: those with something to decide go
+    into ``who`` (offsets from ``lo``; the count is returned) and the day of the others is
+    done here, a channel at a time, many customers an instruction.
+
+    **The exposures.** Each channel draws one uniform ``u`` per customer from its own
+    stream, keyed by its name and the day (``chday``), so a channel's budget never moves
+    whom another reaches. It reaches if ``u < r`` and its effect works if ``u < r e``:
+    given a reach, ``u / r`` is uniform, so the effect has probability ``e`` as its own
+    draw would, and both sets only grow with the channel's reach (a higher budget reaches
+    and moves everyone a lower one did). ``thr[0, c, g * N_STAGES + s]`` holds ``r`` and
+    ``thr[1, ...]`` ``r e`` for segment g in stage s, as :func:`simulation.rng.odds`
+    (:func:`thresholds`); only ``live`` channels (a threshold above 0 somewhere today)
+    draw. Bit masks into ``mask`` (reached) and ``works`` (would move the customer on).
+
+    **Forgetting** is drawn here too, from the customer-day's stream as the visit would
+    (``gone``: an aware or considering customer who forgets today if nothing moves them).
+
+    **Visited** (the full rules of :func:`step_day`): active customers (an event, the
+    census), waiting leads, those who forget, and those reached unless the reach changes
+    nothing but the reach counts: an unaware customer whom no reaching channel moves,
+    when no reaching channel is personalised or has a hold-out cell (``plain``: the
+    channels for which that holds, none while a list channel exists). For those the reach
+    counts and reach bits are booked here.
+
+    Every draw is made from the stage at the block's start, which is the stage a customer
+    is exposed in: only the customer's own earlier steps of the day (a lost lead, a
+    scheduled event) change it, and those leave no exposure that day.
     """
-    mask = np.uint64(0)
-    works = np.uint64(0)
+    for j in range(m):
+        cell[j] = np.uint64(segment[lo + j]) * np.uint64(N_STAGES) + np.uint64(stage[lo + j])
+        mask[j] = 0
+        works[j] = 0
+    for c in range(chday.shape[0]):
+        if not live[c]:
+            continue
+        day_key = chday[c]
+        reach = thr[0, c]
+        effect = thr[1, c]
+        bit = np.uint64(c)
+        for j in range(m):
+            bits[j] = draw_bits(day_key, first + (lo + j))
+        for j in range(m):
+            mask[j] |= np.uint64(bits[j] < reach[cell[j]]) << bit
+            works[j] |= np.uint64(bits[j] < effect[cell[j]]) << bit
+    for j in range(m):
+        s = stage[lo + j]
+        u = uniform_bits(decision(stream(key, first + (lo + j)), D_FORGET))
+        odds = forget_aware if s == AWARE else (forget_considering if s == CONSIDERING else 0)
+        gone[j] = u < odds
+    for j in range(m):
+        s = stage[lo + j]
+        quiet = (s == UNAWARE) & (works[j] == 0) & ((mask[j] & ~plain) == 0)
+        visit = ((s == ACTIVE) | (gone[j] != 0) | ((s == CONSIDERING) & (lead[lo + j] > 0))
+                 | ((mask[j] != 0) & ~quiet))
+        flag[j] = visit
+        bits[j] = 0 if visit else mask[j]  # reached, and nothing more happens today
+    n = 0
+    eight = flag.view(np.uint64)  # the flags eight at a time: most words hold no visit
+    for q in range((m + 7) // 8):
+        if eight[q] == 0:
+            continue
+        for j in range(8 * q, min(m, 8 * q + 8)):
+            who[n] = j
+            n += flag[j]
+    for j in range(m):
+        reached_mask[lo + j] |= bits[j]
     for c in range(nch):
-        k = exposure[g, s, c, 0]
-        if k > 0:
-            u = draw_bits(chday[c], customer)
-            if u < k:
-                bit = np.uint64(1) << np.uint64(c)
-                mask |= bit
-                if u < exposure[g, s, c, 1]:
-                    works |= bit
-    return mask, works
+        if not live[c]:
+            continue
+        bit = np.uint64(c)
+        reached = 0
+        for j in range(m):
+            reached += (bits[j] >> bit) & np.uint64(1)
+        cnt[CH.reached * nch + c] += reached
+    return n
 
 
 @njit(cache=True, inline="always")
@@ -598,7 +680,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
                chp, base):
     """What the channels in ``mask`` (those reaching customer i today) do: a visit may
     sign the customer up to the firm's list; each reach is counted and is a touch; the
-    first in ``works`` (:func:`_reaching`) moves the customer one stage on; last, the list
+    first in ``works`` (:func:`_reach_block`) moves the customer one stage on; last, the list
     channel's contact may make them unsubscribe. Returns whether a channel moved the
     customer on.
     """
@@ -658,6 +740,33 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
     return moved
 
 
+@njit(cache=True, inline="always")
+def _tally(lo, m, segment, stage, flags, listbit, tally):
+    """End of the day of customers ``lo ... lo + m - 1``: their count in each (segment,
+    stage) cell, and on the firm's list (``tally[:, -1]``, when one exists), into the
+    chunk's ``tally`` (:func:`_book_tally`).
+
+    Most customers of a day are never visited one by one (:func:`_triage`), so all of them
+    are counted here. Four rows taken in turn, so that neighbours in the same cell do not
+    wait for each other's addition.
+    """
+    for j in range(m):
+        tally[j & 3, segment[lo + j] * N_STAGES + stage[lo + j]] += 1
+    if listbit:
+        for j in range(m):
+            tally[j & 3, -1] += (flags[lo + j] & LISTED) != 0
+
+
+@njit(cache=True, inline="always")
+def _book_tally(tally, cnt, stage_off, list_size, listbit):
+    """A chunk's :func:`_tally` into its counter row: the occupancy block and the list."""
+    cells = tally.shape[1] - 1
+    for k in range(cells):
+        cnt[stage_off + k] += tally[0, k] + tally[1, k] + tally[2, k] + tally[3, k]
+    if listbit:
+        cnt[list_size] += tally[0, cells] + tally[1, cells] + tally[2, cells] + tally[3, cells]
+
+
 @njit(parallel=True, cache=True)
 def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, mech, segp, chp,
              cnt_all, attr_all, trans_all, waiting, log, hold, holding):
@@ -692,6 +801,16 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
     lc = int(market[0].list_channel)
     listbit = np.uint64(1) << np.uint64(lc) if lc >= 0 else np.uint64(0)
     list_size = CH.list_size * nch + lc
+    thr = thresholds(exposure)
+    live = np.zeros(nch, np.bool_)
+    for c in range(nch):
+        live[c] = (thr[0, c] > 0).any()
+    forget_aware = _odds(forget[AWARE])
+    forget_considering = _odds(forget[CONSIDERING])
+    # channels whose reach of an unaware customer they do not move changes nothing but the
+    # reach counts (:func:`_triage`): not a personalised one or one with a hold-out cell,
+    # and none while a list channel exists (a visit may sign the customer up)
+    plain = np.uint64(0) if lc >= 0 else ~(personal | holding)
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
         par = market[0]  # the rules (a record: par.unit_cost, ...), read inside the loop
@@ -700,71 +819,82 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
         trans = trans_all[ch]
         lo = ch * CHUNK
         hi = min(n, lo + CHUNK)
-        for i in range(lo, hi):
-            s = stage[i]
-            g = segment[i]
-            has_event = s == ACTIVE and next_day[i] == day
-            has_lead = s == CONSIDERING and lead[i] > 0
-            if not reachable[g, s] and forget[s] <= 0.0 and not has_event and not has_lead:
-                cnt[stage_off + g * 5 + s] += 1.0
-                if listbit and flags[i] & LISTED:
-                    cnt[list_size] += 1.0
+        cell = np.empty(BLOCK, np.uint64)
+        bits = np.empty(BLOCK, np.uint64)
+        reach_mask = np.empty(BLOCK, np.uint64)
+        reach_works = np.empty(BLOCK, np.uint64)
+        gone = np.empty(BLOCK, np.uint8)
+        flag = np.zeros(BLOCK, np.uint8)  # whole words of eight, the last one's tail 0
+        who = np.empty(BLOCK, np.int64)
+        tally = np.zeros((4, nseg * N_STAGES + 1), np.int64)
+        for b0 in range(lo, hi, BLOCK):
+            m = min(BLOCK, hi - b0)
+            visits = _triage(key, first, b0, m, segment, stage, lead, reached_mask, thr, chday,
+                             live, forget_aware, forget_considering, plain, cnt, nch, cell,
+                             bits, reach_mask, reach_works, gone, flag, who)
+            for v in range(visits):
+                j = who[v]
+                i = b0 + j
+                s = stage[i]
+                g = segment[i]
+                has_event = s == ACTIVE and next_day[i] == day
+                has_lead = s == CONSIDERING and lead[i] > 0
+                if not reachable[g, s] and forget[s] <= 0.0 and not has_event and not has_lead:
+                    if s == ACTIVE:
+                        _census(pop, i, day, par, mech, cnt, market_off, nch)
+                    continue
+                done = False
+                base = np.uint64(0)  # the customer-day's stream, drawn from only when needed
+                if has_lead or has_event:
+                    base = stream(key, first + i)
+                # 1. a waiting lead may be lost
+                if has_lead:
+                    c = lead[i] - 1
+                    if _draw(base, D_LEAD_DECAY) < chp[c].lead_decay:
+                        lead[i] = 0
+                        stage[i] = AWARE
+                        cnt[CH.leads_lost * nch + c] += 1.0
+                        done = True
+                # 2. the scheduled event of an active customer
+                if has_event:
+                    s = _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base)
+                    done = True
+                # 3. exposures, 4. forgetting when nothing moved the customer
+                if not done:
+                    moved = False
+                    if reachable[g, s]:
+                        mask = reach_mask[j]
+                        works = reach_works[j]
+                        if mask and not (flags[i] & CONSENT):
+                            # personalised contact only reaches customers who consented
+                            mask &= ~personal
+                            works &= ~personal
+                        if mask & listbit and not (flags[i] & LISTED):
+                            mask &= ~listbit
+                            works &= ~listbit
+                        if mask & holding:  # a channel never reaches its hold-out cell
+                            out = holdout.held(hold, holding, first + i)
+                            mask &= ~out
+                            works &= ~out
+                        if mask:
+                            reached_mask[i] |= mask
+                            base = stream(key, first + i)
+                            unbought = pop[F_ACQ_CHANNEL][i] == NO_CHANNEL
+                            moved = _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr,
+                                               trans, log, ch, par, segp, chp, base)
+                            if holding and unbought and pop[F_ACQ_CHANNEL][i] != NO_CHANNEL:
+                                holdout.count_conversion(hold, holding, first + i, cnt, nch,
+                                                         CH.holdout_conversions)
+                    s = stage[i]
+                    if not moved and (s == AWARE or s == CONSIDERING) and gone[j]:
+                        _forget(pop, i, s, cnt, market_off)
+                s = stage[i]
                 if s == ACTIVE:
                     _census(pop, i, day, par, mech, cnt, market_off, nch)
-                continue
-            done = False
-            base = np.uint64(0)  # the customer-day's stream, drawn from only when needed
-            if has_lead or has_event:
-                base = stream(key, first + i)
-            # 1. a waiting lead may be lost
-            if has_lead:
-                c = lead[i] - 1
-                if _draw(base, D_LEAD_DECAY) < chp[c].lead_decay:
-                    lead[i] = 0
-                    stage[i] = AWARE
-                    cnt[CH.leads_lost * nch + c] += 1.0
-                    done = True
-            # 2. the scheduled event of an active customer
-            if has_event:
-                s = _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base)
-                done = True
-            # 3. exposures, 4. forgetting when nothing moved the customer
-            if not done:
-                moved = False
-                if reachable[g, s]:
-                    mask, works = _reaching(g, s, exposure, chday, nch, first + i)
-                    if mask and not (flags[i] & CONSENT):
-                        # personalised contact only reaches customers who consented
-                        mask &= ~personal
-                        works &= ~personal
-                    if mask & listbit and not (flags[i] & LISTED):
-                        mask &= ~listbit
-                        works &= ~listbit
-                    if mask & holding:  # a channel never reaches its hold-out cell
-                        out = holdout.held(hold, holding, first + i)
-                        mask &= ~out
-                        works &= ~out
-                    if mask:
-                        reached_mask[i] |= mask
-                        base = stream(key, first + i)
-                        unbought = pop[F_ACQ_CHANNEL][i] == NO_CHANNEL
-                        moved = _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr,
-                                           trans, log, ch, par, segp, chp, base)
-                        if holding and unbought and pop[F_ACQ_CHANNEL][i] != NO_CHANNEL:
-                            holdout.count_conversion(hold, holding, first + i, cnt, nch,
-                                                     CH.holdout_conversions)
-                s = stage[i]
-                if (not moved and (s == AWARE or s == CONSIDERING) and forget[s] > 0.0
-                        and _draw(stream(key, first + i), D_FORGET) < forget[s]):
-                    _forget(pop, i, s, cnt, market_off)
-            s = stage[i]
-            cnt[stage_off + g * 5 + s] += 1.0
-            if listbit and flags[i] & LISTED:
-                cnt[list_size] += 1.0
-            if s == ACTIVE:
-                _census(pop, i, day, par, mech, cnt, market_off, nch)
-            elif has_capacity and s == CONSIDERING and lead[i] > 0:
-                waiting[ch, lead[i] - 1] += 1
+                elif has_capacity and s == CONSIDERING and lead[i] > 0:
+                    waiting[ch, lead[i] - 1] += 1
+            _tally(b0, m, segment, stage, flags, listbit, tally)
+        _book_tally(tally, cnt, stage_off, list_size, listbit)
 
 
 @njit(parallel=True, cache=True)
