@@ -618,9 +618,9 @@ def _triage(key, first, lo, m, segment, stage, lead, reached_mask, thr, chday, l
     **Visited** (the full rules of :func:`step_day`): active customers (an event, the
     census), waiting leads, those who forget, and those reached unless the reach changes
     nothing but the reach counts: an unaware customer whom no reaching channel moves,
-    when no reaching channel is personalised or has a hold-out cell (``plain``: the
-    channels for which that holds, none while a list channel exists). For those the reach
-    counts and reach bits are booked here.
+    when every reaching channel is ``plain`` (not personalised, no hold-out cell, not the
+    list channel, no sign-ups to the list at a visit). For those the reach counts and
+    reach bits are booked here.
 
     Every draw is made from the stage at the block's start, which is the stage a customer
     is exposed in: only the customer's own earlier steps of the day (a lost lead, a
@@ -808,9 +808,14 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
     forget_aware = _odds(forget[AWARE])
     forget_considering = _odds(forget[CONSIDERING])
     # channels whose reach of an unaware customer they do not move changes nothing but the
-    # reach counts (:func:`_triage`): not a personalised one or one with a hold-out cell,
-    # and none while a list channel exists (a visit may sign the customer up)
-    plain = np.uint64(0) if lc >= 0 else ~(personal | holding)
+    # reach counts (:func:`_triage`): not a personalised one, one with a hold-out cell, the
+    # list channel (it mails only those on the list, who may unsubscribe), or one whose
+    # visit may sign the customer up to the list
+    plain = ~(personal | holding | listbit)
+    if lc >= 0:
+        for c in range(nch):
+            if chp[c].opt_in_visit > 0.0:
+                plain &= ~(np.uint64(1) << np.uint64(c))
     n_chunks = cnt_all.shape[0]
     for ch in prange(n_chunks):
         par = market[0]  # the rules (a record: par.unit_cost, ...), read inside the loop
