@@ -594,7 +594,7 @@ BLOCK = 512
 to decide; small enough that the block's scratch arrays stay in the core's first cache."""
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _triage(key, first, lo, m, segment, stage, lead, reached_mask, thr, chday, live,
             forget_aware, forget_considering, plain, cnt, nch, cell, bits, mask, works, gone,
             flag, who):
