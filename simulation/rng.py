@@ -29,7 +29,8 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
-_INV53 = 1.0 / 9007199254740992.0
+_TWO53 = 9007199254740992.0  # 2**53
+_INV53 = 1.0 / _TWO53
 
 
 @njit(cache=True, inline="always")
@@ -76,7 +77,13 @@ def draw_bits(key, customer):
 def odds(p: np.ndarray) -> np.ndarray:
     """Probabilities as 53-bit thresholds: ``draw_bits(...) < odds(p)`` exactly when the
     uniform ``draw_bits(...) / 2**53 < p`` (``p * 2**53`` is exact for p in [0, 1])."""
-    return np.ceil(np.clip(p, 0.0, 1.0) * 9007199254740992.0).astype(np.uint64)
+    return np.ceil(np.clip(p, 0.0, 1.0) * _TWO53).astype(np.uint64)
+
+
+@njit(cache=True, inline="always")
+def odds_of(p):
+    """:func:`odds` of one probability, inside a kernel."""
+    return np.uint64(np.ceil(min(max(p, 0.0), 1.0) * _TWO53))
 
 
 def day_decision_keys(day_key, keys: np.ndarray) -> np.ndarray:

@@ -66,6 +66,7 @@ from simulation.rng import (
     draw_bits,
     gamma,
     geometric_days,
+    odds_of,
     poisson,
     stream,
     uniform,
@@ -569,16 +570,10 @@ def _scheduled_event(pop, i, day, g, nch, cnt, log, ch, par, segp, chp, base):
     return ACTIVE
 
 
-@njit(cache=True, inline="always")
-def _odds(p):
-    """:func:`simulation.rng.odds` of one probability, inside a kernel."""
-    return np.uint64(np.ceil(min(max(p, 0.0), 1.0) * 9007199254740992.0))
-
-
 @njit(cache=True)
 def thresholds(exposure):
     """``exposure[g, s, c, k]`` as ``out[k, c, g * N_STAGES + s]``: a channel's thresholds
-    in one row, indexed by the customer's (segment, stage), for :func:`_reach_block`."""
+    in one row, indexed by the customer's (segment, stage), for :func:`_triage`."""
     nseg, nst, nch = exposure.shape[0], exposure.shape[1], exposure.shape[2]
     out = np.empty((2, nch, nseg * nst), np.uint64)
     for g in range(nseg):
@@ -680,7 +675,7 @@ def _exposures(pop, i, s, g, day, mask, works, nch, cnt, attr, trans, log, ch, p
                chp, base):
     """What the channels in ``mask`` (those reaching customer i today) do: a visit may
     sign the customer up to the firm's list; each reach is counted and is a touch; the
-    first in ``works`` (:func:`_reach_block`) moves the customer one stage on; last, the list
+    first in ``works`` (:func:`_triage`) moves the customer one stage on; last, the list
     channel's contact may make them unsubscribe. Returns whether a channel moved the
     customer on.
     """
@@ -805,8 +800,8 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
     live = np.zeros(nch, np.bool_)
     for c in range(nch):
         live[c] = (thr[0, c] > 0).any()
-    forget_aware = _odds(forget[AWARE])
-    forget_considering = _odds(forget[CONSIDERING])
+    forget_aware = odds_of(forget[AWARE])
+    forget_considering = odds_of(forget[CONSIDERING])
     # channels whose reach of an unaware customer they do not move changes nothing but the
     # reach counts (:func:`_triage`): not a personalised one, one with a hold-out cell, the
     # list channel (it mails only those on the list, who may unsubscribe), or one whose
@@ -829,7 +824,7 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
         reach_mask = np.empty(BLOCK, np.uint64)
         reach_works = np.empty(BLOCK, np.uint64)
         gone = np.empty(BLOCK, np.uint8)
-        flag = np.zeros(BLOCK, np.uint8)  # whole words of eight, the last one's tail 0
+        flag = np.zeros(BLOCK, np.uint8)  # read eight at a time; those past a block's end never count
         who = np.empty(BLOCK, np.int64)
         tally = np.zeros((4, nseg * N_STAGES + 1), np.int64)
         for b0 in range(lo, hi, BLOCK):
