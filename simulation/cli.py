@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from simulation import arguments
-from simulation.outputs import interrupted
+from simulation.outputs import STOP_ASKED
 from simulation.progress import ProgressBar
 
 EXIT_BAD_INPUT = 2
@@ -696,15 +696,15 @@ def main(argv: list[str] | None = None) -> int:
 def _terminate_as_interrupt():
     """SIGTERM ends a command like Ctrl-C: outputs not yet committed are discarded.
 
-    Both signals are also noted (:func:`simulation.outputs.interrupted`): one that
+    Both signals are also noted (:data:`simulation.outputs.STOP_ASKED`): one that
     arrives while numba calls back into Python from compiled code (writing a kernel to its
     cache) raises inside the callback, which swallows it, and the command would go on to
     commit its outputs as if no one had asked it to stop."""
     def handler(signum, frame):
-        interrupted(set_it=True)
+        STOP_ASKED.set()
         raise KeyboardInterrupt
 
-    interrupted(clear_it=True)
+    STOP_ASKED.clear()
     try:
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread

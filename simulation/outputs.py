@@ -39,17 +39,10 @@ _LEGACY = re.compile(r"\.[a-z0-9_]{8}\.(nc|png|html|parquet|json|csv|tmp)$")
 _LEGACY_AGE_S = 3600
 
 
-_STOP = threading.Event()
-
-
-def interrupted(*, set_it: bool = False, clear_it: bool = False) -> bool:
-    """Whether the command was asked to stop (Ctrl-C, SIGTERM): the command line's signal
-    handler sets it, and :meth:`OutputFiles.commit` refuses to commit once it is set."""
-    if set_it:
-        _STOP.set()
-    if clear_it:
-        _STOP.clear()
-    return _STOP.is_set()
+STOP_ASKED = threading.Event()
+"""Set when the command was asked to stop (Ctrl-C, SIGTERM) by the command line's signal
+handler: :meth:`OutputFiles.commit` refuses to commit once it is set, should the
+interrupt itself have been swallowed."""
 
 
 class OutputError(Exception):
@@ -135,8 +128,8 @@ class OutputFiles:
 
     def commit(self) -> None:
         """Rename every temporary onto its name: the outputs appear together (unless a
-        stop was asked for that could not interrupt the work, :func:`interrupted`)."""
-        if interrupted():
+        stop was asked for that could not interrupt the work, :data:`STOP_ASKED`)."""
+        if STOP_ASKED.is_set():
             raise KeyboardInterrupt
         mode = 0o666 & ~_umask()  # temporaries are made 0600; results are ordinary files
         try:

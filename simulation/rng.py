@@ -106,8 +106,7 @@ def uniform(state):
 
     The 53 bits are converted to a float through a signed integer: exact (they fit), and
     one instruction, where an unsigned 64-bit conversion is a slow branchy sequence."""
-    state = np.uint64(state) + GOLDEN
-    return np.int64(mix64(state) >> _S11) * _INV53, state
+    return np.int64(uniform_bits(state)) * _INV53, np.uint64(state) + GOLDEN
 
 
 @njit(cache=True, inline="always")

@@ -47,7 +47,7 @@ def _reach_masks(key, n, exposure, chday):
     for lo in range(0, n, b):
         m = min(b, n - lo)
         K._triage(key, 0, lo, m, zeros, zeros, zeros, reached, thr, chday, live, 0, 0,
-                  np.uint64(0), cnt, nch, cell, bits, mask, works, gone, flag, who)
+                  np.uint64(0), cnt, cell, bits, mask, works, gone, flag, who)
         out[lo:lo + m, 0] = mask[:m]
         out[lo:lo + m, 1] = works[:m]
     return out

@@ -591,8 +591,8 @@ to decide; small enough that the block's scratch arrays stay in the core's first
 
 @njit(cache=True)
 def _triage(key, first, lo, m, segment, stage, lead, reached_mask, thr, chday, live,
-            forget_aware, forget_considering, plain, cnt, nch, cell, bits, mask, works, gone,
-            flag, who):
+            forget_aware, forget_considering, plain, cnt, cell, bits, mask, works, gone, flag,
+            who):
     """Sort customers ``lo ... lo + m - 1`` of the day: those with something to decide go
     into ``who`` (offsets from ``lo``; the count is returned) and the day of the others is
     done here, a channel at a time, many customers an instruction.
@@ -621,11 +621,12 @@ def _triage(key, first, lo, m, segment, stage, lead, reached_mask, thr, chday, l
     is exposed in: only the customer's own earlier steps of the day (a lost lead, a
     scheduled event) change it, and those leave no exposure that day.
     """
+    nch = chday.shape[0]
     for j in range(m):
         cell[j] = np.uint64(segment[lo + j]) * np.uint64(N_STAGES) + np.uint64(stage[lo + j])
         mask[j] = 0
         works[j] = 0
-    for c in range(chday.shape[0]):
+    for c in range(nch):
         if not live[c]:
             continue
         day_key = chday[c]
@@ -637,11 +638,14 @@ def _triage(key, first, lo, m, segment, stage, lead, reached_mask, thr, chday, l
         for j in range(m):
             mask[j] |= np.uint64(bits[j] < reach[cell[j]]) << bit
             works[j] |= np.uint64(bits[j] < effect[cell[j]]) << bit
-    for j in range(m):
-        s = stage[lo + j]
-        u = uniform_bits(decision(stream(key, first + (lo + j)), D_FORGET))
-        odds = forget_aware if s == AWARE else (forget_considering if s == CONSIDERING else 0)
-        gone[j] = u < odds
+    if forget_aware or forget_considering:
+        for j in range(m):
+            s = stage[lo + j]
+            u = uniform_bits(decision(stream(key, first + (lo + j)), D_FORGET))
+            odds = forget_aware if s == AWARE else (forget_considering if s == CONSIDERING else 0)
+            gone[j] = u < odds
+    else:  # nobody forgets: no draw
+        gone[:m] = 0
     for j in range(m):
         s = stage[lo + j]
         quiet = (s == UNAWARE) & (works[j] == 0) & ((mask[j] & ~plain) == 0)
@@ -830,8 +834,8 @@ def step_day(day, key, first, pop, exposure, reachable, chday, forget, market, m
         for b0 in range(lo, hi, BLOCK):
             m = min(BLOCK, hi - b0)
             visits = _triage(key, first, b0, m, segment, stage, lead, reached_mask, thr, chday,
-                             live, forget_aware, forget_considering, plain, cnt, nch, cell,
-                             bits, reach_mask, reach_works, gone, flag, who)
+                             live, forget_aware, forget_considering, plain, cnt, cell, bits,
+                             reach_mask, reach_works, gone, flag, who)
             for v in range(visits):
                 j = who[v]
                 i = b0 + j
